@@ -1,0 +1,37 @@
+# Two commands on a fresh Debian machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the tests and the demo need (none yet for the core).
+APT_PACKAGES ?=
+
+.PHONY: demo test bench lint venv system-packages clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rpacs needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+system-packages:
+	@bash scripts/ensure-system-packages.sh $(APT_PACKAGES)
+
+demo: venv system-packages
+	RPACS_HOME=$${RPACS_HOME:-$(CURDIR)/demo-home} $(BIN)/rpacs demo
+
+test: venv system-packages
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: venv system-packages
+	$(BIN)/python benchmarks/deid_throughput.py
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-home bench-work

@@ -1,0 +1,91 @@
+"""Engine, sessions and migrations for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Insert
+
+from ..errors import RpacsError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (review, web) work while an import writes; foreign keys are off by
+    # default in SQLite and the schema relies on cascades.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """One index database. ``Database(url).migrate()`` brings it to the current schema."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Apply every Alembic migration not yet applied (run on every start)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.attributes["connection_engine"] = self.engine
+        try:
+            command.upgrade(cfg, "head")
+        except Exception as exc:  # the driver's message names the database, not patient data
+            raise RpacsError(f"could not migrate the index database: {exc}") from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def upsert(
+    session: Session,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    add: Sequence[str] = (),
+    replace: Sequence[str] = (),
+) -> None:
+    """Insert ``rows``; on a key conflict add the ``add`` columns and overwrite ``replace``.
+
+    One statement per batch on both SQLite and PostgreSQL, so that counting tag values for
+    thousands of instances costs a few round trips, not one per value.
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt: Insert = insert_fn(table).values(list(rows))
+    updates = {col: table.c[col] + stmt.excluded[col] for col in add}
+    updates.update({col: stmt.excluded[col] for col in replace})
+    if updates:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    session.execute(stmt)

@@ -1,0 +1,72 @@
+"""The one exception hierarchy of rpacs.
+
+Every message is written for the person who has to act on it: it names the file, field or
+option at fault and the reason, and never contains a value from the original (identifying)
+data — no names, IDs or dates of a patient.
+"""
+
+from __future__ import annotations
+
+
+class RpacsError(Exception):
+    """Base of every error rpacs raises on purpose."""
+
+    #: Exit code the command line uses for this kind of error.
+    exit_code: int = 1
+
+
+class InvalidInputError(RpacsError):
+    """A value given by the user (option, spec, config) is wrong.
+
+    ``problems`` holds one message per problem, so a form or command line can show all of
+    them at once instead of making the user fix them one at a time.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class NotFoundError(RpacsError):
+    """A project, participant, study or other named thing does not exist (for this caller)."""
+
+    exit_code = 2
+
+
+class ConflictError(RpacsError):
+    """The request contradicts what is already stored (a duplicate acronym, say)."""
+
+    exit_code = 2
+
+
+class DicomInputError(RpacsError):
+    """One input file cannot be taken in: not DICOM, truncated, missing a required UID...
+
+    ``source`` names the file (or ``archive.zip!member``); the message says why.
+    """
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class DeidentificationError(RpacsError):
+    """A dataset could not be de-identified safely, so it must not be stored."""
+
+
+class StorageError(RpacsError):
+    """The file store or index could not complete a write; nothing partial was kept."""
+
+
+__all__ = [
+    "ConflictError",
+    "DeidentificationError",
+    "DicomInputError",
+    "InvalidInputError",
+    "NotFoundError",
+    "RpacsError",
+    "StorageError",
+]
