@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the demo need (none yet for the core).
-APT_PACKAGES ?=
+APT_PACKAGES ?= postgresql
 
 .PHONY: demo test bench lint venv system-packages clean
 
@@ -25,7 +25,7 @@ demo: venv system-packages
 
 test: venv system-packages
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 -q
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -n 2 -q
 
 bench: venv system-packages
 	$(BIN)/python benchmarks/deid_throughput.py

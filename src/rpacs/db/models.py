@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    pass
 
 
 class Project(Base):
@@ -52,7 +52,9 @@ class Project(Base):
     secret: Mapped[bytes] = mapped_column(LargeBinary(32))
     #: Per-project de-identification profile (YAML); empty means the default profile.
     deid_profile: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     participants: Mapped[list[Participant]] = relationship(back_populates="project")
     studies: Mapped[list[Study]] = relationship(back_populates="project")
@@ -67,7 +69,9 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     research_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     project: Mapped[Project] = relationship(back_populates="participants")
     studies: Mapped[list[Study]] = relationship(back_populates="participant")
@@ -93,7 +97,9 @@ class Study(Base):
     patient_key: Mapped[str] = mapped_column(String(64), index=True)
     n_series: Mapped[int] = mapped_column(Integer, default=0)
     n_instances: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     project: Mapped[Project] = relationship(back_populates="studies")
     participant: Mapped[Participant] = relationship(back_populates="studies")

@@ -1,0 +1,87 @@
+"""The file store: de-identified instances, one file each, written atomically.
+
+Layout: ``<root>/<ACRONYM>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``,
+all UIDs being the project's de-identified ones, so a path says nothing about a person.
+A file is first written to a temporary name in ``tmp_dir`` (same file system) and then
+*linked* into place: unlike a rename, a link fails when the target exists, so two writers of
+the same instance can never overwrite each other and a differing second version is detected
+instead of silently replacing the first.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StorageError
+
+
+class PutOutcome(enum.Enum):
+    CREATED = "created"
+    IDENTICAL = "identical"  # the same bytes were already there (a re-import)
+    CONFLICT = "conflict"  # different bytes are stored under this name
+
+
+@dataclass(frozen=True)
+class FileStore:
+    root: Path
+    tmp_dir: Path
+
+    @staticmethod
+    def relative_path(acronym: str, study_uid: str, series_uid: str, sop_uid: str) -> str:
+        return f"{acronym}/{study_uid}/{series_uid}/{sop_uid}.dcm"
+
+    def path_of(self, relative: str) -> Path:
+        return self.root / relative
+
+    def put(self, relative: str, data: bytes, sha256: str) -> PutOutcome:
+        """Store ``data`` under ``relative`` unless it is there already."""
+        target = self.root / relative
+        if target.exists():
+            return self._compare(target, sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp_name, 0o640)
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                return self._compare(target, sha256)
+            except OSError as exc:
+                if exc.errno not in (1, 18, 38, 95):  # EPERM, EXDEV, ENOSYS, EOPNOTSUPP
+                    raise
+                # File systems without hard links: fall back to an exclusive create.
+                return self._put_exclusive(target, data, sha256)
+        except OSError as exc:
+            raise StorageError(f"cannot write {relative} in the store: {exc.strerror}") from exc
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        return PutOutcome.CREATED
+
+    def _put_exclusive(self, target: Path, data: bytes, sha256: str) -> PutOutcome:
+        partial = target.with_name(target.name + ".part")
+        try:
+            with open(partial, "xb") as fh:
+                fh.write(data)
+        except FileExistsError:
+            return self._compare(target, sha256) if target.exists() else PutOutcome.CONFLICT
+        if target.exists():
+            partial.unlink()
+            return self._compare(target, sha256)
+        os.replace(partial, target)
+        return PutOutcome.CREATED
+
+    @staticmethod
+    def _compare(target: Path, sha256: str) -> PutOutcome:
+        existing = hashlib.sha256(target.read_bytes()).hexdigest()
+        return PutOutcome.IDENTICAL if existing == sha256 else PutOutcome.CONFLICT
+
+    def remove(self, relative: str) -> None:
+        (self.root / relative).unlink(missing_ok=True)

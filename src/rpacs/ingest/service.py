@@ -1,0 +1,258 @@
+"""Import into the project archive, and de-identification from folder to folder.
+
+The parent process names the sources and owns the database; worker processes read,
+de-identify and write files (see :mod:`rpacs.ingest.worker`). Results come back as they are
+done and are committed to the index in batches, one transaction each, so a killed import
+leaves a consistent index and a rerun completes it: files already written are found
+byte-identical and adopted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
+from ..db import AuditEvent, Project, Study
+from ..deid import Identity
+from ..installation import Installation
+from ..projects import (
+    check_assignment,
+    date_offset_for,
+    deid_profile,
+    get_or_create_participant,
+    get_project,
+)
+from .content import ImportSummary, Rejection
+from .sources import RefusedSource, Source, iter_sources
+from .worker import NotDicom, Outcome, WorkPlan, init_worker, process_chunk
+
+Progress = Callable[[int, int], None]
+
+#: Instances per index transaction: large enough to amortise the commit, small enough that
+#: a kill loses little work and progress stays visible.
+BATCH_SIZE = 500
+#: Sources per task sent to a worker: amortises inter-process overhead.
+CHUNK_SIZE = 16
+#: A temporary file this old belongs to no live writer (each write takes milliseconds).
+STALE_SECONDS = 600
+
+
+def _plan(
+    inst: Installation,
+    project: Project,
+    participant: str,
+    event: str,
+    store: FileStore,
+    path_prefix: str,
+) -> WorkPlan:
+    return WorkPlan(
+        profile=deid_profile(project),
+        project_secret=project.secret,
+        identity=Identity(participant_id=participant, project_acronym=project.acronym, event=event),
+        date_offset_days=date_offset_for(project, participant),
+        installation_secret=inst.settings.installation_secret,
+        store=store,
+        path_prefix=path_prefix,
+    )
+
+
+def _chunks(items: Sequence[Source], size: int) -> Iterator[list[Source]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _run(plan: WorkPlan, sources: Sequence[Source], workers: int) -> Iterator[Outcome]:
+    """Outcomes in completion order, from ``workers`` processes (or this one when 1)."""
+    if workers <= 1 or len(sources) <= CHUNK_SIZE:
+        init_worker(plan)
+        for chunk in _chunks(sources, CHUNK_SIZE):
+            yield from process_chunk(chunk)
+        return
+    # fork: workers inherit the plan (with its secrets) without it being pickled to a pipe,
+    # and start in milliseconds. The parent holds no threads or open transactions here.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=init_worker, initargs=(plan,)) as pool:
+        for outcomes in pool.imap_unordered(process_chunk, _chunks(sources, CHUNK_SIZE)):
+            yield from outcomes
+
+
+def _collect(paths: Sequence[Path], summary: ImportSummary) -> list[Source]:
+    sources: list[Source] = []
+    for item in iter_sources(paths):
+        if isinstance(item, RefusedSource):
+            summary.rejected.append(Rejection(item.name, item.reason))
+        else:
+            sources.append(item)
+    return sources
+
+
+def _remove_stale_temporary_files(tmp_dir: Path) -> None:
+    if not tmp_dir.is_dir():
+        return
+    limit = time.time() - STALE_SECONDS
+    for leftover in tmp_dir.glob("put-*.part"):
+        try:
+            if leftover.stat().st_mtime < limit:
+                leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def import_paths(
+    inst: Installation,
+    acronym: str,
+    participant: str,
+    event: str,
+    paths: Sequence[Path],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    actor: str = "cli",
+) -> ImportSummary:
+    """De-identify every DICOM file under ``paths`` into the project's archive.
+
+    The assignment (participant, event) is checked against the project before any file is
+    read. Re-importing the same files changes nothing; the summary counts them as present.
+    """
+    project = get_project(inst, acronym)
+    check_assignment(project, participant, event)
+    settings = inst.settings
+    store = FileStore(settings.store_dir, settings.tmp_dir)
+    _remove_stale_temporary_files(settings.tmp_dir)
+    summary = ImportSummary()
+    sources = _collect(paths, summary)
+    plan = _plan(inst, project, participant, event, store, project.acronym)
+    total = len(sources) + len(summary.rejected)
+    done = len(summary.rejected)
+    pending: list[StoredInstance] = []
+    studies: set[str] = set()
+    series: set[str] = set()
+
+    def commit() -> None:
+        with inst.db.session() as session:
+            row = session.get(Project, project.id)
+            assert row is not None
+            person = get_or_create_participant(session, row, participant)
+            for result in record_instances(session, row, person, event, pending):
+                if result.outcome is IndexOutcome.STORED:
+                    summary.stored += 1
+                elif result.outcome is IndexOutcome.PRESENT:
+                    summary.present += 1
+                else:
+                    summary.rejected.append(Rejection(result.instance.source, result.reason))
+                    continue
+                studies.add(result.instance.study_uid)
+                series.add(result.instance.series_uid)
+        pending.clear()
+
+    for outcome in _run(plan, sources, workers or settings.worker_count):
+        if isinstance(outcome, StoredInstance):
+            pending.append(outcome)
+            if len(pending) >= BATCH_SIZE:
+                commit()
+        elif isinstance(outcome, NotDicom):
+            summary.not_dicom += 1
+        else:
+            summary.rejected.append(outcome)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    commit()
+    summary.studies, summary.series = len(studies), len(series)
+    _audit(inst, actor, "import", project.id, summary, participant=participant, event=event)
+    return summary
+
+
+def deidentify_tree(
+    inst: Installation,
+    acronym: str,
+    participant: str,
+    event: str | None,
+    src: Path,
+    dst: Path,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    actor: str = "cli",
+) -> ImportSummary:
+    """The import's de-identification from ``src`` to ``dst`` without touching the archive.
+
+    Files land as ``dst/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` with the
+    project's de-identified UIDs, so that no original file name (often a patient's name)
+    is carried over. ``summary.stored`` counts files written.
+    """
+    project = get_project(inst, acronym)
+    event = event or project.events[0]
+    check_assignment(project, participant, event)
+    dst = Path(dst)
+    tmp_dir = dst / ".rpacs-tmp"
+    store = FileStore(dst, tmp_dir)
+    summary = ImportSummary()
+    sources = _collect([Path(src)], summary)
+    plan = _plan(inst, project, participant, event, store, "")
+    total = len(sources) + len(summary.rejected)
+    done = len(summary.rejected)
+    studies: set[str] = set()
+    series: set[str] = set()
+    try:
+        for outcome in _run(plan, sources, workers or inst.settings.worker_count):
+            if isinstance(outcome, StoredInstance):
+                summary.stored += 1
+                studies.add(outcome.study_uid)
+                series.add(outcome.series_uid)
+            elif isinstance(outcome, NotDicom):
+                summary.not_dicom += 1
+            else:
+                summary.rejected.append(outcome)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    summary.studies, summary.series = len(studies), len(series)
+    _audit(inst, actor, "deid", project.id, summary, participant=participant, event=event)
+    return summary
+
+
+def _audit(
+    inst: Installation,
+    actor: str,
+    action: str,
+    project_id: int,
+    summary: ImportSummary,
+    **details: str,
+) -> None:
+    with inst.db.session() as session:
+        session.add(
+            AuditEvent(
+                actor=actor,
+                action=action,
+                project_id=project_id,
+                count=summary.stored,
+                details={
+                    **details,
+                    "stored": summary.stored,
+                    "present": summary.present,
+                    "not_dicom": summary.not_dicom,
+                    "rejected": len(summary.rejected),
+                },
+            )
+        )
+
+
+def studies_of_patient(inst: Installation, patient_key: str) -> list[tuple[str, str]]:
+    """(project acronym, StudyInstanceUID) of every stored study with this patient key."""
+    with inst.db.session() as session:
+        rows = session.execute(
+            select(Project.acronym, Study.study_uid)
+            .join(Study, Study.project_id == Project.id)
+            .where(Study.patient_key == patient_key)
+            .order_by(Project.acronym)
+        )
+        return [(a, s) for a, s in rows]

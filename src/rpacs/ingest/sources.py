@@ -1,0 +1,103 @@
+"""Where import input comes from: files, folders (recursively) and zip files.
+
+Sources are named, not read, here: a worker process reads each one itself, so that the bytes
+of large files cross no process boundary. Zip members are never extracted to disk; a member
+whose name would escape a folder (``../``, an absolute path) is refused by name.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import DicomInputError
+
+
+@dataclass(frozen=True)
+class Source:
+    """One candidate input file: a plain file, or ``member`` of the zip file at ``path``."""
+
+    path: str
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}!{self.member}" if self.member is not None else self.path
+
+    def read(self) -> bytes:
+        try:
+            if self.member is None:
+                return Path(self.path).read_bytes()
+            with zipfile.ZipFile(self.path) as archive:
+                return archive.read(self.member)
+        except PermissionError as exc:
+            raise DicomInputError(self.name, "cannot be read (permission denied)") from exc
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise DicomInputError(self.name, f"cannot be read ({type(exc).__name__})") from exc
+
+
+@dataclass(frozen=True)
+class RefusedSource:
+    """An input that is refused before reading, such as a zip member named ``../x``."""
+
+    name: str
+    reason: str
+
+
+def _unsafe_member(name: str) -> bool:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    return pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":")
+
+
+def _zip_sources(path: Path) -> Iterator[Source | RefusedSource]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        yield RefusedSource(str(path), f"not a readable zip file ({type(exc).__name__})")
+        return
+    for info in sorted(members, key=lambda m: m.filename):
+        if info.is_dir():
+            continue
+        if _unsafe_member(info.filename):
+            yield RefusedSource(
+                f"{path}!{info.filename}", "zip entry name points outside the archive; refused"
+            )
+            continue
+        yield Source(str(path), info.filename)
+
+
+def _is_zip(path: Path) -> bool:
+    if path.suffix.lower() != ".zip":
+        return False
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def iter_sources(paths: Iterable[Path]) -> Iterator[Source | RefusedSource]:
+    """Every candidate file under ``paths`` in a stable order (sorted per folder)."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for folder, dirnames, filenames in os.walk(path, onerror=None):
+                dirnames.sort()
+                for filename in sorted(filenames):
+                    yield from _file_sources(Path(folder) / filename)
+        elif path.exists():
+            yield from _file_sources(path)
+        else:
+            yield RefusedSource(str(path), "no such file or folder")
+
+
+def _file_sources(path: Path) -> Iterator[Source | RefusedSource]:
+    if path.is_symlink() and not path.exists():
+        yield RefusedSource(str(path), "broken symbolic link")
+    elif _is_zip(path):
+        yield from _zip_sources(path)
+    elif path.is_file():
+        yield Source(str(path))

@@ -1,0 +1,168 @@
+"""The per-file work of an import, run in worker processes.
+
+A worker reads one source, de-identifies it, writes the result atomically and hands back a
+:class:`~rpacs.archive.StoredInstance` — de-identified fields only. The original data lives
+only in this process's memory while the file is worked on; the keyed hash of the original
+PatientID is the one thing derived from it that leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from pydicom import Dataset
+
+from ..archive import FileStore, PutOutcome, StoredInstance
+from ..deid import Deidentifier, Identity, Profile, read_instance, write_instance
+from ..errors import DeidentificationError, DicomInputError, StorageError
+from ..review import tag_entries
+from .content import Rejection
+from .sources import Source
+
+_DICOMDIR_CLASS = b"1.2.840.10008.1.3.10\x00"
+
+
+@dataclass(frozen=True)
+class NotDicom:
+    source: str
+    reason: str
+
+
+Outcome = StoredInstance | Rejection | NotDicom
+
+
+@dataclass(frozen=True)
+class WorkPlan:
+    """Everything a worker needs, fixed for one run (one project, participant and event)."""
+
+    profile: Profile
+    project_secret: bytes
+    identity: Identity
+    date_offset_days: int
+    installation_secret: bytes
+    store: FileStore
+    #: Prefix of stored paths: the project acronym in the archive, "" for a folder export.
+    path_prefix: str
+
+
+def patient_key(installation_secret: bytes, patient_id: str) -> str:
+    """Keyed hash of an original PatientID: links a person's studies, reveals nothing."""
+    if not patient_id:
+        return ""
+    return hmac.new(installation_secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """Part 10 file (preamble + ``DICM``), or a bare data set starting with group 0002/0008."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return True
+    if len(data) < 8:
+        return False
+    group_le = int.from_bytes(data[0:2], "little")
+    group_be = int.from_bytes(data[0:2], "big")
+    return group_le in (0x0002, 0x0008) or group_be == 0x0008
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+def _number(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+class Worker:
+    """Turns sources into outcomes with one :class:`Deidentifier` built once per process."""
+
+    def __init__(self, plan: WorkPlan):
+        self.plan = plan
+        self.deidentifier = Deidentifier(
+            plan.profile, plan.project_secret, plan.identity, plan.date_offset_days
+        )
+
+    def process(self, source: Source) -> Outcome:
+        try:
+            data = source.read()
+        except DicomInputError as exc:
+            return Rejection(source.name, exc.reason)
+        if not data:
+            return Rejection(source.name, "empty file (0 bytes)")
+        if not looks_like_dicom(data):
+            return NotDicom(source.name, "not a DICOM file")
+        if data[128:132] == b"DICM" and _DICOMDIR_CLASS in data[132:1024]:
+            return NotDicom(source.name, "DICOMDIR (a media directory, not an instance)")
+        try:
+            return self._store(source.name, data)
+        except (DicomInputError, DeidentificationError, StorageError) as exc:
+            return Rejection(source.name, getattr(exc, "reason", None) or str(exc))
+        except Exception as exc:
+            return Rejection(source.name, f"could not be de-identified ({type(exc).__name__})")
+
+    def _store(self, name: str, data: bytes) -> StoredInstance:
+        ds = read_instance(data, name)
+        key = patient_key(self.plan.installation_secret, _text(ds, "PatientID"))
+        self.deidentifier.deidentify(ds)
+        out = write_instance(ds)
+        del data
+        digest = hashlib.sha256(out).hexdigest()
+        study_uid, series_uid, sop_uid = (
+            _text(ds, "StudyInstanceUID"),
+            _text(ds, "SeriesInstanceUID"),
+            _text(ds, "SOPInstanceUID"),
+        )
+        prefix = f"{self.plan.path_prefix}/" if self.plan.path_prefix else ""
+        relative = f"{prefix}{study_uid}/{series_uid}/{sop_uid}.dcm"
+        outcome = self.plan.store.put(relative, out, digest)
+        if outcome is PutOutcome.CONFLICT:
+            raise StorageError(
+                "an instance with this SOPInstanceUID is already stored with different content"
+            )
+        return StoredInstance(
+            source=name,
+            relative_path=relative,
+            size=len(out),
+            sha256=digest,
+            patient_key=key,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            sop_uid=sop_uid,
+            sop_class_uid=_text(ds, "SOPClassUID"),
+            transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")),
+            study_id=_text(ds, "StudyID"),
+            study_date=_text(ds, "StudyDate"),
+            study_time=_text(ds, "StudyTime"),
+            study_description=_text(ds, "StudyDescription"),
+            modality=_text(ds, "Modality"),
+            series_number=_number(ds, "SeriesNumber"),
+            series_description=_text(ds, "SeriesDescription"),
+            body_part=_text(ds, "BodyPartExamined"),
+            series_date=_text(ds, "SeriesDate"),
+            instance_number=_number(ds, "InstanceNumber"),
+            rows=_number(ds, "Rows"),
+            columns=_number(ds, "Columns"),
+            frames=_number(ds, "NumberOfFrames"),
+            tag_entries=frozenset(tag_entries(ds)),
+        )
+
+
+# The pool's worker processes keep one Worker each, made by the initializer.
+_worker: Worker | None = None
+
+
+def init_worker(plan: WorkPlan) -> None:
+    global _worker
+    _worker = Worker(plan)
+
+
+def process_chunk(sources: list[Source]) -> list[Outcome]:
+    assert _worker is not None, "init_worker was not called in this process"
+    return [_worker.process(source) for source in sources]

@@ -1,0 +1,235 @@
+"""Import through the service and the command line: outcomes, bad input, PHI, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from rpacs.ingest import import_paths, patient_key, studies_of_patient
+from rpacs.installation import Installation
+from rpacs.projects import ProjectSpec, create_project
+from rpacs.settings import Settings
+
+from . import dicom_factory as f
+
+ACRONYM = "IMPTEST"
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Installation:
+    installation = Installation.open(Settings(home=tmp_path / "home"))
+    create_project(
+        installation,
+        ProjectSpec(
+            acronym=ACRONYM,
+            rek="2023/12345",
+            pi_name="Principal Investigator",
+            pi_email="pi@example.org",
+            start_date="2023-01-01",
+            end_date="2027-12-31",
+            participant_pattern=r"^IMP-\d{4}$",
+            events=["baseline", "followup"],
+        ),
+    )
+    yield installation
+    installation.close()
+
+
+def _import(inst: Installation, *paths: Path, participant: str = "IMP-0001",
+            event: str = "baseline", workers: int = 1):
+    return import_paths(inst, ACRONYM, participant, event, list(paths), workers=workers)
+
+
+def _all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in folder.rglob("*") if p.is_file()]
+
+
+def test_import_stores_indexes_and_reimport_changes_nothing(inst, tmp_path):
+    f.write_study(tmp_path / "in", series=2, per_series=3)
+    first = _import(inst, tmp_path / "in", workers=2)
+    assert (first.stored, first.present, first.not_dicom, first.rejected) == (6, 0, 0, [])
+    assert (first.studies, first.series) == (1, 2)
+    stored = sorted(inst.settings.store_dir.rglob("*.dcm"))
+    assert len(stored) == 6
+    before = {p: p.read_bytes() for p in stored}
+    second = _import(inst, tmp_path / "in")
+    assert (second.stored, second.present, second.rejected) == (0, 6, [])
+    assert {p: p.read_bytes() for p in sorted(inst.settings.store_dir.rglob("*.dcm"))} == before
+    ds = dcmread(stored[0])
+    assert ds.PatientID == ds.PatientName == "IMP-0001"
+    assert ds.InstitutionName == ACRONYM
+    assert ds.ReferringPhysicianName == "baseline"
+    assert ds.PatientIdentityRemoved == "YES"
+
+
+def test_nothing_identifying_anywhere_under_home(inst, tmp_path):
+    f.write_study(tmp_path / "in", series=2, per_series=2)
+    summary = _import(inst, tmp_path / "in", workers=2)
+    assert summary.ok
+    inst.close()  # flush SQLite's write-ahead log into the database file
+    found = [
+        (str(path.relative_to(inst.settings.home)), planted.decode())
+        for path, data in _all_bytes_under(inst.settings.home)
+        for planted in f.PLANTED
+        if planted in data
+    ]
+    assert found == []
+
+
+def test_pixels_survive_byte_for_byte(inst, tmp_path):
+    paths = f.write_study(tmp_path / "in", series=1, per_series=2)
+    _import(inst, tmp_path / "in")
+    originals = {dcmread(p).SeriesNumber * 100 + dcmread(p).InstanceNumber: dcmread(p).PixelData
+                 for p in paths}
+    for stored in inst.settings.store_dir.rglob("*.dcm"):
+        ds = dcmread(stored)
+        assert ds.PixelData == originals[ds.SeriesNumber * 100 + ds.InstanceNumber]
+
+
+def test_bad_input_is_reported_per_file_and_loses_nothing(inst, tmp_path):
+    good = f.write_study(tmp_path / "in", series=1, per_series=2)
+    (tmp_path / "in" / "empty.dcm").write_bytes(b"")
+    (tmp_path / "in" / "notes.txt").write_text("not dicom at all\n")
+    truncated = good[0].read_bytes()
+    (tmp_path / "in" / "truncated.dcm").write_bytes(truncated[: len(truncated) // 2])
+    no_uid = f.mr_dataset(f.Instance(number=7))
+    del no_uid.SOPInstanceUID
+    f.write(no_uid, tmp_path / "in" / "no_uid.dcm")
+    (tmp_path / "in" / "dangling.dcm").symlink_to(tmp_path / "missing.dcm")
+    summary = _import(inst, tmp_path / "in")
+    reasons = {Path(r.source).name: r.reason for r in summary.rejected}
+    assert summary.stored == 2
+    assert summary.not_dicom == 1
+    assert set(reasons) == {"empty.dcm", "truncated.dcm", "no_uid.dcm", "dangling.dcm"}
+    assert "empty" in reasons["empty.dcm"]
+    assert "SOPInstanceUID" in reasons["no_uid.dcm"]
+    for reason in reasons.values():
+        assert all(p.decode() not in reason for p in f.PLANTED)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_rejected(inst, tmp_path):
+    path = f.write(f.mr_dataset(), tmp_path / "in" / "locked.dcm")
+    path.chmod(0)
+    summary = _import(inst, tmp_path / "in")
+    assert [Path(r.source).name for r in summary.rejected] == ["locked.dcm"]
+    assert "cannot be read" in summary.rejected[0].reason
+
+
+def test_duplicate_sop_instance_uid_with_other_content_is_rejected(inst, tmp_path):
+    f.write(f.mr_dataset(), tmp_path / "a" / "one.dcm")
+    changed = f.mr_dataset()
+    changed.SeriesDescription = "a different series description"
+    f.write(changed, tmp_path / "b" / "two.dcm")
+    assert _import(inst, tmp_path / "a").stored == 1
+    stored = next(inst.settings.store_dir.rglob("*.dcm"))
+    kept = stored.read_bytes()
+    summary = _import(inst, tmp_path / "b")
+    assert summary.stored == 0
+    assert len(summary.rejected) == 1
+    assert "different content" in summary.rejected[0].reason
+    assert stored.read_bytes() == kept
+
+
+def test_study_cannot_change_participant(inst, tmp_path):
+    paths = f.write_study(tmp_path / "in", series=1, per_series=2)
+    _import(inst, paths[0])
+    summary = _import(inst, paths[1], participant="IMP-0002")
+    assert summary.stored == 0 and len(summary.rejected) == 1
+    assert "another participant" in summary.rejected[0].reason
+
+
+def test_zip_input_and_zip_slip_refused(inst, tmp_path):
+    paths = f.write_study(tmp_path / "in", series=1, per_series=2)
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(paths[0], "study/a.dcm")
+        zf.write(paths[1], "../../escaped.dcm")
+        zf.writestr("readme.txt", "hello")
+    summary = _import(inst, archive)
+    assert summary.stored == 1
+    assert summary.not_dicom == 1
+    assert [r.source.split("!")[1] for r in summary.rejected] == ["../../escaped.dcm"]
+    assert not list(tmp_path.glob("**/escaped.dcm"))
+
+
+def test_assignment_is_checked_before_reading(inst, tmp_path):
+    from rpacs.errors import InvalidInputError
+
+    f.write_study(tmp_path / "in", series=1, per_series=1)
+    with pytest.raises(InvalidInputError):
+        _import(inst, tmp_path / "in", participant="Nordmann")
+    with pytest.raises(InvalidInputError):
+        _import(inst, tmp_path / "in", event="week99")
+    assert not list(inst.settings.store_dir.rglob("*.dcm"))
+
+
+def test_patient_key_links_studies_without_the_id(inst, tmp_path):
+    f.write_study(tmp_path / "a", study=1, series=1, per_series=1)
+    f.write_study(tmp_path / "b", study=2, series=1, per_series=1, patient_id="99999999999")
+    _import(inst, tmp_path / "a")
+    _import(inst, tmp_path / "b", participant="IMP-0002")
+    key = patient_key(inst.settings.installation_secret, f.PATIENT_ID)
+    found = studies_of_patient(inst, key)
+    assert len(found) == 1 and found[0][0] == ACRONYM
+    assert f.PATIENT_ID not in key
+
+
+def _consistent(home: Path) -> tuple[int, int]:
+    """Index rows all point at files; returns (instance rows, files in the store)."""
+    db = sqlite3.connect(home / "rpacs.sqlite3")
+    rows = db.execute("select path from instances").fetchall()
+    counts = db.execute(
+        "select (select count(*) from instances),"
+        " (select coalesce(sum(n_instances), 0) from studies),"
+        " (select coalesce(sum(n_instances), 0) from series)"
+    ).fetchone()
+    db.close()
+    assert counts[0] == counts[1] == counts[2]
+    for (path,) in rows:
+        assert (home / "store" / path).is_file()
+    return len(rows), len(list((home / "store").rglob("*.dcm")))
+
+
+def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "RPACS_HOME": str(home)}
+    rpacs = [sys.executable, "-m", "rpacs.cli.main"]
+    subprocess.run(
+        [*rpacs, "project", "create", ACRONYM, "--rek", "1", "--pi-name", "PI",
+         "--pi-email", "pi@example.org", "--start", "2023-01-01", "--end", "2027-01-01",
+         "--participant-pattern", r"^IMP-\d{4}$", "--events", "baseline"],
+        env=env, check=True, capture_output=True,
+    )
+    for study in range(1, 9):
+        f.write_study(tmp_path / "in", study=study, series=4, per_series=40)
+    total = 8 * 4 * 40
+    proc = subprocess.Popen(
+        [*rpacs, "import", str(tmp_path / "in"), "--project", ACRONYM,
+         "--participant", "IMP-0001", "--event", "baseline", "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((home / "store").rglob("*.dcm"))) < total // 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows, files = _consistent(home)
+    assert rows <= files < total
+    done = subprocess.run(
+        [*rpacs, "import", str(tmp_path / "in"), "--project", ACRONYM,
+         "--participant", "IMP-0001", "--event", "baseline", "--workers", "2", "--json"],
+        env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    rows, files = _consistent(home)
+    assert rows == files == total
