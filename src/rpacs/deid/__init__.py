@@ -1,0 +1,34 @@
+"""De-identification of DICOM datasets by PS3.15 profiles (depends on pydicom and numpy only)."""
+
+from .clean import TextCleaner
+from .dates import date_offset_days, shift_da, shift_dt
+from .enum import Action, Option
+from .io import read_instance, write_instance
+from .private import SafePrivateElement, default_safe_private
+from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
+from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity
+from .uid import is_valid_uid, study_id_for, uid_for
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "IMPLEMENTATION_CLASS_UID",
+    "Action",
+    "Deidentifier",
+    "Identity",
+    "Option",
+    "Profile",
+    "SafePrivateElement",
+    "TagOverride",
+    "TextCleaner",
+    "date_offset_days",
+    "default_safe_private",
+    "is_valid_uid",
+    "parse_tag",
+    "read_instance",
+    "shift_da",
+    "shift_dt",
+    "study_id_for",
+    "table",
+    "uid_for",
+    "write_instance",
+]

@@ -1,0 +1,146 @@
+"""Reading input instances strictly and writing de-identified ones fast and exactly.
+
+:func:`write_instance` copies every element that was not changed as the bytes it was read
+as (pydicom keeps such elements raw), in the transfer syntax the data came in: compressed
+pixel data is never decoded or re-encoded, big-endian data stays big-endian, and writing the
+same dataset twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from io import BytesIO
+
+from pydicom import Dataset, dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from ..errors import DicomInputError
+
+_REQUIRED = (
+    ("SOPClassUID", "missing SOPClassUID"),
+    ("SOPInstanceUID", "missing SOPInstanceUID"),
+    ("StudyInstanceUID", "missing StudyInstanceUID"),
+    ("SeriesInstanceUID", "missing SeriesInstanceUID"),
+)
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
+_UNDEFINED = 0xFFFFFFFF
+
+
+def read_instance(data: bytes, source: str) -> Dataset:
+    """Parse one instance; :class:`DicomInputError` names ``source`` and the reason.
+
+    A file without the Part 10 preamble is accepted only when it plainly starts like a data
+    set (group 0008, or a file meta group), as DCMTK does. Truncated values, an unparseable
+    structure and missing identifying UIDs are refused: such a file cannot be stored safely.
+    """
+    if not data:
+        raise DicomInputError(source, "empty file (0 bytes)")
+    has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
+    try:
+        ds = dcmread(BytesIO(data), force=not has_preamble)
+    except InvalidDicomError as exc:
+        raise DicomInputError(source, "not a DICOM file") from exc
+    except (EOFError, OSError, ValueError, KeyError, IndexError, struct.error,
+            NotImplementedError) as exc:
+        raise DicomInputError(source, f"unreadable DICOM structure ({type(exc).__name__})") \
+            from exc
+    if ds.original_encoding[0] is None:
+        raise DicomInputError(source, "not a DICOM file")
+    _check_complete(ds, source)
+    for keyword, reason in _REQUIRED:
+        try:
+            value = ds.get(keyword)
+        except Exception as exc:
+            raise DicomInputError(source, f"unreadable {keyword}") from exc
+        if not value or not str(value).strip(" \x00"):
+            raise DicomInputError(source, reason)
+    if getattr(ds, "file_meta", None) is None or "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta = ds.file_meta if getattr(ds, "file_meta", None) else FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = _syntax_of(ds)
+    return ds
+
+
+def _check_complete(ds: Dataset, source: str) -> None:
+    """pydicom accepts a last value cut short by the end of the file: refuse it here."""
+    for tag in ds._dict:
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED and raw.value is not None:
+            if len(raw.value) != raw.length:
+                raise DicomInputError(source, "truncated file (a value ends past end of file)")
+    if not ds._dict:
+        raise DicomInputError(source, "no data elements")
+
+
+def _syntax_of(ds: Dataset) -> UID:
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def write_instance(ds: Dataset) -> bytes:
+    """Preamble, file meta and data set, in the encoding the data set was read in."""
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        implicit, little = False, True
+    meta = ds.file_meta
+    syntax = UID(str(meta.get("TransferSyntaxUID", "")))
+    if not syntax or (not syntax.is_compressed and (
+            syntax.is_implicit_VR != implicit or syntax.is_little_endian != little)):
+        # The header claimed another encoding than the data really has (pydicom reads the
+        # truth): the file meta is made to tell the truth.
+        meta.TransferSyntaxUID = _syntax_of(ds)
+    out = DicomBytesIO()
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(_body(ds, implicit, little))
+    return out.getvalue()
+
+
+def _body(ds: Dataset, implicit: bool, little: bool) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian = little
+    fp.is_implicit_VR = implicit
+    end = "<" if little else ">"
+    short_header = struct.Struct(end + "HH2sH")
+    long_header = struct.Struct(end + "HH2sHL")
+    implicit_header = struct.Struct(end + "HHL")
+    delimiter = struct.pack(end + "HHL", 0xFFFE, 0xE0DD, 0)
+    write = fp.write
+    elements = ds._dict
+    for tag in sorted(elements):
+        if tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
+            continue  # group lengths would be wrong after changes; PS3.5 retired them
+        element = elements[tag]
+        if not isinstance(element, RawDataElement):
+            write_data_element(fp, element)
+            continue
+        value = element.value or b""
+        undefined = element.length == _UNDEFINED
+        length = _UNDEFINED if undefined else len(value)
+        group, number = tag >> 16, tag & 0xFFFF
+        if implicit:
+            write(implicit_header.pack(group, number, length))
+        else:
+            vr = element.VR or "UN"
+            if vr in _LONG_VRS:
+                write(long_header.pack(group, number, vr.encode(), 0, length))
+            elif len(value) > 0xFFFF:
+                write_data_element(fp, ds[tag])  # too long for its VR's header: let pydicom
+                continue
+            else:
+                write(short_header.pack(group, number, vr.encode(), length))
+        write(value)
+        if undefined:
+            write(delimiter)
+    return fp.getvalue()

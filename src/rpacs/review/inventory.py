@@ -1,0 +1,149 @@
+"""The tag inventory: every tag path present in a project's data, with its values counted.
+
+Built on the import's worker side from the *de-identified* dataset (so it can only ever hold
+what was stored) and counted in the index in batches. Large binary values are never read:
+for them only the presence of the tag is counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..db import TagInventory, TagValue, upsert
+
+#: Values longer than this are cut; enough to recognise a value in the review.
+VALUE_LENGTH = 128
+#: VRs whose values are bytes: counted, never read.
+BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+
+
+class TagEntry(NamedTuple):
+    """One tag path of one instance with one of its values ("" for binary and sequences)."""
+
+    tag_path: str
+    keyword_path: str
+    vr: str
+    value: str
+
+
+def _value_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)  # type: ignore[union-attr]
+    elif isinstance(value, bytes):
+        text = value.decode("latin-1", "replace")
+    else:
+        text = str(value)
+    return text.strip(" \x00")[:VALUE_LENGTH]
+
+
+def _dictionary_vr(tag: int) -> str:
+    """The VR of an implicit-VR element as the data dictionary has it ("UN" if unknown)."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    # Ambiguous VRs ("US or SS", "OB or OW") are resolved by pydicom on conversion.
+    return "OW" if vr in ("OB or OW", "US or SS or OW") else vr
+
+
+def _private_creator(ds: Dataset, tag: int) -> str:
+    group, element = tag >> 16, tag & 0xFFFF
+    if element < 0x0100:
+        return ""
+    creator = ds.get((group, element >> 8))
+    return str(creator.value).strip() if creator is not None else ""
+
+
+def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagEntry]:
+    """Every (tag path, value) of ``ds``, file meta included, nested sequences as paths."""
+    entries: set[TagEntry] = set()
+    if not _prefix and getattr(ds, "file_meta", None) is not None:
+        entries |= tag_entries(ds.file_meta, "", "")
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        tag_int = int(tag)
+        vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)
+        name = f"{tag_int:08X}"
+        keyword = keyword_for_tag(tag_int) or f"({tag_int >> 16:04X},{tag_int & 0xFFFF:04X})"
+        if tag_int >> 16 & 1:
+            creator = _private_creator(ds, tag_int)
+            if creator:
+                name = f"{name}@{creator}"
+                keyword = f"{keyword}@{creator}"
+        path = f"{_prefix}/{name}" if _prefix else name
+        kpath = f"{_keywords}>{keyword}" if _keywords else keyword
+        if vr in BINARY_VRS:
+            entries.add(TagEntry(path, kpath, vr, ""))
+            continue
+        element = ds[tag] if isinstance(raw, RawDataElement) else raw
+        vr = element.VR
+        if vr == "SQ":
+            entries.add(TagEntry(path, kpath, vr, ""))
+            for item in element.value or ():
+                entries |= tag_entries(item, path, kpath)
+        elif vr in BINARY_VRS:
+            entries.add(TagEntry(path, kpath, vr, ""))
+        else:
+            entries.add(TagEntry(path, kpath, vr, _value_text(element.value)))
+    return entries
+
+
+def add_to_inventory(
+    session: Session, project_id: int, instances: Iterable[Iterable[TagEntry]]
+) -> None:
+    """Count each tag path and (tag path, value) once per instance, in a few statements."""
+    paths: Counter[str] = Counter()
+    values: Counter[tuple[str, str]] = Counter()
+    meta: dict[str, tuple[str, str]] = {}
+    for entries in instances:
+        seen_paths: set[str] = set()
+        for entry in entries:
+            values[(entry.tag_path, entry.value)] += 1
+            if entry.tag_path not in seen_paths:
+                seen_paths.add(entry.tag_path)
+                paths[entry.tag_path] += 1
+                meta.setdefault(entry.tag_path, (entry.keyword_path, entry.vr))
+    if not paths:
+        return
+    upsert(
+        session,
+        TagInventory.__table__,
+        [
+            {"project_id": project_id, "tag_path": p, "keyword_path": meta[p][0][:400],
+             "vr": meta[p][1][:2], "n_instances": n, "n_distinct": 0}
+            for p, n in sorted(paths.items())
+        ],
+        keys=("project_id", "tag_path"),
+        add=("n_instances",),
+    )
+    rows = [
+        {"project_id": project_id, "tag_path": p, "value": v, "n_instances": n}
+        for (p, v), n in sorted(values.items())
+    ]
+    for start in range(0, len(rows), 5000):
+        upsert(session, TagValue.__table__, rows[start:start + 5000],
+               keys=("project_id", "tag_path", "value"), add=("n_instances",))
+    distinct = (
+        select(func.count())
+        .where(TagValue.project_id == TagInventory.project_id,
+               TagValue.tag_path == TagInventory.tag_path)
+        .scalar_subquery()
+    )
+    touched = sorted(paths)
+    for start in range(0, len(touched), 500):
+        session.execute(
+            update(TagInventory)
+            .where(TagInventory.project_id == project_id,
+                   TagInventory.tag_path.in_(touched[start:start + 500]))
+            .values(n_distinct=distinct)
+        )
