@@ -1,0 +1,67 @@
+"""``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..ingest import ImportSummary, deidentify_tree, import_paths
+from .context import installation, print_json, progress_bar
+
+
+def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        click.echo(
+            f"{stored_label}: {summary.stored}, already present: {summary.present}, "
+            f"skipped (not DICOM): {summary.not_dicom}, rejected: {len(summary.rejected)} "
+            f"({summary.studies} studies, {summary.series} series)"
+        )
+        for rejection in summary.rejected:
+            click.echo(f"rejected {rejection.source}: {rejection.reason}", err=True)
+    if not summary.ok:
+        sys.exit(1)
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--project", "acronym", required=True, help="Project acronym.")
+@click.option("--participant", required=True, help="Research participant ID.")
+@click.option("--event", required=True, help="One of the project's events.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def import_command(paths: tuple[Path, ...], acronym: str, participant: str, event: str,
+                   workers: int | None, as_json: bool) -> None:
+    """De-identify files, folders (recursively) and zip files into a project's archive.
+
+    Exit code 0 when nothing was rejected, 1 otherwise; rerunning an interrupted import
+    completes it, and re-importing the same files changes nothing.
+    """
+    with installation() as inst, progress_bar("import") as progress:
+        summary = import_paths(inst, acronym, participant, event, list(paths),
+                               workers=workers, progress=progress)
+    _report(summary, as_json, "stored")
+
+
+@click.command("deid")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--project", "acronym", required=True, help="Project whose profile and keys apply.")
+@click.option("--participant", required=True, help="Research participant ID.")
+@click.option("--event", help="Event name (default: the project's first event).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def deid_command(src: Path, dst: Path, acronym: str, participant: str, event: str | None,
+                 workers: int | None, as_json: bool) -> None:
+    """De-identify SRC into DST as the import would, without storing anything in the archive.
+
+    Files are written as DST/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+    with the project's new UIDs, so no original file name is carried over.
+    """
+    with installation() as inst, progress_bar("deid") as progress:
+        summary = deidentify_tree(inst, acronym, participant, event, src, dst,
+                                  workers=workers, progress=progress)
+    _report(summary, as_json, "written")
