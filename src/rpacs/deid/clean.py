@@ -24,6 +24,7 @@ national identity numbers are cut, because such blobs carry technical numbers as
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from functools import lru_cache
 
 from pydicom import Dataset
@@ -42,7 +43,7 @@ _PATTERNS = [
 _STATIC = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
 # Binary blobs hold technical numbers as text (ASCCONV protocols, slice times): there only the
 # instance's own values and national identity numbers are cut, not every long digit run.
-_STATIC_BINARY = re.compile(_PATTERNS[0])
+_STATIC_BINARY = re.compile(_PATTERNS[0].encode())
 
 
 def _birth_date_spellings(value: str) -> list[str]:
@@ -98,12 +99,33 @@ class TextCleaner:
         return _STATIC.sub(REPLACEMENT, text)
 
     def clean_bytes(self, data: bytes) -> bytes:
-        """Same-length replacement inside a binary blob (its structure keeps its offsets)."""
-        text = data.decode("latin-1")
-        star = lambda m: "*" * len(m.group(0))  # noqa: E731
-        if self._own is not None:
-            text = self._own.sub(star, text)
-        return _STATIC_BINARY.sub(star, text).encode("latin-1")
+        """Same-length replacement inside a binary blob (its structure keeps its offsets).
+
+        The values are looked for as UTF-8 and as Latin-1 bytes: a vendor blob does not say
+        which character set wrote it.
+        """
+        own = _compiled_bytes(self.values)
+        if own is not None:
+            data = own.sub(_stars, data)
+        return _STATIC_BINARY.sub(_stars, data)
+
+
+def _stars(match: re.Match[bytes]) -> bytes:
+    return b"*" * len(match.group(0))
+
+
+@lru_cache(maxsize=256)
+def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    forms: set[bytes] = set()
+    for value in values:
+        for text in (value, value.upper(), value.lower()):
+            forms.add(text.encode("utf-8"))
+            with suppress(UnicodeEncodeError):
+                forms.add(text.encode("latin-1"))
+    if not forms:
+        return None
+    ordered = sorted(forms, key=lambda f: (-len(f), f))
+    return re.compile(b"|".join(re.escape(f) for f in ordered), re.IGNORECASE)
 
 
 @lru_cache(maxsize=256)

@@ -74,9 +74,9 @@ def _check_complete(ds: Dataset, source: str) -> None:
     """pydicom accepts a last value cut short by the end of the file: refuse it here."""
     for tag in ds._dict:
         raw = ds.get_item(tag)
-        if isinstance(raw, RawDataElement) and raw.length != _UNDEFINED and raw.value is not None:
-            if len(raw.value) != raw.length:
-                raise DicomInputError(source, "truncated file (a value ends past end of file)")
+        if (isinstance(raw, RawDataElement) and raw.length != _UNDEFINED
+                and raw.value is not None and len(raw.value) != raw.length):
+            raise DicomInputError(source, "truncated file (a value ends past end of file)")
     if not ds._dict:
         raise DicomInputError(source, "no data elements")
 

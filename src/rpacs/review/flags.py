@@ -10,8 +10,10 @@ flagged when it is
 - text with a run of 6 or more digits (an ID, a phone or a national identity number), in a
   text VR other than UIDs, numbers and the technical tags below;
 - an e-mail address, or text that reads like a street address;
-- free text (LO, LT, ST, UT, SH with several words) in a tag that is not a known technical
-  one, because free text is where people write names.
+- free text (LO, LT, ST, UT, SH of three or more words) that still carries a capitalised
+  word that does not begin a sentence, in a tag that is not a known technical one: prose is where people
+  write names, and a name is a capitalised word (text that Clean has cut reads
+  ``Patient *** *** scanned`` and is not flagged).
 
 Values of sequences and binary VRs are not read, so they are never flagged.
 """
@@ -27,6 +29,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _ADDRESS = re.compile(r"\b\d{1,4}\s*[A-Za-zÆØÅæøå]+(gata|gate|veien|vegen|vei|street|st\.|road|"
                       r"rd\.|allé|plass)\b|\b(gata|gate|veien|street|road)\s+\d{1,4}\b",
                       re.IGNORECASE)
+_NAME_LIKE = re.compile(r"[A-ZÆØÅÄÖÜ][a-zæøåäöüé]+[,.]?")
 _TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "SH", "UC"})
 #: Keywords whose text is technical, written by devices, not people.
 TECHNICAL = frozenset({
@@ -38,9 +41,10 @@ TECHNICAL = frozenset({
     "ImplementationVersionName", "SpecificCharacterSet", "ConversionType",
     "WindowCenterWidthExplanation", "LossyImageCompressionMethod", "PatientSex",
     "PositionReferenceIndicator", "ContrastBolusAgent", "ProtocolName", "SeriesDescription",
-    "StudyDescription", "PerformedProcedureStepDescription", "AcquisitionDeviceProcessingDescription",
+    "StudyDescription", "PerformedProcedureStepDescription",
+    "AcquisitionDeviceProcessingDescription",
     "StudyID", "PatientIdentityRemoved", "LongitudinalTemporalInformationModified",
-    "InstitutionName", "PatientID", "PatientName",
+    "InstitutionName", "PatientID", "PatientName", "PrivateCreator",
 })
 
 
@@ -105,8 +109,12 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         reasons.append("looks like a street address")
     if _DIGITS.search(value) and keyword not in ("PatientID", "StudyID"):
         reasons.append("long run of digits (an ID or phone number?)")
-    if vr in _TEXT_VRS and len(value.split()) >= 3:
-        reasons.append("free text")
+    words = value.split()
+    if vr in _TEXT_VRS and len(words) >= 3 and any(
+        _NAME_LIKE.fullmatch(word) and not words[i][-1:] in ".!?:"
+        for i, word in enumerate(words[1:])
+    ):
+        reasons.append("free text with capitalised words (names?)")
     return reasons
 
 

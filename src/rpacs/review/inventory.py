@@ -69,13 +69,15 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
     entries: set[TagEntry] = set()
     if not _prefix and getattr(ds, "file_meta", None) is not None:
         entries |= tag_entries(ds.file_meta, "", "")
-    for tag in ds.keys():
+    for tag in list(ds._dict):
         raw = ds.get_item(tag)
         tag_int = int(tag)
         vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)
         name = f"{tag_int:08X}"
         keyword = keyword_for_tag(tag_int) or f"({tag_int >> 16:04X},{tag_int & 0xFFFF:04X})"
-        if tag_int >> 16 & 1:
+        if tag_int >> 16 & 1 and 0x0010 <= tag_int & 0xFFFF <= 0x00FF:
+            keyword = "PrivateCreator"
+        elif tag_int >> 16 & 1:
             creator = _private_creator(ds, tag_int)
             if creator:
                 name = f"{name}@{creator}"
