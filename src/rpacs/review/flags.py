@@ -11,8 +11,8 @@ flagged when it is
   text VR other than UIDs, numbers and the technical tags below;
 - an e-mail address, or text that reads like a street address;
 - free text (LO, LT, ST, UT, SH of three or more words) that still carries a capitalised
-  word that does not begin a sentence, in a tag that is not a known technical one: prose is where people
-  write names, and a name is a capitalised word (text that Clean has cut reads
+  word that does not begin a sentence, in a tag that is not a known technical one: prose is
+  where people write names, and a name is a capitalised word (text that Clean has cut reads
   ``Patient *** *** scanned`` and is not flagged).
 
 Values of sequences and binary VRs are not read, so they are never flagged.
@@ -111,7 +111,7 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         reasons.append("long run of digits (an ID or phone number?)")
     words = value.split()
     if vr in _TEXT_VRS and len(words) >= 3 and any(
-        _NAME_LIKE.fullmatch(word) and not words[i][-1:] in ".!?:"
+        _NAME_LIKE.fullmatch(word) and words[i][-1:] not in ".!?:"
         for i, word in enumerate(words[1:])
     ):
         reasons.append("free text with capitalised words (names?)")
