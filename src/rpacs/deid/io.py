@@ -107,7 +107,56 @@ def write_instance(ds: Dataset) -> bytes:
     return out.getvalue()
 
 
-def _body(ds: Dataset, implicit: bool, little: bool) -> bytes:
+#: VRs whose value is text that rpacs may have changed (dates, UIDs, descriptions, names).
+_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                       "UR", "UT"})
+_SIMPLE_CODECS = {"iso8859": "latin-1", "latin_1": "latin-1", "iso-8859-1": "latin-1",
+                  "utf_8": "utf-8", "UTF8": "utf-8", "utf-8": "utf-8", "utf8": "utf-8"}
+
+
+def _single_byte_or_utf8_codec(ds: Dataset) -> str | None:
+    """The codec for text when the data set uses one simple character set, else None."""
+    charset = ds.get_item(0x00080005)
+    if charset is None:
+        return "latin-1"
+    names = ds._character_set
+    if len(names) != 1:
+        return None
+    return _SIMPLE_CODECS.get(names[0])
+
+
+def _encoded_text(element: object, codec: str | None) -> bytes | None:
+    """Encode a changed text element as pydicom would, without its per-element overhead.
+
+    Returns None where pydicom's writer is needed (numbers, sequences, other character
+    sets, values too long for a short header).
+    """
+    vr = getattr(element, "VR", None)
+    if codec is None or vr not in _TEXT_VRS:
+        return None
+    value = element.value  # type: ignore[attr-defined]
+    if value is None:
+        parts: list[str] = []
+    elif isinstance(value, str):
+        parts = [value]
+    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        parts = [str(v) for v in value]
+    elif vr == "PN":
+        parts = [str(value)]
+    else:
+        return None
+    try:
+        data = "\\".join(parts).encode("ascii" if vr == "UI" else codec)
+    except UnicodeEncodeError:
+        return None
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    if len(data) > 0xFFFE and vr not in ("UC", "UR", "UT"):
+        return None
+    return data
+
+
+def _body(ds: Dataset, implicit: bool, little: bool, codec: str | None = "") -> bytes:
     fp = DicomBytesIO()
     fp.is_little_endian = little
     fp.is_implicit_VR = implicit
@@ -118,13 +167,35 @@ def _body(ds: Dataset, implicit: bool, little: bool) -> bytes:
     delimiter = struct.pack(end + "HHL", 0xFFFE, 0xE0DD, 0)
     write = fp.write
     elements = ds._dict
+    if codec == "":
+        codec = _single_byte_or_utf8_codec(ds)
+    item_start = struct.pack(end + "HH", 0xFFFE, 0xE000)
+    item_end = struct.pack(end + "HHL", 0xFFFE, 0xE00D, 0)
     for tag in sorted(elements):
-        if tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
+        if tag >> 16 == 0x0002 or tag & 0xFFFF == 0 or tag >> 16 == 0xFFFE:
             continue  # group lengths would be wrong after changes; PS3.5 retired them
         element = elements[tag]
-        if not isinstance(element, RawDataElement):
-            write_data_element(fp, element)
+        if not isinstance(element, RawDataElement) and element.VR == "SQ":
+            # Items are written by this same function, so their unchanged elements are
+            # copied as bytes too; undefined lengths need no second pass to measure.
+            undefined = b"\xff\xff\xff\xff"
+            if implicit:
+                write(implicit_header.pack(tag >> 16, tag & 0xFFFF, _UNDEFINED))
+            else:
+                write(long_header.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0, _UNDEFINED))
+            for item in element.value or ():
+                write(item_start + undefined)
+                write(_body(item, implicit, little, codec))
+                write(item_end)
+            write(delimiter)
             continue
+        if not isinstance(element, RawDataElement):
+            encoded = _encoded_text(element, codec)
+            if encoded is None:
+                write_data_element(fp, element)
+                continue
+            element = RawDataElement(element.tag, element.VR, len(encoded), encoded, 0,
+                                     implicit, little)
         value = element.value or b""
         undefined = element.length == _UNDEFINED
         length = _UNDEFINED if undefined else len(value)

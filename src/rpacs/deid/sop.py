@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from io import BytesIO
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
@@ -144,6 +148,7 @@ class Deidentifier:
         self._shift_dates = not self._keep_dates
         self._safe_private = {s.key for s in (*default_safe_private(), *profile.safe_private)}
         self._method = self._method_values()
+        self._encoded_codes: dict[tuple, RawDataElement] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -270,6 +275,16 @@ class Deidentifier:
         elif vr == "UI":
             self._map_uids(ds, tag)
         elif vr in _TEXT_VRS:
+            raw = ds.get_item(tag)
+            if isinstance(raw, RawDataElement) and raw.value is not None:
+                # Most descriptions hold nothing to cut: look at the bytes first and leave
+                # the element raw (copied as is) when cleaning would not change it.
+                try:
+                    text = raw.value.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = raw.value.decode("latin-1")
+                if cleaner.clean(text) == text:
+                    return
             element = self._element(ds, tag)
             limit = _MAX_LENGTH.get(vr, 64)
             values = [cleaner.clean(str(v))[:limit] for v in _values(element.value)]
@@ -363,14 +378,17 @@ class Deidentifier:
             self.profile.options, key=lambda o: o.code)]
         return names
 
-    def _write_identity(self, ds: Dataset, kept_private: bool) -> None:
-        ident = self.identity
-        ds.PatientID = ident.participant_id
-        ds.PatientName = ident.participant_id
-        ds.InstitutionName = ident.project_acronym
-        ds.ReferringPhysicianName = ident.event
-        ds[_PATIENT_IDENTITY_REMOVED] = DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES")
-        ds[_DEID_METHOD] = DataElement(_DEID_METHOD, "LO", list(self._method))
+    def _method_codes(self, encoding: tuple[bool | None, bool | None],
+                      kept_private: bool) -> RawDataElement:
+        """DeidentificationMethodCodeSequence, encoded once per encoding and reused.
+
+        The same few code items go into every instance; building and encoding them per file
+        would cost more than de-identifying the rest of the header.
+        """
+        key = (encoding, kept_private)
+        cached = self._encoded_codes.get(key)
+        if cached is not None:
+            return cached
         codes = [BASIC_PROFILE_CODE] + [
             (o.code, o.meaning) for o in sorted(self.profile.options, key=lambda o: o.code)
         ]
@@ -383,7 +401,25 @@ class Deidentifier:
             item.CodingSchemeDesignator = "DCM"
             item.CodeMeaning = meaning
             items.append(item)
-        ds[_DEID_METHOD_CODES] = DataElement(_DEID_METHOD_CODES, "SQ", Sequence(items))
+        implicit, little = encoding
+        implicit = bool(implicit)
+        little = True if little is None else little
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = implicit, little
+        write_data_element(fp, DataElement(_DEID_METHOD_CODES, "SQ", Sequence(items)))
+        raw = read_dataset(BytesIO(fp.getvalue()), implicit, little).get_item(_DEID_METHOD_CODES)
+        self._encoded_codes[key] = raw
+        return raw
+
+    def _write_identity(self, ds: Dataset, kept_private: bool) -> None:
+        ident = self.identity
+        ds.PatientID = ident.participant_id
+        ds.PatientName = ident.participant_id
+        ds.InstitutionName = ident.project_acronym
+        ds.ReferringPhysicianName = ident.event
+        ds[_PATIENT_IDENTITY_REMOVED] = DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES")
+        ds[_DEID_METHOD] = DataElement(_DEID_METHOD, "LO", list(self._method))
+        ds[_DEID_METHOD_CODES] = self._method_codes(ds.original_encoding, kept_private)
         if self._shift_dates and self.offset:
             ds[_LONGITUDINAL_MODIFIED] = DataElement(_LONGITUDINAL_MODIFIED, "CS", "MODIFIED")
         if "StudyInstanceUID" in ds and ds.StudyInstanceUID:

@@ -13,6 +13,8 @@ import hmac
 from dataclasses import dataclass
 
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 
 from ..archive import FileStore, PutOutcome, StoredInstance
 from ..deid import Deidentifier, Identity, Profile, read_instance, write_instance
@@ -22,6 +24,8 @@ from .content import Rejection
 from .sources import Source
 
 _DICOMDIR_CLASS = b"1.2.840.10008.1.3.10\x00"
+#: VRs stored as binary numbers: their raw bytes are not text.
+_BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 
 
 @dataclass(frozen=True)
@@ -66,17 +70,26 @@ def looks_like_dicom(data: bytes) -> bool:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None:
+    """An index field's text, read from the raw bytes when pydicom has not decoded it."""
+    tag = tag_for_keyword(keyword)
+    element = ds.get_item(tag) if tag is not None else None
+    if element is None:
         return ""
-    return str(value).strip()
+    if isinstance(element, RawDataElement) and element.VR not in _BINARY_NUMBER_VRS:
+        data = element.value or b""
+        try:
+            return data.decode("utf-8").strip(" \x00")
+        except UnicodeDecodeError:
+            return data.decode("latin-1").strip(" \x00")
+    value = ds[tag].value
+    return "" if value is None else str(value).strip()
 
 
 def _number(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+    text = _text(ds, keyword)
     try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+        return int(float(text)) if text else None
+    except ValueError:
         return None
 
 

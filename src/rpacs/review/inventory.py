@@ -34,6 +34,21 @@ class TagEntry(NamedTuple):
     value: str
 
 
+#: VRs whose raw bytes are the text itself (padding aside) in every transfer syntax.
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
+                           "ST", "TM", "UC", "UI", "UR", "UT"})
+
+
+def _raw_text(value: bytes | None) -> str:
+    if not value:
+        return ""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return text.strip(" \x00")[:VALUE_LENGTH]
+
+
 def _value_text(value: object) -> str:
     if value is None:
         return ""
@@ -86,6 +101,11 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
         kpath = f"{_keywords}>{keyword}" if _keywords else keyword
         if vr in BINARY_VRS:
             entries.add(TagEntry(path, kpath, vr, ""))
+            continue
+        if isinstance(raw, RawDataElement) and vr in _RAW_TEXT_VRS:
+            # Text stays undecoded by pydicom: its bytes are read here directly, which is
+            # what keeps the inventory cheap on the import's hot path.
+            entries.add(TagEntry(path, kpath, vr, _raw_text(raw.value)))
             continue
         element = ds[tag] if isinstance(raw, RawDataElement) else raw
         vr = element.VR
