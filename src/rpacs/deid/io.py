@@ -9,6 +9,8 @@ same dataset twice gives the same bytes.
 from __future__ import annotations
 
 import struct
+import warnings
+import zlib
 from io import BytesIO
 
 from pydicom import Dataset, dcmread
@@ -19,6 +21,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -47,13 +50,17 @@ def read_instance(data: bytes, source: str) -> Dataset:
         raise DicomInputError(source, "empty file (0 bytes)")
     has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
     try:
-        ds = dcmread(BytesIO(data), force=not has_preamble)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = dcmread(BytesIO(data), force=not has_preamble)
     except InvalidDicomError as exc:
         raise DicomInputError(source, "not a DICOM file") from exc
-    except (EOFError, OSError, ValueError, KeyError, IndexError, struct.error,
+    except (EOFError, OSError, ValueError, KeyError, IndexError, struct.error, zlib.error,
             NotImplementedError) as exc:
         raise DicomInputError(source, f"unreadable DICOM structure ({type(exc).__name__})") \
             from exc
+    if any("End of file reached" in str(w.message) for w in caught):
+        raise DicomInputError(source, "truncated file (a sequence or pixel data has no end)")
     if ds.original_encoding[0] is None:
         raise DicomInputError(source, "not a DICOM file")
     _check_complete(ds, source)
@@ -103,7 +110,12 @@ def write_instance(ds: Dataset) -> bytes:
     out = DicomBytesIO()
     out.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(out, meta, enforce_standard=True)
-    out.write(_body(ds, implicit, little))
+    body = _body(ds, implicit, little)
+    if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+        # PS3.5 A.5: the data set after the file meta is one raw deflate stream.
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        body = deflater.compress(body) + deflater.flush()
+    out.write(body)
     return out.getvalue()
 
 
@@ -206,8 +218,9 @@ def _body(ds: Dataset, implicit: bool, little: bool, codec: str | None = "") -> 
             vr = element.VR or "UN"
             if vr in _LONG_VRS:
                 write(long_header.pack(group, number, vr.encode(), 0, length))
-            elif len(value) > 0xFFFF:
-                write_data_element(fp, ds[tag])  # too long for its VR's header: let pydicom
+            elif undefined or len(value) > 0xFFFF:
+                # A value its VR's 2-byte length cannot describe: pydicom knows the remedies.
+                write_data_element(fp, ds[tag])
                 continue
             else:
                 write(short_header.pack(group, number, vr.encode(), length))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from pydicom import Dataset
@@ -23,7 +24,7 @@ from ..review import tag_entries
 from .content import Rejection
 from .sources import Source
 
-_DICOMDIR_CLASS = b"1.2.840.10008.1.3.10\x00"
+_DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 
@@ -111,7 +112,7 @@ class Worker:
             return Rejection(source.name, "empty file (0 bytes)")
         if not looks_like_dicom(data):
             return NotDicom(source.name, "not a DICOM file")
-        if data[128:132] == b"DICM" and _DICOMDIR_CLASS in data[132:1024]:
+        if data[128:132] == b"DICM" and _DICOMDIR_CLASS.search(data, 132, 1024):
             return NotDicom(source.name, "DICOMDIR (a media directory, not an instance)")
         try:
             return self._store(source.name, data)
