@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import click
 
@@ -14,7 +14,26 @@ from .project import project
 from .review import demo_command, review_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _RpacsGroup(click.Group):
+    """Turns RpacsError into ``error: ...`` lines on stderr and the error's exit code.
+
+    No traceback is shown for these: they are the user's to act on, and their messages were
+    written for that (and hold no patient data).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidInputError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            ctx.exit(exc.exit_code)
+        except RpacsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_RpacsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rpacs")
 def cli() -> None:
     """rpacs: a research PACS with project-scoped, de-identified DICOM storage.
@@ -32,25 +51,8 @@ cli.add_command(demo_command)
 cli.add_command(patient)
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="rpacs", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except InvalidInputError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(exc.exit_code)
-    except RpacsError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted; rerun the same command to complete the work", err=True)
-        sys.exit(130)
+def main() -> None:
+    cli(prog_name="rpacs")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError
@@ -43,7 +45,8 @@ class DemoReport:
     def render(self) -> str:
         lines = [
             f"rpacs demo: project {ACRONYM}, participant {PARTICIPANT}, event {EVENT}",
-            f"  input (synthetic clinical MR, planted PHI): {self.input_folder}",
+            f"  input: synthetic clinical MR study with planted PHI, written to "
+            f"{self.input_folder} and removed after the import",
             f"  {self.files} files -> stored {self.stored}, already present {self.present}, "
             f"rejected {self.rejected}",
             f"  home:     {self.home}",
@@ -54,7 +57,7 @@ class DemoReport:
         ]
         if self.clean:
             lines.append("  review: nothing identifying found; no planted value is in any "
-                         "stored file or in the index")
+                         "file under the home folder (store, database, logs)")
         else:
             lines += [f"  FOUND planted value in: {p}" for p in self.planted_found]
             lines += [f"  FLAGGED: {f}" for f in self.flagged]
@@ -78,16 +81,20 @@ def run_demo(inst: Installation) -> DemoReport:
     """Create the demo project (once), import the synthetic study and check the result."""
     _ensure_project(inst)
     patient = SyntheticPatient()
-    folder = inst.settings.home / "demo-input"
-    if folder.exists():
-        shutil.rmtree(folder)
-    paths = write_mr_study(folder, seed=1, n_series=3, slices=12)
-    summary = import_paths(inst, ACRONYM, PARTICIPANT, EVENT, [folder], actor="demo")
+    # The input stands in for clinical data, so it stays outside RPACS_HOME (which holds
+    # de-identified data only) and is removed once imported.
+    folder = Path(tempfile.mkdtemp(prefix="rpacs-demo-input-"))
+    try:
+        paths = write_mr_study(folder, seed=1, n_series=3, slices=12)
+        summary = import_paths(inst, ACRONYM, PARTICIPANT, EVENT, [folder], actor="demo")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     store = inst.settings.store_dir / ACRONYM
     planted = [v.encode("utf-8") for v in patient.planted_values()]
+    inst.db.dispose()  # flush SQLite's write-ahead log so the database file is complete
     found = sorted({
         f"{path.relative_to(inst.settings.home)} ({value.decode()[:2]}…)"
-        for path in store.rglob("*") if path.is_file()
+        for path in inst.settings.home.rglob("*") if path.is_file()
         for value in planted if value in path.read_bytes()
     })
     reviews = review_project(inst, ACRONYM)
