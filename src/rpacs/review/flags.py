@@ -7,7 +7,8 @@ flagged when it is
   (which the import writes into PatientName and ReferringPhysicianName);
 - a date (DA, DT) outside the range of the project's stored, shifted study dates (± 1 day)
   — a date that escaped shifting stands out there;
-- text with a run of 6 or more digits (an ID, a phone or a national identity number), in a
+- text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an ID,
+  a phone or a national identity number), in a
   text VR other than UIDs, numbers and the technical tags below;
 - an e-mail address, or text that reads like a street address;
 - free text (LO, LT, ST, UT, SH of three or more words) that still carries a capitalised
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 _DIGITS = re.compile(r"\d{6,}")
+_PHONE = re.compile(r"(?<!\w)\+?\d(?:[ \-]?\d){7,}(?!\w)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _ADDRESS = re.compile(r"\b\d{1,4}\s*[A-Za-zÆØÅæøå]+(gata|gate|veien|vegen|vei|street|st\.|road|"
                       r"rd\.|allé|plass)\b|\b(gata|gate|veien|street|road)\s+\d{1,4}\b",
@@ -107,7 +109,8 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         reasons.append("e-mail address")
     if _ADDRESS.search(value):
         reasons.append("looks like a street address")
-    if _DIGITS.search(value) and keyword not in ("PatientID", "StudyID"):
+    if (_DIGITS.search(value) or _PHONE.search(value)) and keyword not in ("PatientID",
+                                                                             "StudyID"):
         reasons.append("long run of digits (an ID or phone number?)")
     words = value.split()
     if vr in _TEXT_VRS and len(words) >= 3 and any(

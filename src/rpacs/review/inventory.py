@@ -88,6 +88,8 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
         raw = ds.get_item(tag)
         tag_int = int(tag)
         vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)
+        if " or " in vr:  # a value set in memory whose VR pydicom resolves only on writing
+            vr = "OW" if "OW" in vr else vr.split(" or ")[0]
         name = f"{tag_int:08X}"
         keyword = keyword_for_tag(tag_int) or f"({tag_int >> 16:04X},{tag_int & 0xFFFF:04X})"
         if tag_int >> 16 & 1 and 0x0010 <= tag_int & 0xFFFF <= 0x00FF:
@@ -108,7 +110,6 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
             entries.add(TagEntry(path, kpath, vr, _raw_text(raw.value)))
             continue
         element = ds[tag] if isinstance(raw, RawDataElement) else raw
-        vr = element.VR
         if vr == "SQ":
             entries.add(TagEntry(path, kpath, vr, ""))
             for item in element.value or ():
