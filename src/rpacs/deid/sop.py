@@ -21,6 +21,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 from ..errors import DeidentificationError
@@ -52,6 +53,13 @@ _DEID_METHOD_CODES = 0x00120064
 _LONGITUDINAL_MODIFIED = 0x00280303
 _CLASS_UID_TAGS = frozenset({0x00080016, 0x00081150, 0x00020002, 0x00020010, 0x00080062,
                              0x0008001A, 0x00041510, 0x00041512, 0x0040E001})
+
+
+#: Values up to this size are memoised (headers; never pixel data).
+_MEMO_VALUE_BYTES = 1024
+_MEMO_ENTRIES = 50_000
+_MISSING = object()
+_KEEP = object()
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,11 @@ class Deidentifier:
         self._safe_private = {s.key for s in (*default_safe_private(), *profile.safe_private)}
         self._method = self._method_values()
         self._encoded_codes: dict[tuple, RawDataElement] = {}
+        # What a raw element became, by (patient's values, SOP class, encoding, tag, VR,
+        # bytes): instances of a series repeat most of their header byte for byte, so the
+        # work is done once per series rather than once per file. Results are shared between
+        # datasets and never mutated afterwards (the identity step replaces, not edits).
+        self._memo: dict[tuple, object] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -161,7 +174,9 @@ class Deidentifier:
         try:
             cleaner = TextCleaner.from_dataset(ds)
             sop_class = str(ds.get("SOPClassUID", "") or "")
-            kept_private = self._walk(ds, cleaner, sop_class)
+            memo_key = (cleaner.values, sop_class, ds.original_encoding,
+                        tuple(ds._character_set))
+            kept_private = self._walk(ds, cleaner, sop_class, memo_key)
             self._write_identity(ds, kept_private)
             self._write_file_meta(ds)
         except DeidentificationError:
@@ -182,29 +197,58 @@ class Deidentifier:
                 return pattern_rule
         return None
 
-    def _walk(self, ds: Dataset, cleaner: TextCleaner, sop_class: str) -> bool:
+    def _walk(self, ds: Dataset, cleaner: TextCleaner, sop_class: str,
+              memo_key: tuple | None = None) -> bool:
         kept_private = False
         elements = ds._dict
         private_blocks: dict[tuple[int, int], str] = {}
+        memo = self._memo if memo_key is not None else None
+        # The dataset's own key objects are passed on: pydicom finds them by identity,
+        # where a fresh int would cost a Tag() and a Python-level comparison per lookup.
         for tag in list(elements):
-            tag = int(tag)
-            group = tag >> 16
+            number = int(tag)
+            group = number >> 16
             if group & 1:
                 kept_private |= self._private(ds, tag, cleaner, private_blocks)
                 continue
-            override = self._overrides.get(tag)
-            if override is not None:
-                self._apply_override(ds, tag, override)
-                continue
-            rule = self._rule(tag)
-            if rule is None:
-                self._unlisted(ds, tag, cleaner, sop_class)
-                continue
-            code = rule.code
-            if "/" in code:
-                code = _resolve_combined(code, rule.row_tag, sop_class)
-            self._apply(ds, tag, code, cleaner, sop_class)
+            if memo is not None:
+                element = elements[tag]
+                value = getattr(element, "value", None) if isinstance(
+                    element, RawDataElement) else None
+                if value is not None and len(value) <= _MEMO_VALUE_BYTES:
+                    key = (memo_key, number, element.VR, value)
+                    outcome = memo.get(key, _MISSING)
+                    if outcome is _MISSING:
+                        self._element_outcome(ds, tag, number, cleaner, sop_class)
+                        outcome = elements.get(tag)
+                        if outcome is element:
+                            outcome = _KEEP
+                        if len(memo) >= _MEMO_ENTRIES:
+                            memo.clear()
+                        memo[key] = outcome
+                    elif outcome is None:
+                        del elements[tag]
+                    elif outcome is not _KEEP:
+                        elements[tag] = outcome
+                    continue
+            self._element_outcome(ds, tag, number, cleaner, sop_class)
         return kept_private
+
+    def _element_outcome(self, ds: Dataset, tag: BaseTag, number: int,
+                         cleaner: TextCleaner, sop_class: str) -> None:
+        """De-identify one public element of ``ds`` in place."""
+        override = self._overrides.get(number)
+        if override is not None:
+            self._apply_override(ds, tag, override)
+            return
+        rule = self._rule(number)
+        if rule is None:
+            self._unlisted(ds, tag, cleaner, sop_class)
+            return
+        code = rule.code
+        if "/" in code:
+            code = _resolve_combined(code, rule.row_tag, sop_class)
+        self._apply(ds, tag, code, cleaner, sop_class)
 
     def _element(self, ds: Dataset, tag: int) -> DataElement:
         return ds[tag]  # converts a raw element: only called when its value is needed
@@ -242,7 +286,7 @@ class Deidentifier:
             ds[tag] = _empty(tag, vr)
         elif vr in ("DA", "DT"):
             self._keep(ds, tag, vr, cleaner, sop_class)
-        elif vr == "UI" and tag not in _CLASS_UID_TAGS:
+        elif vr == "UI" and int(tag) not in _CLASS_UID_TAGS:
             element = self._element(ds, tag)
             values = _values(element.value)
             if any(v and not _is_well_known_uid(v) for v in values):
@@ -413,17 +457,20 @@ class Deidentifier:
 
     def _write_identity(self, ds: Dataset, kept_private: bool) -> None:
         ident = self.identity
-        ds.PatientID = ident.participant_id
-        ds.PatientName = ident.participant_id
-        ds.InstitutionName = ident.project_acronym
-        ds.ReferringPhysicianName = ident.event
+        # New elements, never edits of existing ones: those may be shared memo results.
+        for tag, vr, value in ((0x00100020, "LO", ident.participant_id),
+                               (0x00100010, "PN", ident.participant_id),
+                               (0x00080080, "LO", ident.project_acronym),
+                               (0x00080090, "PN", ident.event)):
+            ds[tag] = DataElement(tag, vr, value)
         ds[_PATIENT_IDENTITY_REMOVED] = DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES")
         ds[_DEID_METHOD] = DataElement(_DEID_METHOD, "LO", list(self._method))
         ds[_DEID_METHOD_CODES] = self._method_codes(ds.original_encoding, kept_private)
         if self._shift_dates and self.offset:
             ds[_LONGITUDINAL_MODIFIED] = DataElement(_LONGITUDINAL_MODIFIED, "CS", "MODIFIED")
         if "StudyInstanceUID" in ds and ds.StudyInstanceUID:
-            ds.StudyID = study_id_for(str(ds.StudyInstanceUID))
+            ds[0x00200010] = DataElement(0x00200010, "SH",
+                                         study_id_for(str(ds.StudyInstanceUID)))
         # A private creator whose block lost every element goes too.
         for tag in [int(t) for t in ds._dict if (int(t) >> 16) & 1]:
             group, element = tag >> 16, tag & 0xFFFF

@@ -53,7 +53,7 @@ class DemoReport:
             f"  database: {self.database}",
             f"  store:    {self.store}",
             f"  review:   {self.tag_paths} tag paths in the project's inventory "
-            f"(rpacs review {ACRONYM})",
+            f"(RPACS_HOME={self.home} rpacs review {ACRONYM})",
         ]
         if self.clean:
             lines.append("  review: nothing identifying found; no planted value is in any "

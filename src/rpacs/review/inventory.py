@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import NamedTuple
 
 from pydicom import Dataset
@@ -71,6 +72,18 @@ def _dictionary_vr(tag: int) -> str:
     return "OW" if vr in ("OB or OW", "US or SS or OW") else vr
 
 
+@lru_cache(maxsize=4096)
+def _names(tag: int, creator: str) -> tuple[str, str]:
+    """(path component, keyword) of a tag; private tags carry their creator."""
+    name = f"{tag:08X}"
+    keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    if tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF:
+        return name, "PrivateCreator"
+    if creator:
+        return f"{name}@{creator}", f"{keyword}@{creator}"
+    return name, keyword
+
+
 def _private_creator(ds: Dataset, tag: int) -> str:
     group, element = tag >> 16, tag & 0xFFFF
     if element < 0x0100:
@@ -82,43 +95,61 @@ def _private_creator(ds: Dataset, tag: int) -> str:
 def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagEntry]:
     """Every (tag path, value) of ``ds``, file meta included, nested sequences as paths."""
     entries: set[TagEntry] = set()
-    if not _prefix and getattr(ds, "file_meta", None) is not None:
+    top = not _prefix
+    if top and getattr(ds, "file_meta", None) is not None:
         entries |= tag_entries(ds.file_meta, "", "")
     for tag in list(ds._dict):
-        raw = ds.get_item(tag)
+        raw = ds._dict[tag]
         tag_int = int(tag)
-        vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)
-        if " or " in vr:  # a value set in memory whose VR pydicom resolves only on writing
-            vr = "OW" if "OW" in vr else vr.split(" or ")[0]
-        name = f"{tag_int:08X}"
-        keyword = keyword_for_tag(tag_int) or f"({tag_int >> 16:04X},{tag_int & 0xFFFF:04X})"
-        if tag_int >> 16 & 1 and 0x0010 <= tag_int & 0xFFFF <= 0x00FF:
-            keyword = "PrivateCreator"
-        elif tag_int >> 16 & 1:
-            creator = _private_creator(ds, tag_int)
-            if creator:
-                name = f"{name}@{creator}"
-                keyword = f"{keyword}@{creator}"
-        path = f"{_prefix}/{name}" if _prefix else name
-        kpath = f"{_keywords}>{keyword}" if _keywords else keyword
-        if vr in BINARY_VRS:
-            entries.add(TagEntry(path, kpath, vr, ""))
-            continue
-        if isinstance(raw, RawDataElement) and vr in _RAW_TEXT_VRS:
-            # Text stays undecoded by pydicom: its bytes are read here directly, which is
-            # what keeps the inventory cheap on the import's hot path.
-            entries.add(TagEntry(path, kpath, vr, _raw_text(raw.value)))
-            continue
-        element = ds[tag] if isinstance(raw, RawDataElement) else raw
-        if vr == "SQ":
-            entries.add(TagEntry(path, kpath, vr, ""))
-            for item in element.value or ():
-                entries |= tag_entries(item, path, kpath)
-        elif vr in BINARY_VRS:
-            entries.add(TagEntry(path, kpath, vr, ""))
-        else:
-            entries.add(TagEntry(path, kpath, vr, _value_text(element.value)))
+        key: object = None
+        if top and not tag_int >> 16 & 1:
+            # Instances of a series repeat most elements: by their bytes when unchanged, or
+            # as the very object the de-identifier shared between them when changed.
+            if isinstance(raw, RawDataElement):
+                if raw.value is not None and len(raw.value) <= _CACHED_VALUE_BYTES:
+                    key = (tag_int, raw.VR, raw.value)
+            else:
+                key = id(raw)
+            hit = _ELEMENT_ENTRIES.get(key) if key is not None else None
+            if hit is not None and (hit[0] is raw or isinstance(raw, RawDataElement)):
+                entries |= hit[1]
+                continue
+        found = _element_entries(ds, tag, raw, tag_int, _prefix, _keywords)
+        if key is not None:
+            if len(_ELEMENT_ENTRIES) >= _CACHE_ENTRIES:
+                _ELEMENT_ENTRIES.clear()
+            _ELEMENT_ENTRIES[key] = (raw, found)
+        entries |= found
     return entries
+
+
+#: Per worker process: element → its entries (holding the element, so an id stays its own).
+_ELEMENT_ENTRIES: dict[object, tuple[object, frozenset[TagEntry]]] = {}
+_CACHED_VALUE_BYTES = 1024
+_CACHE_ENTRIES = 50_000
+
+
+def _element_entries(ds: Dataset, tag: object, raw: object, tag_int: int, prefix: str,
+                     keywords: str) -> frozenset[TagEntry]:
+    vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)  # type: ignore[attr-defined]
+    if " or " in vr:  # a value set in memory whose VR pydicom resolves only on writing
+        vr = "OW" if "OW" in vr else vr.split(" or ")[0]
+    creator = _private_creator(ds, tag_int) if tag_int >> 16 & 1 else ""
+    name, keyword = _names(tag_int, creator)
+    path = f"{prefix}/{name}" if prefix else name
+    kpath = f"{keywords}>{keyword}" if keywords else keyword
+    if vr in BINARY_VRS:
+        return frozenset({TagEntry(path, kpath, vr, "")})
+    if isinstance(raw, RawDataElement) and vr in _RAW_TEXT_VRS:
+        # Text stays undecoded by pydicom: its bytes are read here directly.
+        return frozenset({TagEntry(path, kpath, vr, _raw_text(raw.value))})
+    element = ds[tag] if isinstance(raw, RawDataElement) else raw
+    if vr == "SQ":
+        found = {TagEntry(path, kpath, vr, "")}
+        for item in element.value or ():  # type: ignore[attr-defined]
+            found |= tag_entries(item, path, kpath)
+        return frozenset(found)
+    return frozenset({TagEntry(path, kpath, vr, _value_text(element.value))})  # type: ignore[attr-defined]
 
 
 def add_to_inventory(
