@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Insert
@@ -17,6 +17,18 @@ from sqlalchemy.sql import Insert
 from ..errors import RpacsError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _head_revision() -> str:
+    """The newest revision: the one no other migration names as its ``down_revision``."""
+    revisions: dict[str, str | None] = {}
+    for script in (_MIGRATIONS / "versions").glob("*.py"):
+        found = re.findall(r"^(revision|down_revision) = (.+)$", script.read_text(), re.M)
+        values = {k: ast.literal_eval(v) for k, v in found}
+        revisions[values["revision"]] = values.get("down_revision")
+    parents = set(revisions.values())
+    heads = [r for r in revisions if r not in parents]
+    return heads[0] if len(heads) == 1 else ""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,7 +57,17 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Apply every Alembic migration not yet applied (run on every start)."""
+        """Apply every Alembic migration not yet applied (run on every start).
+
+        The common case, a database already at the newest revision, is answered with one
+        query and without loading Alembic, which would cost every command a noticeable
+        start-up delay.
+        """
+        if self._current_revision() == _head_revision():
+            return
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.attributes["connection_engine"] = self.engine
@@ -53,6 +75,13 @@ class Database:
             command.upgrade(cfg, "head")
         except Exception as exc:  # the driver's message names the database, not patient data
             raise RpacsError(f"could not migrate the index database: {exc}") from exc
+
+    def _current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:  # no table yet (or no database): migrate
+            return None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

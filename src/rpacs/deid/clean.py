@@ -28,6 +28,7 @@ from contextlib import suppress
 from functools import lru_cache
 
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
 REPLACEMENT = "***"
@@ -80,6 +81,13 @@ def _multi(value: object) -> list[object]:
     return [value]
 
 
+#: PatientName, OtherPatientNames, PatientID, OtherPatientIDs, AccessionNumber,
+#: OtherPatientIDsSequence, PatientBirthDate, SpecificCharacterSet (decodes the others).
+_IDENTIFYING_TAGS = (0x00100010, 0x00101001, 0x00100020, 0x00101000, 0x00080050, 0x00101002,
+                     0x00100030, 0x00080005)
+_CLEANERS: dict[tuple, TextCleaner] = {}
+
+
 class TextCleaner:
     """Replaces an instance's identifying values and identifying patterns in text."""
 
@@ -89,6 +97,16 @@ class TextCleaner:
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> TextCleaner:
+        # The same patient's elements recur file after file: key on their raw bytes.
+        raws = [ds.get_item(tag) for tag in _IDENTIFYING_TAGS]
+        if all(r is None or isinstance(r, RawDataElement) for r in raws):
+            key = tuple(None if r is None else (r.VR, r.value) for r in raws)
+            cached = _CLEANERS.get(key)
+            if cached is None:
+                if len(_CLEANERS) > 1000:
+                    _CLEANERS.clear()
+                cached = _CLEANERS[key] = cls(identifying_values(ds))
+            return cached
         return cls(identifying_values(ds))
 
     def clean(self, text: str) -> str:

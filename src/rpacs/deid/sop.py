@@ -487,12 +487,15 @@ class Deidentifier:
         for tag in _META_DROP:
             if tag in meta:
                 del meta[tag]
-        if "SOPInstanceUID" in ds:
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        if "SOPClassUID" in ds:
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        # Elements are set directly: FileMetaDataset re-validates on every attribute set.
+        for tag, vr, value in (
+            (0x00020003, "UI", ds.get("SOPInstanceUID")),
+            (0x00020002, "UI", ds.get("SOPClassUID")),
+            (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
+            (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
+        ):
+            if value:
+                meta._dict[BaseTag(tag)] = DataElement(tag, vr, str(value))
 
 
 def _values(value: object) -> list[object]:
