@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<ACRONYM>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``,
 all UIDs being the project's de-identified ones, so a path says nothing about a person.
-A file is first written to a temporary name in ``tmp_dir`` (same file system) and then
+A file is first written in full without its final name — on Linux an unnamed ``O_TMPFILE``
+in the target folder, elsewhere a temporary name in ``tmp_dir`` (same file system) — and then
 *linked* into place: unlike a rename, a link fails when the target exists, so two writers of
 the same instance can never overwrite each other and a differing second version is detected
 instead of silently replacing the first.
@@ -18,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StorageError
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: Folders this process has made already (each store folder is made once, not per file).
+_MADE_DIRS: set[Path] = set()
 
 
 class PutOutcome(enum.Enum):
@@ -43,7 +48,13 @@ class FileStore:
         target = self.root / relative
         if target.exists():
             return self._compare(target, sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in _MADE_DIRS:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _MADE_DIRS.add(target.parent)
+        if _O_TMPFILE:
+            outcome = self._put_unnamed(target, data, sha256)
+            if outcome is not None:
+                return outcome
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-", suffix=".part")
         try:
@@ -63,6 +74,29 @@ class FileStore:
             raise StorageError(f"cannot write {relative} in the store: {exc.strerror}") from exc
         finally:
             Path(tmp_name).unlink(missing_ok=True)
+        return PutOutcome.CREATED
+
+    def _put_unnamed(self, target: Path, data: bytes, sha256: str) -> PutOutcome | None:
+        """Linux: write an unnamed file in the target's folder and link it into place.
+
+        The file has no name until it is complete, so no reader and no crash can ever see
+        it half-written, and nothing is left to clean up. None when the file system cannot.
+        """
+        try:
+            fd = os.open(target.parent, _O_TMPFILE | os.O_WRONLY, 0o640)
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                fh.write(data)
+            try:
+                os.link(f"/proc/self/fd/{fd}", target)
+            except FileExistsError:
+                return self._compare(target, sha256)
+            except OSError:
+                return None
+        finally:
+            os.close(fd)
         return PutOutcome.CREATED
 
     def _put_exclusive(self, target: Path, data: bytes, sha256: str) -> PutOutcome:
