@@ -1,4 +1,8 @@
-"""What every command shares: opening the installation, printing, progress and errors."""
+"""What every command shares: opening the installation, printing and progress.
+
+Imports of the services happen inside the commands, so that ``rpacs --help`` and
+``rpacs --version`` answer at once instead of loading pydicom and SQLAlchemy first.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,34 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..installation import Installation
-from ..settings import Settings
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ..installation import Installation
+
+Progress = Callable[[int, int], None]
 
 
 @contextmanager
 def installation() -> Iterator[Installation]:
-    inst = Installation.open(Settings.load())
+    """The installation of ``Settings.load()`` (RPACS_HOME, RPACS_DATABASE_URL...), closed after."""
+    from pydantic import ValidationError
+
+    from ..installation import Installation
+    from ..settings import Settings
+
+    try:
+        settings = Settings.load()
+    except ValidationError as exc:
+        raise InvalidInputError([
+            f"setting RPACS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in exc.errors()
+        ]) from exc
+    inst = Installation.open(settings)
     try:
         yield inst
     finally:
@@ -27,8 +48,15 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def shorten(text: str, width: int, *, keep_end: bool = False) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (at the start with keep_end)."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[: width - 1] + "…"
+
+
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
+def progress_bar(label: str) -> Iterator[Progress | None]:
     """A tqdm bar on stderr when it is a terminal; nothing in scripts and logs."""
     if not sys.stderr.isatty():
         yield None

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..ingest import ImportSummary, deidentify_tree, import_paths
 from .context import installation, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from ..ingest import ImportSummary
 
 
 def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
+    """The counts on stdout, one line per rejected file on stderr; exit 1 on any rejection."""
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -23,7 +26,7 @@ def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
         for rejection in summary.rejected:
             click.echo(f"rejected {rejection.source}: {rejection.reason}", err=True)
     if not summary.ok:
-        sys.exit(1)
+        raise SystemExit(1)
 
 
 @click.command("import")
@@ -40,6 +43,8 @@ def import_command(paths: tuple[Path, ...], acronym: str, participant: str, even
     Exit code 0 when nothing was rejected, 1 otherwise; rerunning an interrupted import
     completes it, and re-importing the same files changes nothing.
     """
+    from ..ingest import import_paths
+
     with installation() as inst, progress_bar("import") as progress:
         summary = import_paths(inst, acronym, participant, event, list(paths),
                                workers=workers, progress=progress)
@@ -59,8 +64,11 @@ def deid_command(src: Path, dst: Path, acronym: str, participant: str, event: st
     """De-identify SRC into DST as the import would, without storing anything in the archive.
 
     Files are written as DST/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
-    with the project's new UIDs, so no original file name is carried over.
+    with the project's new UIDs, so no original file name is carried over. Exit code 0
+    when nothing was rejected, 1 otherwise.
     """
+    from ..ingest import deidentify_tree
+
     with installation() as inst, progress_bar("deid") as progress:
         summary = deidentify_tree(inst, acronym, participant, event, src, dst,
                                   workers=workers, progress=progress)

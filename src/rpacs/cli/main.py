@@ -8,17 +8,19 @@ import click
 
 from .. import __version__
 from ..errors import InvalidInputError, RpacsError
+from .demo import demo_command
 from .ingest import deid_command, import_command
 from .patient import patient
 from .project import project
-from .review import demo_command, review_command
+from .review import review_command
 
 
 class _RpacsGroup(click.Group):
     """Turns RpacsError into ``error: ...`` lines on stderr and the error's exit code.
 
     No traceback is shown for these: they are the user's to act on, and their messages were
-    written for that (and hold no patient data).
+    written for that (and hold no patient data). Every other exception is a bug and keeps
+    its traceback.
     """
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..ingest import patient_key, studies_of_patient
+from ..errors import InvalidInputError
 from .context import installation, print_json
 
 
@@ -21,10 +21,14 @@ def locate(as_json: bool) -> None:
     """Read an original PatientID from standard input (never from the command line, which
     ends up in shell history and process lists) and list the projects and studies that hold
     data of that patient. Only the keyed hash of the ID is compared."""
+    from ..ingest import patient_key, studies_of_patient
+
     if sys.stdin.isatty():
         original = click.prompt("Original PatientID", hide_input=True)
     else:
         original = sys.stdin.readline()
+    if not original.strip():
+        raise InvalidInputError("no PatientID was given on standard input")
     with installation() as inst:
         found = studies_of_patient(inst, patient_key(inst.settings.installation_secret,
                                                      original.strip()))

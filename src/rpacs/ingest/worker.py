@@ -126,7 +126,6 @@ class Worker:
         key = patient_key(self.plan.installation_secret, _text(ds, "PatientID"))
         self.deidentifier.deidentify(ds)
         out = write_instance(ds)
-        del data
         digest = hashlib.sha256(out).hexdigest()
         study_uid, series_uid, sop_uid = (
             _text(ds, "StudyInstanceUID"),

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import AuditEvent, Instance, Participant, Project, Series, Study
-from ..deid import Profile, date_offset_days
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..installation import Installation
 from .content import ProjectSpec
 
+if TYPE_CHECKING:
+    from ..deid import Profile
+
+#: A research ID becomes PatientID (LO) and PatientName (PN) of every stored instance: at most
+#: 64 characters, printable, and without the backslash that separates DICOM values.
+RESEARCH_ID = re.compile(r"[^\\\x00-\x1f\x7f]{1,64}")
+
+
+def _find(session: Session, acronym: str) -> Project | None:
+    # Acronyms are unique regardless of case, so a case-insensitive lookup is unambiguous.
+    return session.scalar(
+        select(Project).where(func.lower(Project.acronym) == (acronym or "").lower())
+    )
+
 
 def create_project(inst: Installation, spec: ProjectSpec, actor: str = "cli") -> Project:
-    """Create a project with a fresh 256-bit secret (never shown, never exported)."""
+    """Create a project with a fresh 256-bit secret (never shown, never exported).
+
+    Raises InvalidInputError listing every problem of ``spec``, and ConflictError when the
+    acronym is taken (in any letter case).
+    """
     spec = spec.validated()
     with inst.db.session() as session:
-        clash = session.scalar(
-            select(Project.acronym).where(func.lower(Project.acronym) == spec.acronym.lower())
-        )
+        clash = _find(session, spec.acronym)
         if clash is not None:
-            raise ConflictError(f"a project with acronym '{clash}' already exists")
+            raise ConflictError(f"a project with acronym '{clash.acronym}' already exists")
         project = Project(
             acronym=spec.acronym,
             rek=spec.rek,
@@ -41,20 +57,27 @@ def create_project(inst: Installation, spec: ProjectSpec, actor: str = "cli") ->
             deid_profile=spec.deid_profile,
         )
         session.add(project)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # created by someone else since the check above
+            raise ConflictError(
+                f"a project with acronym '{spec.acronym}' already exists"
+            ) from exc
         session.add(AuditEvent(actor=actor, action="project.create", project_id=project.id,
                                count=1, details={"acronym": project.acronym}))
     return project
 
 
 def list_projects(inst: Installation) -> list[Project]:
+    """All projects, by acronym."""
     with inst.db.session() as session:
         return list(session.scalars(select(Project).order_by(Project.acronym)))
 
 
 def get_project(inst: Installation, acronym: str) -> Project:
+    """The project named ``acronym`` (any letter case), or NotFoundError."""
     with inst.db.session() as session:
-        project = session.scalar(select(Project).where(Project.acronym == acronym))
+        project = _find(session, acronym)
     if project is None:
         raise NotFoundError(f"no project '{acronym}' (see: rpacs project list)")
     return project
@@ -63,6 +86,7 @@ def get_project(inst: Installation, acronym: str) -> Project:
 def project_summary(inst: Installation, project: Project) -> dict[str, Any]:
     """Everything about a project a user may see — never its secret — with counts."""
     with inst.db.session() as session:
+        created_at = session.scalar(select(Project.created_at).where(Project.id == project.id))
         participants = session.scalar(
             select(func.count()).select_from(Participant).where(
                 Participant.project_id == project.id)
@@ -90,6 +114,7 @@ def project_summary(inst: Installation, project: Project) -> dict[str, Any]:
         "date_shift": project.date_shift,
         "state": project.state,
         "custom_deid_profile": bool(project.deid_profile),
+        "created_at": created_at.isoformat() if created_at else None,
         "participants": participants or 0,
         "studies": studies or 0,
         "series": series or 0,
@@ -99,36 +124,57 @@ def project_summary(inst: Installation, project: Project) -> dict[str, Any]:
 
 def set_deid_profile(inst: Installation, acronym: str, yaml_text: str,
                      actor: str = "cli") -> None:
+    """Give a project its own de-identification profile; it applies to later imports.
+
+    Files already stored keep the de-identification they had; the audit log records the
+    change so that a reviewer can tell which imports ran under which profile.
+    """
+    from ..deid import Profile
+
     try:
         Profile.from_yaml(yaml_text)
     except InvalidInputError as exc:
         raise InvalidInputError([f"profile: {p}" for p in exc.problems]) from exc
     with inst.db.session() as session:
-        project = session.scalar(select(Project).where(Project.acronym == acronym))
+        project = _find(session, acronym)
         if project is None:
             raise NotFoundError(f"no project '{acronym}' (see: rpacs project list)")
-        project.deid_profile = yaml_text
+        project.deid_profile = yaml_text if yaml_text.strip() else None
         session.add(AuditEvent(actor=actor, action="project.profile", project_id=project.id,
                                count=1, details={}))
 
 
 def deid_profile(project: Project) -> Profile:
     """The project's de-identification profile: its own YAML, or the default."""
+    # Imported here: pydicom is needed only by commands that de-identify, not by every
+    # command that looks up a project.
+    from ..deid import Profile
+
     return Profile.from_yaml(project.deid_profile) if project.deid_profile else Profile.default()
 
 
 def check_assignment(project: Project, participant_id: str, event: str) -> None:
-    """A participant ID must fit the project's rule and the event must be one of its own."""
+    """A participant ID must fit the project's rule and the event must be one of its own.
+
+    The ID is matched with ``re.fullmatch`` and must also be a valid DICOM PatientID (1-64
+    printable characters, no backslash), since it is written into every stored instance.
+    """
     problems = []
-    if not re.fullmatch(project.participant_pattern, participant_id or ""):
+    participant_id = participant_id or ""
+    if not RESEARCH_ID.fullmatch(participant_id):
         problems.append(
-            f"--participant: '{participant_id}' does not match the project's participant "
+            "--participant: a research ID must be 1-64 printable characters without '\\'"
+        )
+    elif not re.fullmatch(project.participant_pattern, participant_id):
+        # The ID is not echoed: a mistyped one may be a patient's name or national ID.
+        problems.append(
+            "--participant: the research ID does not match the project's participant "
             f"pattern {project.participant_pattern}"
         )
     if event not in project.events:
         problems.append(
             f"--event: '{event}' is not an event of {project.acronym} "
-            f"({', '.join(project.events)})"
+            f"(one of: {', '.join(project.events)})"
         )
     if problems:
         raise InvalidInputError(problems)
@@ -136,12 +182,15 @@ def check_assignment(project: Project, participant_id: str, event: str) -> None:
 
 def date_offset_for(project: Project, participant_id: str) -> int:
     """Days every date moves: one offset per project, or one per participant."""
+    from ..deid import date_offset_days
+
     per_participant = project.date_shift == "per-participant"
     return date_offset_days(project.secret, participant_id if per_participant else None)
 
 
 def get_or_create_participant(session: Session, project: Project,
                               research_id: str) -> Participant:
+    """The participant ``research_id`` of ``project``, added to the index on first use."""
     participant = session.scalar(
         select(Participant).where(
             Participant.project_id == project.id, Participant.research_id == research_id

@@ -1,26 +1,33 @@
 """When does a value in the inventory look identifying?
 
-A reviewer cannot read 100,000 values; the flags point at the few worth a look. A value is
-flagged when it is
+A reviewer cannot read 100,000 values; the flags point at the few worth a look. Values that
+rpacs itself wrote by design are never flagged: the project's participant IDs (PatientID,
+PatientName), event names (ReferringPhysicianName), its acronym (InstitutionName), the
+StudyIDs derived from the new StudyInstanceUIDs, and the de-identifier's dummy values
+(``ANONYMOUS``, ``ANONYMIZED``, ``19000101``). Any other value is flagged when it is
 
-- a person name (VR PN) that is not one of the project's participant IDs or event names
-  (which the import writes into PatientName and ReferringPhysicianName);
+- a person name (VR PN);
+- a PatientID that is not one of the project's participant IDs;
 - a date (DA, DT) outside the range of the project's stored, shifted study dates (± 1 day)
-  — a date that escaped shifting stands out there;
-- text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an ID,
-  a phone or a national identity number), in a
-  text VR other than UIDs, numbers and the technical tags below;
+  — a date that escaped shifting stands out there (no study dates yet: no date flags);
+- text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an
+  ID, a phone or a national identity number), except in code strings (CS) and in tags that
+  devices write (:data:`DEVICE_TEXT`); UIDs and numbers are never text;
 - an e-mail address, or text that reads like a street address;
-- free text (LO, LT, ST, UT, SH of three or more words) that still carries a capitalised
-  word that does not begin a sentence, in a tag that is not a known technical one: prose is
-  where people write names, and a name is a capitalised word (text that Clean has cut reads
-  ``Patient *** *** scanned`` and is not flagged).
+- free text (LO, LT, SH, ST, UC, UT of three or more words) that still carries a capitalised
+  word that does not begin a sentence: prose is where people write names, and a name is a
+  capitalised word. Text that Clean has cut reads ``Patient *** *** scanned`` and is not
+  flagged. Descriptions of studies, series and protocols (:data:`DESCRIPTIONS`) are exempt
+  from this one check only — they are capitalised technical phrases by habit, and Clean
+  Descriptors already cut the instance's own names out of them — but a digit run, e-mail or
+  address in them is still flagged.
 
-Values of sequences and binary VRs are not read, so they are never flagged.
+Values of sequences and binary VRs are never read, so they are never flagged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,88 +39,101 @@ _ADDRESS = re.compile(r"\b\d{1,4}\s*[A-Za-zÆØÅæøå]+(gata|gate|veien|vegen|
                       r"rd\.|allé|plass)\b|\b(gata|gate|veien|street|road)\s+\d{1,4}\b",
                       re.IGNORECASE)
 _NAME_LIKE = re.compile(r"[A-ZÆØÅÄÖÜ][a-zæøåäöüé]+[,.]?")
-_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "SH", "UC"})
-#: Keywords whose text is technical, written by devices, not people.
-TECHNICAL = frozenset({
+_FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+#: VRs never flagged: UIDs, numbers, times, ages, tags, sequences and binary values.
+_NEVER_FLAGGED_VRS = frozenset({
+    "UI", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "TM", "AS", "AT",
+    "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN",
+})
+#: The de-identifier's dummy values (action D), which say nothing about anyone.
+DUMMY_VALUES = frozenset({"ANONYMOUS", "ANONYMIZED", "19000101", "19000101000000"})
+#: Text written by devices and by rpacs itself, not by people: never flagged.
+DEVICE_TEXT = frozenset({
     "ImageType", "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "Modality",
     "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType",
     "SequenceName", "TransmitCoilName", "ReceiveCoilName", "PhotometricInterpretation",
     "BodyPartExamined", "PatientPosition", "InPlanePhaseEncodingDirection",
-    "DeidentificationMethod", "CodeMeaning", "CodeValue", "CodingSchemeDesignator",
+    "DeidentificationMethod", "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion",
     "ImplementationVersionName", "SpecificCharacterSet", "ConversionType",
-    "WindowCenterWidthExplanation", "LossyImageCompressionMethod", "PatientSex",
-    "PositionReferenceIndicator", "ContrastBolusAgent", "ProtocolName", "SeriesDescription",
-    "StudyDescription", "PerformedProcedureStepDescription",
-    "AcquisitionDeviceProcessingDescription",
-    "StudyID", "PatientIdentityRemoved", "LongitudinalTemporalInformationModified",
-    "InstitutionName", "PatientID", "PatientName", "PrivateCreator",
+    "LossyImageCompressionMethod", "PatientSex", "PatientIdentityRemoved",
+    "LongitudinalTemporalInformationModified", "PrivateCreator", "PixelPresentation",
+    "VolumetricProperties", "VolumeBasedCalculationTechnique", "ComplexImageComponent",
+    "AcquisitionContrast", "PositionReferenceIndicator",
+})
+#: Capitalised technical phrases typed into consoles; exempt from the free-text check only.
+DESCRIPTIONS = frozenset({
+    "StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription",
+    "RequestedProcedureDescription", "ScheduledProcedureStepDescription",
+    "AcquisitionDeviceProcessingDescription", "CodeMeaning", "WindowCenterWidthExplanation",
+    "ContrastBolusAgent", "DerivationDescription",
 })
 
 
 @dataclass(frozen=True)
 class ReviewContext:
-    """What the flags compare against: the project's own IDs and its stored date range."""
+    """What the flags compare against: the project's own identifiers and its date range."""
 
-    allowed_names: frozenset[str]
-    first_date: str  # YYYYMMDD of the earliest stored (shifted) study date, "" if none
+    #: Participant IDs, event names, the acronym and derived StudyIDs: written by rpacs.
+    own_values: frozenset[str]
+    #: YYYYMMDD of the earliest and latest stored (shifted) study date, "" if none.
+    first_date: str
     last_date: str
 
+    @property
+    def date_range(self) -> tuple[str, str] | None:
+        """The dates no flag is raised for: the study dates ± 1 day (None: no dates yet)."""
+        if not self.first_date:
+            return None
+        return _shift_day(self.first_date, -1), _shift_day(self.last_date, +1)
 
-def _leaf_keyword(keyword_path: str) -> str:
+
+def _shift_day(date: str, days: int) -> str:
+    try:
+        day = dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+    except ValueError:
+        return date
+    return (day + dt.timedelta(days=days)).strftime("%Y%m%d")
+
+
+def leaf_keyword(keyword_path: str) -> str:
+    """``ReferencedImageSequence>ReferencedSOPInstanceUID`` → ``ReferencedSOPInstanceUID``."""
     return keyword_path.rsplit(">", 1)[-1].split("@", 1)[0]
 
 
-def _day_before(date: str) -> str:
-    import datetime as dt
-
-    try:
-        day = dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
-    except ValueError:
-        return date
-    return (day - dt.timedelta(days=1)).strftime("%Y%m%d")
-
-
-def _day_after(date: str) -> str:
-    import datetime as dt
-
-    try:
-        day = dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
-    except ValueError:
-        return date
-    return (day + dt.timedelta(days=1)).strftime("%Y%m%d")
+def can_flag(vr: str) -> bool:
+    """Whether any value of this VR can be flagged (so whether its values need reading)."""
+    return vr not in _NEVER_FLAGGED_VRS
 
 
 def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) -> list[str]:
     """The reasons ``value`` looks identifying (empty when it does not)."""
-    if not value or vr in ("SQ", "UI", "OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+    if not value or not can_flag(vr) or value in context.own_values or value in DUMMY_VALUES:
         return []
-    keyword = _leaf_keyword(keyword_path)
-    reasons: list[str] = []
+    keyword = leaf_keyword(keyword_path)
+    parts = [v for v in value.split("\\") if v]
     if vr == "PN":
-        if any(v not in context.allowed_names for v in value.split("\\") if v):
-            reasons.append("person name")
-        return reasons
+        if any(p not in context.own_values and p not in DUMMY_VALUES for p in parts):
+            return ["person name"]
+        return []
     if vr in ("DA", "DT"):
-        if context.first_date:
-            low, high = _day_before(context.first_date), _day_after(context.last_date)
-            for date in value.split("\\"):
-                if date and not low <= date[:8] <= high:
-                    reasons.append("date outside the project's shifted study dates")
-                    break
-        return reasons
-    if vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "TM", "AS", "AT", "UV", "SV"):
-        return reasons
-    if keyword in TECHNICAL and keyword not in ("PatientID",):
-        return reasons
+        window = context.date_range
+        if window and any(p not in DUMMY_VALUES and not window[0] <= p[:8] <= window[1]
+                          for p in parts):
+            return ["date outside the project's shifted study dates"]
+        return []
+    if keyword == "PatientID":
+        return ["PatientID is not a participant ID of the project"]
+    if keyword in DEVICE_TEXT:
+        return []
+    reasons: list[str] = []
     if _EMAIL.search(value):
         reasons.append("e-mail address")
     if _ADDRESS.search(value):
         reasons.append("looks like a street address")
-    if (_DIGITS.search(value) or _PHONE.search(value)) and keyword not in ("PatientID",
-                                                                             "StudyID"):
+    if vr != "CS" and (_DIGITS.search(value) or _PHONE.search(value)):
         reasons.append("long run of digits (an ID or phone number?)")
     words = value.split()
-    if vr in _TEXT_VRS and len(words) >= 3 and any(
+    if vr in _FREE_TEXT_VRS and keyword not in DESCRIPTIONS and len(words) >= 3 and any(
         _NAME_LIKE.fullmatch(word) and words[i][-1:] not in ".!?:"
         for i, word in enumerate(words[1:])
     ):
@@ -123,6 +143,7 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
 
 def flags_for(keyword_path: str, vr: str, values: Iterable[str],
               context: ReviewContext) -> list[str]:
+    """The distinct reasons over ``values``, in the order first met."""
     reasons: list[str] = []
     for value in values:
         for reason in value_flags(keyword_path, vr, value, context):

@@ -22,6 +22,8 @@ from ..db import TagInventory, TagValue, upsert
 
 #: Values longer than this are cut; enough to recognise a value in the review.
 VALUE_LENGTH = 128
+#: Tag paths are cut to the index's column width (only absurdly deep nesting reaches it).
+PATH_LENGTH = 200
 #: VRs whose values are bytes: counted, never read.
 BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 
@@ -47,7 +49,8 @@ def _raw_text(value: bytes | None) -> str:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         text = value.decode("latin-1")
-    return text.strip(" \x00")[:VALUE_LENGTH]
+    # NUL inside a value (malformed files) is dropped: PostgreSQL text cannot hold it.
+    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
 
 
 def _value_text(value: object) -> str:
@@ -59,7 +62,7 @@ def _value_text(value: object) -> str:
         text = value.decode("latin-1", "replace")
     else:
         text = str(value)
-    return text.strip(" \x00")[:VALUE_LENGTH]
+    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
 
 
 def _dictionary_vr(tag: int) -> str:
@@ -160,13 +163,19 @@ def add_to_inventory(
     values: Counter[tuple[str, str]] = Counter()
     meta: dict[str, tuple[str, str]] = {}
     for entries in instances:
+        # A path or value met several times in one instance (items of a sequence) counts once.
         seen_paths: set[str] = set()
+        seen_values: set[tuple[str, str]] = set()
         for entry in entries:
-            values[(entry.tag_path, entry.value)] += 1
-            if entry.tag_path not in seen_paths:
-                seen_paths.add(entry.tag_path)
-                paths[entry.tag_path] += 1
-                meta.setdefault(entry.tag_path, (entry.keyword_path, entry.vr))
+            path = entry.tag_path[:PATH_LENGTH]
+            pair = (path, entry.value)
+            if pair not in seen_values:
+                seen_values.add(pair)
+                values[pair] += 1
+            if path not in seen_paths:
+                seen_paths.add(path)
+                paths[path] += 1
+                meta.setdefault(path, (entry.keyword_path, entry.vr))
     if not paths:
         return
     upsert(

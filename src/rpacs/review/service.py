@@ -1,7 +1,15 @@
 """The review of a project: its tag inventory with counts, top values and flags.
 
-It reads only the index (two indexed queries and one per tag path for the top values), never
-the files, so it answers quickly however many instances the project holds.
+It reads only the index, never the files: the inventory rows of the project, and per tag
+path its most frequent values through the ``(project_id, tag_path, n_instances)`` index, so
+it answers in well under a second however many instances the project holds.
+
+Which values are checked for flags: every distinct value of a tag path when it has at most
+:data:`FLAG_SCAN_VALUES` of them. Beyond that, the most frequent :data:`FLAG_SCAN_VALUES`,
+plus — asked of the database directly, so no leak is missed however rare — every kind of
+value that could be flagged for a person name, a PatientID or a date (values that are not
+the project's own identifiers, dates outside the range), plus the :data:`FLAG_SCAN_VALUES`
+rarest values of free-text tags, which is where a single leaked name would hide.
 """
 
 from __future__ import annotations
@@ -9,20 +17,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from ..db import Participant, Project, Study, TagInventory, TagValue
-from ..errors import NotFoundError
 from ..installation import Installation
-from .flags import ReviewContext, flags_for
+from ..projects import get_project
+from .flags import DUMMY_VALUES, ReviewContext, can_flag, flags_for, leaf_keyword
 
-#: How many distinct values of a tag are checked for flags (the most frequent ones, plus a
-#: sample of the rare ones, which is where a leaked name hides).
-FLAG_SCAN_VALUES = 200
+#: Distinct values of a tag path read for its flags before the targeted queries take over.
+FLAG_SCAN_VALUES = 500
+#: Values fetched by each targeted query: enough to name the problem, not to list them all.
+CANDIDATES = 20
 
 
 @dataclass
 class TagReview:
+    """One tag path of a project's data: what it is, how common, its values and flags."""
+
     tag_path: str
     keyword_path: str
     vr: str
@@ -48,35 +61,80 @@ class TagReview:
         return data
 
 
+def _context(session: Session, project: Project) -> ReviewContext:
+    participants = set(session.scalars(
+        select(Participant.research_id).where(Participant.project_id == project.id)))
+    study_ids = set(session.scalars(
+        select(Study.study_id).distinct().where(Study.project_id == project.id,
+                                                Study.study_id != "")))
+    first, last = session.execute(
+        select(func.min(Study.study_date), func.max(Study.study_date)).where(
+            Study.project_id == project.id, Study.study_date != "")
+    ).one()
+    return ReviewContext(
+        own_values=frozenset(participants | study_ids | set(project.events) | {project.acronym}),
+        first_date=first or "",
+        last_date=last or "",
+    )
+
+
+def _suspects(project: Project, row: TagInventory,
+              context: ReviewContext) -> ColumnElement[bool] | None:
+    """The SQL condition of values that may be flagged, for the kinds SQL can pick out."""
+    value = TagValue.value
+    not_own = (
+        value.not_in(sorted(set(project.events) | {project.acronym} | DUMMY_VALUES)),
+        ~exists().where(Participant.project_id == project.id,
+                        Participant.research_id == value),
+    )
+    if row.vr == "PN" or leaf_keyword(row.keyword_path) == "PatientID":
+        return (value != "") & not_own[0] & not_own[1]
+    if row.vr in ("DA", "DT"):
+        window = context.date_range
+        if window is None:
+            return None
+        day = func.substr(value, 1, 8)
+        return (value != "") & value.not_in(sorted(DUMMY_VALUES)) & or_(
+            day < window[0], day > window[1], value.contains("\\", autoescape=True))
+    return None
+
+
+def _values_to_check(session: Session, project: Project, row: TagInventory,
+                     context: ReviewContext, frequent: list[str]) -> list[str]:
+    """The values a tag path's flags are computed from (see the module's docstring)."""
+    if len(frequent) < FLAG_SCAN_VALUES:
+        return frequent  # every distinct value
+    where = (TagValue.project_id == project.id, TagValue.tag_path == row.tag_path)
+    suspects = _suspects(project, row, context)
+    if suspects is not None:
+        extra = session.scalars(select(TagValue.value).where(*where, suspects)
+                                .limit(CANDIDATES))
+    else:
+        extra = session.scalars(
+            select(TagValue.value).where(*where)
+            .order_by(TagValue.n_instances, TagValue.value).limit(FLAG_SCAN_VALUES))
+    return frequent + list(extra)
+
+
 def review_project(inst: Installation, acronym: str, top: int = 5) -> list[TagReview]:
-    """Every tag path of the project's data, in tag order, with its flags."""
+    """Every tag path of the project's data, in tag order, with its top values and flags."""
+    project = get_project(inst, acronym)
     with inst.db.session() as session:
-        project = session.scalar(select(Project).where(Project.acronym == acronym))
-        if project is None:
-            raise NotFoundError(f"no project '{acronym}' (see: rpacs project list)")
-        names = set(session.scalars(
-            select(Participant.research_id).where(Participant.project_id == project.id)))
-        first, last = session.execute(
-            select(func.min(Study.study_date), func.max(Study.study_date)).where(
-                Study.project_id == project.id, Study.study_date != "")
-        ).one()
-        context = ReviewContext(
-            allowed_names=frozenset(names | set(project.events)),
-            first_date=first or "",
-            last_date=last or "",
-        )
+        context = _context(session, project)
         rows = session.scalars(
             select(TagInventory).where(TagInventory.project_id == project.id)
             .order_by(TagInventory.tag_path)
         ).all()
         reviews = []
         for row in rows:
+            flaggable = can_flag(row.vr)
+            limit = max(top, FLAG_SCAN_VALUES) if flaggable else top
             values = session.execute(
                 select(TagValue.value, TagValue.n_instances)
                 .where(TagValue.project_id == project.id, TagValue.tag_path == row.tag_path)
                 .order_by(TagValue.n_instances.desc(), TagValue.value)
-                .limit(max(top, FLAG_SCAN_VALUES))
-            ).all()
+                .limit(limit)
+            ).all() if limit > 0 else []
             review = TagReview(
                 tag_path=row.tag_path,
                 keyword_path=row.keyword_path,
@@ -85,7 +143,9 @@ def review_project(inst: Installation, acronym: str, top: int = 5) -> list[TagRe
                 n_distinct=row.n_distinct,
                 top_values=[(v, n) for v, n in values[:top]],
             )
-            review.flags = flags_for(row.keyword_path, row.vr, (v for v, _ in values),
-                                     context)
+            if flaggable:
+                checked = _values_to_check(session, project, row, context,
+                                           [v for v, _ in values])
+                review.flags = flags_for(row.keyword_path, row.vr, checked, context)
             reviews.append(review)
     return reviews
