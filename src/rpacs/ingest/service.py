@@ -82,6 +82,23 @@ def _run(plan: WorkPlan, sources: Sequence[Source], workers: int) -> Iterator[Ou
             yield from outcomes
 
 
+def _drive(plan: WorkPlan, sources: Sequence[Source], workers: int, summary: ImportSummary,
+           stored: Callable[[StoredInstance], None], progress: Progress | None) -> None:
+    """Run the workers; count what is not stored, hand on what is, report progress."""
+    done = len(summary.rejected)
+    total = len(sources) + done
+    for outcome in _run(plan, sources, workers):
+        if isinstance(outcome, StoredInstance):
+            stored(outcome)
+        elif isinstance(outcome, NotDicom):
+            summary.not_dicom += 1
+        else:
+            summary.rejected.append(outcome)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+
 def _collect(paths: Sequence[Path], summary: ImportSummary) -> list[Source]:
     sources: list[Source] = []
     for item in iter_sources(paths):
@@ -128,8 +145,6 @@ def import_paths(
     summary = ImportSummary()
     sources = _collect(paths, summary)
     plan = _plan(inst, project, participant, event, store, project.acronym)
-    total = len(sources) + len(summary.rejected)
-    done = len(summary.rejected)
     pending: list[StoredInstance] = []
     studies: set[str] = set()
     series: set[str] = set()
@@ -151,18 +166,12 @@ def import_paths(
                 series.add(result.instance.series_uid)
         pending.clear()
 
-    for outcome in _run(plan, sources, workers or settings.worker_count):
-        if isinstance(outcome, StoredInstance):
-            pending.append(outcome)
-            if len(pending) >= BATCH_SIZE:
-                commit()
-        elif isinstance(outcome, NotDicom):
-            summary.not_dicom += 1
-        else:
-            summary.rejected.append(outcome)
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    def stored(instance: StoredInstance) -> None:
+        pending.append(instance)
+        if len(pending) >= BATCH_SIZE:
+            commit()
+
+    _drive(plan, sources, workers or settings.worker_count, summary, stored, progress)
     commit()
     summary.studies, summary.series = len(studies), len(series)
     _audit(inst, actor, "import", project.id, summary, participant=participant, event=event)
@@ -196,23 +205,16 @@ def deidentify_tree(
     summary = ImportSummary()
     sources = _collect([Path(src)], summary)
     plan = _plan(inst, project, participant, event, store, "")
-    total = len(sources) + len(summary.rejected)
-    done = len(summary.rejected)
     studies: set[str] = set()
     series: set[str] = set()
+
+    def written(instance: StoredInstance) -> None:
+        summary.stored += 1
+        studies.add(instance.study_uid)
+        series.add(instance.series_uid)
+
     try:
-        for outcome in _run(plan, sources, workers or inst.settings.worker_count):
-            if isinstance(outcome, StoredInstance):
-                summary.stored += 1
-                studies.add(outcome.study_uid)
-                series.add(outcome.series_uid)
-            elif isinstance(outcome, NotDicom):
-                summary.not_dicom += 1
-            else:
-                summary.rejected.append(outcome)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        _drive(plan, sources, workers or inst.settings.worker_count, summary, written, progress)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     summary.studies, summary.series = len(studies), len(series)
