@@ -1,103 +1,297 @@
-"""Review reads only the index: correct counts and flags, fast at 100,000 instances."""
+"""Review: the tag inventory's entries and counts, the flags, and a review of 100,000 instances
+that reads only the index."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from sqlalchemy import insert, select
+import pytest
+from pydicom import Dataset, dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.sequence import Sequence
+from pydicom.uid import ImplicitVRLittleEndian, MRImageStorage
+from sqlalchemy import func, insert, select, update
 
-from rpacs.db import Project, TagInventory, TagValue
+from rpacs.db import Participant, Project, Study, TagInventory, TagValue
 from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project
 from rpacs.review import (
     ReviewContext,
+    TagEntry,
     add_to_inventory,
     review_project,
     tag_entries,
     value_flags,
 )
+from rpacs.review import service as review_service
 from rpacs.settings import Settings
 
 from . import dicom_factory as f
+from .conftest import PROJECT
 
 INSTANCES = 100_000
+CSA = TagEntry("00291010@SIEMENS CSA HEADER", "[CSA Image Header Info]@SIEMENS CSA HEADER",
+               "OB", "")
 
 
-def _project(tmp_path: Path) -> tuple[Installation, int]:
-    inst = Installation.open(Settings(home=tmp_path / "home"))
-    create_project(inst, ProjectSpec(
-        acronym="REVIEWBIG", rek="1", pi_name="PI", pi_email="pi@example.org",
-        start_date="2024-01-01", end_date="2030-01-01", participant_pattern=r"R-\d{4}",
-        events=["baseline"]))
+def _project_id(inst: Installation, acronym: str = "TESTPROJ") -> int:
     with inst.db.session() as session:
-        project_id = session.scalar(select(Project.id).where(Project.acronym == "REVIEWBIG"))
-    return inst, project_id
+        return session.scalar(select(Project.id).where(Project.acronym == acronym))
 
 
-def test_inventory_counts_once_per_instance_and_nested_paths(tmp_path):
-    inst, project_id = _project(tmp_path)
+def _add_studies(inst: Installation, project_id: int, dates: list[str]) -> None:
+    """One participant (TP-0000, TP-0001...) and one study per date, as an import makes."""
+    with inst.db.session() as session:
+        session.execute(insert(Participant), [
+            {"project_id": project_id, "research_id": f"TP-{n:04d}"} for n in range(len(dates))])
+        ids = dict(session.execute(select(Participant.research_id, Participant.id)).all())
+        session.execute(insert(Study), [
+            {"project_id": project_id, "participant_id": ids[f"TP-{n:04d}"], "event": "baseline",
+             "study_uid": f"2.25.{n}", "study_id": f"{n:016d}", "study_date": date,
+             "patient_key": f"{n:064x}"}
+            for n, date in enumerate(dates)])
+
+
+def test_entries_name_paths_keywords_and_values():
     ds = f.mr_dataset()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
+    ds.PixelSpacing = [0.5, 0.75]
+    ds.ImageComments = "x" * 300
     entries = tag_entries(ds)
-    paths = {e.tag_path for e in entries}
-    assert "00081140/00081155" in paths  # nested: ReferencedImageSequence > ReferencedSOP...
-    assert "00291010@SIEMENS CSA HEADER" in paths
-    assert ("7FE00010", "OW") in {(e.tag_path, e.vr) for e in entries}
-    with inst.db.session() as session:
-        add_to_inventory(session, project_id, [entries, entries])
-    rows = {r.keyword_path: r for r in review_project(inst, "REVIEWBIG")}
-    assert rows["PatientName"].n_instances == 2
+    assert {
+        TagEntry("00081140", "ReferencedImageSequence", "SQ", ""),
+        TagEntry("00081140/00081155", "ReferencedImageSequence>ReferencedSOPInstanceUID", "UI",
+                 f.uid(1, 1, 1001)),
+        TagEntry("00290010", "PrivateCreator", "LO", "SIEMENS CSA HEADER"),
+        CSA,
+        TagEntry("00091001@ACME PRIVATE", "(0009,1001)@ACME PRIVATE", "LO",
+                 "Testesen Ola private note"),
+        TagEntry("00020010", "TransferSyntaxUID", "UI", "1.2.840.10008.1.2.1"),
+        TagEntry("00080008", "ImageType", "CS", "ORIGINAL\\PRIMARY\\M"),
+        TagEntry("00280030", "PixelSpacing", "DS", "0.5\\0.75"),
+        TagEntry("00204000", "ImageComments", "LT", "x" * 128),
+        TagEntry("7FE00010", "PixelData", "OW", ""),
+        TagEntry("00100010", "PatientName", "PN", f.PATIENT_NAME),
+    } <= entries
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_entries_of_files_match_the_dataset_and_never_read_binary_values(tmp_path, implicit):
+    ds = f.mr_dataset()
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    path = f.write(ds, tmp_path / "a.dcm")
+    read = dcmread(path)
+    from_file = tag_entries(read)
+    assert isinstance(read._dict[0x7FE00010], RawDataElement), "PixelData was decoded"
+    assert isinstance(read._dict[0x00291010], RawDataElement), "the CSA header was decoded"
+    in_memory = {e for e in tag_entries(ds) if not e.tag_path.startswith("0002")}
+    on_disk = {e for e in from_file if not e.tag_path.startswith("0002")}
+    unknown_private = {e for e in in_memory if e.tag_path.startswith("00091001")}
+    if implicit:  # an unknown private element has no VR without one in the file: never read
+        assert TagEntry("00091001@ACME PRIVATE", "(0009,1001)@ACME PRIVATE", "UN", "") in on_disk
+        on_disk = {e for e in on_disk if not e.tag_path.startswith("00091001")}
+        in_memory -= unknown_private
+    assert on_disk == in_memory
+    assert CSA in on_disk
+
+
+def test_inventory_counts_each_path_and_value_once_per_instance(installation, make_project):
+    make_project()
+    project_id = _project_id(installation)
+    first, second = f.mr_dataset(), f.mr_dataset(f.Instance(number=2))
+    for ds in (first, second):
+        item = Dataset()
+        item.ReferencedSOPClassUID = MRImageStorage
+        item.ReferencedSOPInstanceUID = f.uid(9, 9, 9)
+        ds.ReferencedImageSequence.append(item)  # two items: a path met twice per instance
+    with installation.db.session() as session:
+        add_to_inventory(session, project_id, [tag_entries(first)])
+        # Entries as a list with repeats: still once per instance.
+        add_to_inventory(session, project_id, [list(tag_entries(second)) * 2])
+    rows = {r.keyword_path: r for r in review_project(installation, "TESTPROJ")}
+    nested = rows["ReferencedImageSequence>ReferencedSOPInstanceUID"]
+    assert (nested.n_instances, nested.n_distinct) == (2, 3)
+    assert nested.top_values[0] == (f.uid(9, 9, 9), 2)
+    assert rows["ReferencedImageSequence>ReferencedSOPClassUID"].top_values == [
+        (MRImageStorage, 2)]
+    assert rows["SOPInstanceUID"].n_distinct == 2
     assert rows["PatientName"].top_values == [(f.PATIENT_NAME, 2)]
-    assert "person name" in rows["PatientName"].flags  # not a participant ID of the project
-    assert rows["PixelData"].top_values == [("", 2)]
-    inst.close()
+    assert rows["PatientName"].flags == ["person name"]  # not a participant of the project
+    assert rows["PixelData"].top_values == [("", 2)] and rows["PixelData"].flags == []
+    assert rows["[CSA Image Header Info]@SIEMENS CSA HEADER"].tag == \
+        "(0029,1010)@SIEMENS CSA HEADER"
+    assert rows["ImageComments"].flags == ["free text with capitalised words (names?)"]
+    assert "looks like a street address" in rows["PatientAddress"].flags
+    assert rows["(0009,1001)@ACME PRIVATE"].flags
+    assert rows["Modality"].flags == [] and rows["SeriesDescription"].flags == []
 
 
-def test_flags():
-    context = ReviewContext(frozenset({"R-0001", "baseline"}), "20200101", "20201231")
-    assert value_flags("PatientName", "PN", "R-0001", context) == []
-    assert value_flags("OperatorsName", "PN", "Hansen^Kari", context) == ["person name"]
-    assert value_flags("StudyDate", "DA", "20200615", context) == []
-    assert value_flags("AcquisitionDate", "DA", "20230517", context)
-    assert value_flags("ImageComments", "LT", "call 55 97 50 00 12", context)
-    assert value_flags("ImageComments", "LT", "mail ola@example.org", context)
-    assert value_flags("ImageComments", "LT", "Patient Testesen scanned today", context)
-    assert value_flags("ImageComments", "LT", "Patient *** *** scanned", context) == []
-    assert value_flags("SeriesDescription", "LO", "t1 mprage sag Ola", context) == []
-    assert value_flags("StudyComments", "LT", "Bor i Storgata 12", context)
+CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "0123456789012345"}),
+                        "20200101", "20201231")
 
 
-def test_review_of_100000_instances_reads_only_the_index(tmp_path):
-    inst, project_id = _project(tmp_path)
-    per_instance = [("00080018", "SOPInstanceUID", "UI"), ("00020003",
-                    "MediaStorageSOPInstanceUID", "UI"), ("00200013", "InstanceNumber", "IS")]
-    shared = [(f"0018{i:04X}", f"Tag{i}", "DS") for i in range(150)]
+@pytest.mark.parametrize(("keyword", "vr", "value", "flagged"), [
+    ("PatientName", "PN", "TP-0001", False),
+    ("ReferringPhysicianName", "PN", "baseline", False),
+    ("OperatorsName", "PN", "ANONYMOUS", False),
+    ("OperatorsName", "PN", "Hansen^Kari", True),
+    ("OperatorsName", "PN", "TP-0001\\Hansen^Kari", True),
+    ("PatientID", "LO", "TP-0001", False),
+    ("PatientID", "LO", "X", True),
+    ("StudyID", "SH", "0123456789012345", False),
+    ("InstitutionName", "LO", "TESTPROJ", False),
+    ("StudyDate", "DA", "20200615", False),
+    ("StudyDate", "DA", "20191231", False),  # a day either side
+    ("StudyDate", "DA", "20191230", True),
+    ("AcquisitionDateTime", "DT", "20230517101500", True),
+    ("ContentDate", "DA", "19000101", False),  # the de-identifier's dummy
+    ("CalibrationDate", "DA", "20200601\\19780512", True),
+    ("SOPInstanceUID", "UI", "2.25.123456789012345", False),
+    ("SliceLocation", "DS", "1234567.5", False),
+    ("ImageComments", "LT", "call 55 97 50 00", True),
+    ("ImageComments", "LT", "ref 12345678", True),
+    ("ImageComments", "LT", "mail ola@example.org", True),
+    ("ImageComments", "LT", "Patient Testesen scanned today", True),
+    ("ImageComments", "LT", "Patient *** *** scanned. Fine.", False),
+    ("ImageComments", "LT", "Bor i Storgata 12", True),
+    ("SeriesDescription", "LO", "t1 mprage sag Ola", False),
+    ("SeriesDescription", "LO", "t1 mprage 20230517", True),
+    ("ScanOptions", "CS", "PFP\\12345678", False),
+    ("SoftwareVersions", "LO", "syngo MR E11 20180830", False),
+])
+def test_flags(keyword, vr, value, flagged):
+    assert bool(value_flags(keyword, vr, value, CONTEXT)) is flagged
+
+
+def test_no_date_flags_before_any_study_is_stored():
+    empty = ReviewContext(frozenset(), "", "")
+    assert value_flags("StudyDate", "DA", "20230517", empty) == []
+
+
+def _leaks_among_common_values() -> list[set[TagEntry]]:
+    """15 instances whose leaked values are neither among the most nor the least frequent
+    (counts 5, 4, *3*, 2, 1), except the free-text one, which is the rarest."""
+    counts = (5, 4, 3, 2, 1)
+    names = ("TP-0000", "TP-0001", "Nordmann^Ola", "TP-0002", "TP-0003")
+    dates = ("20200101", "20200601", "20200101\\19780512", "20201231", "20200301")
+    texts = ("ok a", "ok b", "ok c", "ok d", "Seen by Dr Hansen today")
+    return [
+        {TagEntry("00100010", "PatientName", "PN", name),
+         TagEntry("00080022", "AcquisitionDate", "DA", date),
+         TagEntry("00204000", "ImageComments", "LT", text),
+         TagEntry("00081140", "ReferencedImageSequence", "SQ", "")}
+        for name, date, text, count in zip(names, dates, texts, counts, strict=True)
+        for _ in range(count)
+    ]
+
+
+def _check_leaks_found(inst: Installation) -> None:
+    project_id = _project_id(inst)
+    _add_studies(inst, project_id, ["20200101", "20200601", "20201231", "20200301"])
+    with inst.db.session() as session:
+        add_to_inventory(session, project_id, _leaks_among_common_values())
+    rows = {r.keyword_path: r for r in review_project(inst, "TESTPROJ", top=2)}
+    assert rows["PatientName"].flags == ["person name"]
+    assert rows["PatientName"].top_values == [("TP-0000", 5), ("TP-0001", 4)]
+    assert rows["PatientName"].n_distinct == 5
+    assert rows["AcquisitionDate"].flags == ["date outside the project's shifted study dates"]
+    assert rows["ImageComments"].flags == ["free text with capitalised words (names?)"]
+    assert rows["ReferencedImageSequence"].top_values == [("", 15)]
+
+
+def test_leaks_are_found_beyond_the_values_read(installation, make_project, monkeypatch):
+    """Past FLAG_SCAN_VALUES distinct values, names and dates are asked of the database."""
+    monkeypatch.setattr(review_service, "FLAG_SCAN_VALUES", 2)
+    make_project()
+    _check_leaks_found(installation)
+
+
+def test_review_on_postgresql(tmp_path: Path, postgres_url: str, monkeypatch):
+    """The same on PostgreSQL: its NOT EXISTS, substr and LIKE with a backslash."""
+    monkeypatch.setattr(review_service, "FLAG_SCAN_VALUES", 2)
+    inst = Installation.open(Settings(home=tmp_path / "home", database_url=postgres_url))
+    try:
+        create_project(inst, ProjectSpec(**PROJECT))
+        _check_leaks_found(inst)
+    finally:
+        inst.close()
+
+
+def _fill_index(inst: Installation, project_id: int) -> None:
+    """The inventory of 100,000 instances of 1,000 participants, written as bulk inserts."""
+    days = [f"{2020 + n // 336}{n // 28 % 12 + 1:02d}{n % 28 + 1:02d}" for n in range(1000)]
+    _add_studies(inst, project_id, days)
+    per_instance = [("00080018", "SOPInstanceUID", "UI"), ("00200013", "InstanceNumber", "IS"),
+                    ("00204000", "ImageComments", "LT")]
+    per_participant = [("00100010", "PatientName", "PN"), ("00100020", "PatientID", "LO"),
+                       ("00080022", "AcquisitionDate", "DA")]
+    shared = [(f"0018{i:04X}", f"Tag{i}", "DS") for i in range(150)] + [
+        ("00080090", "ReferringPhysicianName", "PN")]
     with inst.db.session() as session:
         session.execute(insert(TagInventory), [
             {"project_id": project_id, "tag_path": p, "keyword_path": k, "vr": vr,
-             "n_instances": INSTANCES, "n_distinct": INSTANCES if vr == "UI" else 3}
-            for p, k, vr in per_instance + shared
+             "n_instances": INSTANCES, "n_distinct": 0}
+            for p, k, vr in per_instance + per_participant + shared
         ])
         for path, _k, vr in per_instance:
+            text = {"UI": "2.25.{}", "IS": "{}", "LT": "slice {} of the series"}[vr]
             session.execute(insert(TagValue), [
-                {"project_id": project_id, "tag_path": path, "value": f"2.25.{n}",
-                 "n_instances": 1}
-                for n in range(INSTANCES)
-            ] if vr == "UI" else [
-                {"project_id": project_id, "tag_path": path, "value": str(n), "n_instances": 1}
-                for n in range(INSTANCES)
-            ])
-        for path, _k, _vr in shared:
+                {"project_id": project_id, "tag_path": path, "value": text.format(n),
+                 "n_instances": 1} for n in range(INSTANCES)])
+        for path, _k, vr in per_participant:
+            values = [f"TP-{n:04d}" for n in range(1000)] if vr != "DA" else days
+            leak = {"PN": "Nordmann^Ola", "LO": "12057812345", "DA": "19780512"}[vr]
+            session.execute(insert(TagValue), [
+                {"project_id": project_id, "tag_path": path, "value": value,
+                 "n_instances": 99 if n == 0 else 100} for n, value in enumerate(values)
+            ] + [{"project_id": project_id, "tag_path": path, "value": leak, "n_instances": 1}])
+        for path, _k, vr in shared:
+            values = (("baseline", INSTANCES),) if vr == "PN" else (
+                ("1.5", 60_000), ("2.5", 30_000), ("3.5", 10_000))
             session.execute(insert(TagValue), [
                 {"project_id": project_id, "tag_path": path, "value": v, "n_instances": n}
-                for v, n in (("1.5", 60_000), ("2.5", 30_000), ("3.5", 10_000))
-            ])
+                for v, n in values])
+        distinct = select(func.count()).where(
+            TagValue.project_id == TagInventory.project_id,
+            TagValue.tag_path == TagInventory.tag_path).scalar_subquery()
+        session.execute(update(TagInventory).values(n_distinct=distinct))
+
+
+def test_review_of_100000_instances_reads_only_the_index(installation, make_project):
+    make_project()
+    project_id = _project_id(installation)
+    _fill_index(installation, project_id)
     start = time.perf_counter()
-    reviews = review_project(inst, "REVIEWBIG")
+    reviews = review_project(installation, "TESTPROJ")
     elapsed = time.perf_counter() - start
-    print(f"review of {INSTANCES} instances, {len(reviews)} tag paths: {elapsed:.3f} s")
-    by_keyword = {r.keyword_path: r for r in reviews}
-    assert len(reviews) == 153
-    assert by_keyword["SOPInstanceUID"].n_distinct == INSTANCES
-    assert by_keyword["Tag0"].top_values == [("1.5", 60_000), ("2.5", 30_000), ("3.5", 10_000)]
-    inst.close()
+    print(f"\nreview of {INSTANCES} instances, {len(reviews)} tag paths: {elapsed:.3f} s")
+    rows = {r.keyword_path: r for r in reviews}
+    assert len(reviews) == 157
+    assert rows["Tag0"].top_values == [("1.5", 60_000), ("2.5", 30_000), ("3.5", 10_000)]
+    assert rows["SOPInstanceUID"].n_distinct == INSTANCES
+    assert rows["PatientName"].n_distinct == 1001
+    assert len(rows["SOPInstanceUID"].top_values) == 5
+    assert rows["PatientName"].flags == ["person name"]
+    assert rows["PatientID"].flags == ["PatientID is not a participant ID of the project"]
+    assert rows["AcquisitionDate"].flags == ["date outside the project's shifted study dates"]
+    assert all(n == 100 for _v, n in rows["PatientName"].top_values)
+    flagged = sorted(r.keyword_path for r in reviews if r.flags)
+    assert flagged == ["AcquisitionDate", "PatientID", "PatientName"]
+
+
+def test_sequences_of_sequences_nest_their_paths():
+    inner = Dataset()
+    inner.CodeValue = "113100"
+    outer = Dataset()
+    outer.PurposeOfReferenceCodeSequence = Sequence([inner])
+    ds = Dataset()
+    ds.SourceImageSequence = Sequence([outer])
+    assert tag_entries(ds) == {
+        TagEntry("00082112", "SourceImageSequence", "SQ", ""),
+        TagEntry("00082112/0040A170", "SourceImageSequence>PurposeOfReferenceCodeSequence",
+                 "SQ", ""),
+        TagEntry("00082112/0040A170/00080100",
+                 "SourceImageSequence>PurposeOfReferenceCodeSequence>CodeValue", "SH", "113100"),
+    }

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from .context import installation, print_json, shorten
+
+_CREATOR = re.compile(r"@[^>]*")
 
 
 @click.command("review")
@@ -34,7 +38,8 @@ def review_command(acronym: str, as_json: bool, flagged: bool, top: int) -> None
         if r.n_distinct > len(r.top_values) and values:
             values += "; …"
         flag = f"  !! {', '.join(r.flags)}" if r.flags else ""
-        click.echo(f"{shorten(r.tag, 24, keep_end=True):<24} "
+        tag = _CREATOR.sub("", r.tag)  # the keyword column names the private creator
+        click.echo(f"{shorten(tag, 24, keep_end=True):<24} "
                    f"{shorten(r.keyword_path, 40, keep_end=True):<40} {r.vr:<2} "
                    f"{r.n_instances:>7} {r.n_distinct:>7}  {values}{flag}")
     click.echo(f"{total} tag paths, {n_flagged} flagged")

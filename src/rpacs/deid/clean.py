@@ -60,11 +60,11 @@ def identifying_values(ds: Dataset) -> tuple[str, ...]:
     """The instance's own identifying strings that Clean must cut out."""
     values: list[str] = []
     for keyword in ("PatientName", "OtherPatientNames"):
-        for name in _multi(ds[keyword].value) if keyword in ds else []:
+        for name in value_list(ds[keyword].value) if keyword in ds else []:
             values.extend(p for p in re.split(r"[\^=\s,]+", str(name)) if len(p) >= 2)
     for keyword in ("PatientID", "OtherPatientIDs", "AccessionNumber"):
         if keyword in ds:
-            values.extend(str(v).strip() for v in _multi(ds[keyword].value))
+            values.extend(str(v).strip() for v in value_list(ds[keyword].value))
     for item in ds.get("OtherPatientIDsSequence", None) or []:
         if "PatientID" in item:
             values.append(str(item.PatientID).strip())
@@ -73,7 +73,8 @@ def identifying_values(ds: Dataset) -> tuple[str, ...]:
     return tuple(sorted({v for v in values if len(v) >= 2}, key=lambda v: (-len(v), v)))
 
 
-def _multi(value: object) -> list[object]:
+def value_list(value: object) -> list[object]:
+    """A DICOM value as a list: [] when empty, its items when multi-valued."""
     if value is None or value == "":
         return []
     if isinstance(value, MultiValue | list | tuple):

@@ -64,11 +64,9 @@ def _shift_one_dt(value: str, days: int) -> str:
         if pos != -1:
             text, suffix = text[:pos], text[pos:]
             break
+    # YYYY, YYYYMM and YYYYMMDD date parts all shift; what follows them is the time.
     date_part, time_part = text[:8], text[8:]
-    if len(date_part) < 8:
-        shifted = _shift_one_da(date_part, days)
-    else:
-        shifted = _shift_one_da(date_part, days)
+    shifted = _shift_one_da(date_part, days)
     if not shifted:
         return ""
     return shifted + time_part + suffix

@@ -48,6 +48,8 @@ def read_instance(data: bytes, source: str) -> Dataset:
     """
     if not data:
         raise DicomInputError(source, "empty file (0 bytes)")
+    if not looks_like_dicom(data):
+        raise DicomInputError(source, "not a DICOM file")
     has_preamble = len(data) >= 132 and data[128:132] == b"DICM"
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -75,6 +77,17 @@ def read_instance(data: bytes, source: str) -> Dataset:
         ds.file_meta = ds.file_meta if getattr(ds, "file_meta", None) else FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = _syntax_of(ds)
     return ds
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """Part 10 file (preamble + ``DICM``), or a bare data set starting with group 0002/0008."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return True
+    if len(data) < 8:
+        return False
+    group_le = int.from_bytes(data[0:2], "little")
+    group_be = int.from_bytes(data[0:2], "big")
+    return group_le in (0x0002, 0x0008) or group_be == 0x0008
 
 
 def _check_complete(ds: Dataset, source: str) -> None:

@@ -19,13 +19,12 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 from ..errors import DeidentificationError
-from .clean import TextCleaner
+from .clean import TextCleaner, value_list
 from .dates import shift_da, shift_dt
 from .enum import BASIC_PROFILE_CODE, Option
 from .private import default_safe_private
@@ -155,7 +154,7 @@ class Deidentifier:
         self._keep_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in profile.options
         self._shift_dates = not self._keep_dates
         self._safe_private = {s.key for s in (*default_safe_private(), *profile.safe_private)}
-        self._method = self._method_values()
+        self._method = self._methodvalue_list()
         self._encoded_codes: dict[tuple, RawDataElement] = {}
         # What a raw element became, by (patient's values, SOP class, encoding, tag, VR,
         # bytes): instances of a series repeat most of their header byte for byte, so the
@@ -288,7 +287,7 @@ class Deidentifier:
             self._keep(ds, tag, vr, cleaner, sop_class)
         elif vr == "UI" and int(tag) not in _CLASS_UID_TAGS:
             element = self._element(ds, tag)
-            values = _values(element.value)
+            values = value_list(element.value)
             if any(v and not _is_well_known_uid(v) for v in values):
                 self._map_uids(ds, tag)
         elif vr == "SQ":
@@ -331,7 +330,7 @@ class Deidentifier:
                     return
             element = self._element(ds, tag)
             limit = _MAX_LENGTH.get(vr, 64)
-            values = [cleaner.clean(str(v))[:limit] for v in _values(element.value)]
+            values = [cleaner.clean(str(v))[:limit] for v in value_list(element.value)]
             element.value = values if len(values) > 1 else (values[0] if values else "")
 
     def _dummy(self, ds: Dataset, tag: int, vr: str, cleaner: TextCleaner,
@@ -357,13 +356,13 @@ class Deidentifier:
         if element.value in (None, ""):
             return
         shift = shift_da if vr == "DA" else shift_dt
-        values = [shift(str(v), self.offset) for v in _values(element.value)]
+        values = [shift(str(v), self.offset) for v in value_list(element.value)]
         element.value = values if len(values) > 1 else values[0]
 
     def _map_uids(self, ds: Dataset, tag: int) -> None:
         element = self._element(ds, tag)
         values = [uid_for(self.secret, str(v)) if str(v).strip() else ""
-                  for v in _values(element.value)]
+                  for v in value_list(element.value)]
         element.value = values if len(values) > 1 else (values[0] if values else "")
 
     def _recurse(self, ds: Dataset, tag: int, cleaner: TextCleaner, sop_class: str) -> None:
@@ -383,7 +382,7 @@ class Deidentifier:
         elif override.action == "set":
             ds[tag] = DataElement(tag, vr, override.value)
         elif override.action == "regex-keep":
-            text = "\\".join(str(v) for v in _values(self._element(ds, tag).value))
+            text = "\\".join(str(v) for v in value_list(self._element(ds, tag).value))
             kept = " ".join(m.group(0) for m in re.finditer(override.pattern or "", text))
             ds[tag] = DataElement(tag, vr, kept[: _MAX_LENGTH.get(vr, 64)])
 
@@ -416,7 +415,7 @@ class Deidentifier:
 
     # -- what rpacs writes ----------------------------------------------------------------
 
-    def _method_values(self) -> list[str]:
+    def _methodvalue_list(self) -> list[str]:
         names = ["rpacs 0.1: DICOM PS3.15 E.1 Basic Profile"]
         names += [o.meaning.replace(" Option", "")[:64] for o in sorted(
             self.profile.options, key=lambda o: o.code)]
@@ -496,14 +495,6 @@ class Deidentifier:
         ):
             if value:
                 meta._dict[BaseTag(tag)] = DataElement(tag, vr, str(value))
-
-
-def _values(value: object) -> list[object]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, MultiValue | list | tuple):
-        return list(value)
-    return [value]
 
 
 def _empty(tag: int, vr: str) -> DataElement:

@@ -3,7 +3,7 @@
 from .content import ImportSummary, Rejection
 from .service import deidentify_tree, import_paths, studies_of_patient
 from .sources import RefusedSource, Source, iter_sources
-from .worker import looks_like_dicom, patient_key
+from .worker import patient_key
 
 __all__ = [
     "ImportSummary",
@@ -13,7 +13,6 @@ __all__ = [
     "deidentify_tree",
     "import_paths",
     "iter_sources",
-    "looks_like_dicom",
     "patient_key",
     "studies_of_patient",
 ]

@@ -18,7 +18,14 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
 from ..archive import FileStore, PutOutcome, StoredInstance
-from ..deid import Deidentifier, Identity, Profile, read_instance, write_instance
+from ..deid import (
+    Deidentifier,
+    Identity,
+    Profile,
+    looks_like_dicom,
+    read_instance,
+    write_instance,
+)
 from ..errors import DeidentificationError, DicomInputError, StorageError
 from ..review import tag_entries
 from .content import Rejection
@@ -57,17 +64,6 @@ def patient_key(installation_secret: bytes, patient_id: str) -> str:
     if not patient_id:
         return ""
     return hmac.new(installation_secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def looks_like_dicom(data: bytes) -> bool:
-    """Part 10 file (preamble + ``DICM``), or a bare data set starting with group 0002/0008."""
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return True
-    if len(data) < 8:
-        return False
-    group_le = int.from_bytes(data[0:2], "little")
-    group_be = int.from_bytes(data[0:2], "big")
-    return group_le in (0x0002, 0x0008) or group_be == 0x0008
 
 
 def _text(ds: Dataset, keyword: str) -> str:

@@ -35,9 +35,13 @@ from dataclasses import dataclass
 _DIGITS = re.compile(r"\d{6,}")
 _PHONE = re.compile(r"(?<!\w)\+?\d(?:[ \-]?\d){7,}(?!\w)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_ADDRESS = re.compile(r"\b\d{1,4}\s*[A-Za-zÆØÅæøå]+(gata|gate|veien|vegen|vei|street|st\.|road|"
-                      r"rd\.|allé|plass)\b|\b(gata|gate|veien|street|road)\s+\d{1,4}\b",
-                      re.IGNORECASE)
+_ADDRESS = re.compile(
+    # Norwegian compound street names with a number: Storgata 12, Kirkeveien 5B, Fjellvn. 3
+    r"\b\w*(?i:gata|gaten|gate|veien|vegen|vei|veg|allé|alle|plass|vn\.|gt\.)\s+\d{1,4}"
+    r"[A-Za-z]?\b"
+    # English: 12 Baker Street, 7 Elm Rd.
+    r"|\b\d{1,4}\s+[A-Z][a-z]+\s+(?i:street|st\.|road|rd\.|avenue|ave\.|lane|drive)"
+)
 _NAME_LIKE = re.compile(r"[A-ZÆØÅÄÖÜ][a-zæøåäöüé]+[,.]?")
 _FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
 #: VRs never flagged: UIDs, numbers, times, ages, tags, sequences and binary values.

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import suppress
 from functools import lru_cache
 from typing import NamedTuple
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import (
+    dictionary_VR,
+    keyword_for_tag,
+    private_dictionary_description,
+    private_dictionary_VR,
+)
 from pydicom.dataelem import RawDataElement
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -77,14 +83,39 @@ def _dictionary_vr(tag: int) -> str:
 
 @lru_cache(maxsize=4096)
 def _names(tag: int, creator: str) -> tuple[str, str]:
-    """(path component, keyword) of a tag; private tags carry their creator."""
+    """(path component, keyword) of a tag; private tags carry their creator.
+
+    A private tag's keyword is its description in pydicom's private dictionary in brackets
+    (``[CSA Image Header Info]@SIEMENS CSA HEADER``), or its tag when the creator is unknown.
+    """
     name = f"{tag:08X}"
-    keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     if tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF:
         return name, "PrivateCreator"
+    keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     if creator:
+        with suppress(KeyError):  # a creator or element pydicom does not know: the tag
+            keyword = f"[{private_dictionary_description(tag, creator)}]"
         return f"{name}@{creator}", f"{keyword}@{creator}"
     return name, keyword
+
+
+def _implicit_vr(tag: int, creator: str) -> str:
+    """The VR of an element read without one (implicit VR transfer syntax)."""
+    if not tag >> 16 & 1:
+        return _dictionary_vr(tag)
+    if 0x0010 <= tag & 0xFFFF <= 0x00FF:
+        return "LO"  # a private creator (PS3.5 7.8.1)
+    return _private_vr(tag, creator) if creator else "UN"
+
+
+@lru_cache(maxsize=4096)
+def _private_vr(tag: int, creator: str) -> str:
+    """The VR of an implicit-VR private element from pydicom's private dictionary, or UN."""
+    try:
+        vr = private_dictionary_VR(tag, creator)
+    except KeyError:
+        return "UN"
+    return "OW" if " or " in vr and "OW" in vr else vr.split(" or ")[0]
 
 
 def _private_creator(ds: Dataset, tag: int) -> str:
@@ -134,10 +165,10 @@ _CACHE_ENTRIES = 50_000
 
 def _element_entries(ds: Dataset, tag: object, raw: object, tag_int: int, prefix: str,
                      keywords: str) -> frozenset[TagEntry]:
-    vr = raw.VR if raw is not None and raw.VR else _dictionary_vr(tag_int)  # type: ignore[attr-defined]
+    creator = _private_creator(ds, tag_int) if tag_int >> 16 & 1 else ""
+    vr = raw.VR if raw is not None and raw.VR else _implicit_vr(tag_int, creator)  # type: ignore[attr-defined]
     if " or " in vr:  # a value set in memory whose VR pydicom resolves only on writing
         vr = "OW" if "OW" in vr else vr.split(" or ")[0]
-    creator = _private_creator(ds, tag_int) if tag_int >> 16 & 1 else ""
     name, keyword = _names(tag_int, creator)
     path = f"{prefix}/{name}" if prefix else name
     kpath = f"{keywords}>{keyword}" if keywords else keyword

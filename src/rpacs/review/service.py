@@ -112,7 +112,7 @@ def _values_to_check(session: Session, project: Project, row: TagInventory,
     else:
         extra = session.scalars(
             select(TagValue.value).where(*where)
-            .order_by(TagValue.n_instances, TagValue.value).limit(FLAG_SCAN_VALUES))
+            .order_by(TagValue.n_instances).limit(FLAG_SCAN_VALUES))
     return frequent + list(extra)
 
 
@@ -132,9 +132,12 @@ def review_project(inst: Installation, acronym: str, top: int = 5) -> list[TagRe
             values = session.execute(
                 select(TagValue.value, TagValue.n_instances)
                 .where(TagValue.project_id == project.id, TagValue.tag_path == row.tag_path)
-                .order_by(TagValue.n_instances.desc(), TagValue.value)
+                # Ties are put in order here, among the rows read: in SQL that would sort
+                # every value of a path where all are unique (a UID path: 100,000 rows).
+                .order_by(TagValue.n_instances.desc())
                 .limit(limit)
             ).all() if limit > 0 else []
+            values.sort(key=lambda row: (-row[1], row[0]))
             review = TagReview(
                 tag_path=row.tag_path,
                 keyword_path=row.keyword_path,
