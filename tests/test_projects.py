@@ -88,8 +88,8 @@ def test_every_problem_is_reported_at_once():
                          end_action="keep", date_shift="never")
     options = [p.split(":", 1)[0] for p in problems]
     assert options == ["--acronym", "--rek", "--pi-name", "--pi-email", "--start", "--end",
-                       "--participant-pattern", "--events", "--events", "--events",
-                       "--end-action", "--date-shift"]
+                       "--participant-pattern", "--events", "--events", "--end-action",
+                       "--date-shift"]
 
 
 def test_create_gives_a_secret_an_audit_event_and_a_case_insensitive_name(

@@ -94,7 +94,7 @@ class ProjectSpec:
         events = [e.strip() for e in self.events or []]
         if not events:
             problems.append("--events: at least one event name is required")
-        for event in events:
+        for event in dict.fromkeys(events):  # each distinct name judged once
             if not event:
                 problems.append("--events: an event name is empty (check the commas)")
             elif not EVENT.fullmatch(event):

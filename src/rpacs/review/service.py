@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, false, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -82,18 +82,17 @@ def _suspects(project: Project, row: TagInventory,
               context: ReviewContext) -> ColumnElement[bool] | None:
     """The SQL condition of values that may be flagged, for the kinds SQL can pick out."""
     value = TagValue.value
-    not_own = (
-        value.not_in(sorted(set(project.events) | {project.acronym} | DUMMY_VALUES)),
-        ~exists().where(Participant.project_id == project.id,
-                        Participant.research_id == value),
-    )
     if row.vr == "PN" or leaf_keyword(row.keyword_path) == "PatientID":
-        return (value != "") & not_own[0] & not_own[1]
+        constants = sorted(set(project.events) | {project.acronym} | DUMMY_VALUES)
+        is_participant = exists().where(Participant.project_id == project.id,
+                                        Participant.research_id == value)
+        return (value != "") & value.not_in(constants) & ~is_participant
     if row.vr in ("DA", "DT"):
         window = context.date_range
         if window is None:
-            return None
+            return false()  # no study dates yet: no date is flagged
         day = func.substr(value, 1, 8)
+        # Multi-valued dates are all read back, as any of their values may be the leak.
         return (value != "") & value.not_in(sorted(DUMMY_VALUES)) & or_(
             day < window[0], day > window[1], value.contains("\\", autoescape=True))
     return None
