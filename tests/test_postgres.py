@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
-
-import pytest
-from sqlalchemy import create_engine, text
 
 from rpacs.ingest import import_paths
 from rpacs.installation import Installation
@@ -17,27 +12,9 @@ from rpacs.settings import Settings
 
 from . import dicom_factory as f
 
-URL = os.environ.get("RPACS_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="RPACS_TEST_POSTGRES_URL not set")
 
-
-@pytest.fixture
-def database_url() -> str:
-    """A fresh database per test, so parallel test workers never share tables."""
-    assert URL is not None
-    name = f"rpacs_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, query = URL.partition("?")
-    yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def test_import_and_review_on_postgresql(tmp_path: Path, database_url: str):
-    inst = Installation.open(Settings(home=tmp_path / "home", database_url=database_url))
+def test_import_and_review_on_postgresql(tmp_path: Path, postgres_url: str):
+    inst = Installation.open(Settings(home=tmp_path / "home", database_url=postgres_url))
     try:
         create_project(
             inst,
