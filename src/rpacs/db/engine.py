@@ -103,18 +103,21 @@ def upsert(
 ) -> None:
     """Insert ``rows``; on a key conflict add the ``add`` columns and overwrite ``replace``.
 
-    One statement per batch on both SQLite and PostgreSQL, so that counting tag values for
-    thousands of instances costs a few round trips, not one per value.
+    Works on SQLite and PostgreSQL; one call per batch, so counting the tag values of
+    thousands of instances costs one executemany, not a statement per value.
     """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt: Insert = insert_fn(table).values(list(rows))
+    # One compiled single-row statement run for every row (the driver's executemany): a
+    # multi-row VALUES list would be compiled anew for every batch, with thousands of
+    # parameters, which cost more than the writing itself.
+    stmt: Insert = insert_fn(table)
     updates = {col: table.c[col] + stmt.excluded[col] for col in add}
     updates.update({col: stmt.excluded[col] for col in replace})
     if updates:
         stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    session.execute(stmt)
+    session.execute(stmt, list(rows))
