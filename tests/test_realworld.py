@@ -14,11 +14,18 @@ import pydicom
 import pytest
 from pydicom import dcmread
 
-from rpacs.deid import Deidentifier, Identity, Profile, read_instance, write_instance
+from rpacs.deid import (
+    Deidentifier,
+    Identity,
+    Profile,
+    read_instance,
+    uid_for,
+    write_instance,
+)
 from rpacs.errors import DicomInputError
 from rpacs.ingest import import_paths
 from rpacs.installation import Installation
-from rpacs.projects import ProjectSpec, create_project
+from rpacs.projects import ProjectSpec, create_project, get_project
 from rpacs.settings import Settings
 
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010, 0x00420011)
@@ -33,6 +40,19 @@ def _data_folders() -> list[Path]:
     except ImportError:
         pass
     return [f for f in folders if f.is_dir()]
+
+
+def _uids(path: Path) -> tuple[str, str, str] | None:
+    """(StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID) of a file, None if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dcmread(path, force=True, stop_before_pixels=True)
+        study, series, sop = (str(ds.get(k, "") or "") for k in
+                              ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+    except Exception:
+        return None
+    return (study, series, sop) if study and series and sop else None
 
 
 def _raw_pixels(path: Path | str) -> dict[int, bytes]:
@@ -53,6 +73,7 @@ def test_every_shipped_file_is_stored_or_rejected_with_pixels_intact(tmp_path: P
     assert len(folders) == 2, "pydicom's test files and pydicom-data must both be installed"
     inst = Installation.open(Settings(home=tmp_path / "home"))
     total = 0
+    rejected: set[str] = set()
     for index, folder in enumerate(folders):
         # One project per source: the two collections reuse some study UIDs for other
         # patients, which one project would rightly refuse to merge.
@@ -67,23 +88,30 @@ def test_every_shipped_file_is_stored_or_rejected_with_pixels_intact(tmp_path: P
             print(f"  rejected {Path(rejection.source).name}: {rejection.reason}")
             assert rejection.reason and "Traceback" not in rejection.reason
         total += summary.total
-        assert summary.stored > 20
-    # The UID mapping is one-way, so a stored file is matched to the inputs by its pixels.
-    inputs = {}
-    for folder in folders:
-        for path in folder.rglob("*"):
-            if path.is_file():
-                try:
-                    pixels = _raw_pixels(path)
-                except Exception:
-                    continue
-                for tag, value in pixels.items():
-                    inputs.setdefault(tag, set()).add(value)
-    stored = list(inst.settings.store_dir.rglob("*.dcm"))
-    assert len(stored) > 100
-    for path in stored:
-        for tag, value in _raw_pixels(path).items():
-            assert value in inputs.get(tag, set()), f"{path.name}: pixel bytes changed"
+        rejected.update(r.source for r in summary.rejected)
+    # Each stored file is found from its input: the store path is made of the project's
+    # keyed UIDs of the input's own UIDs, which the test can compute with the project's secret.
+    checked = 0
+    for index, folder in enumerate(folders):
+        acronym = f"REALWORLD{index}"
+        secret = get_project(inst, acronym).secret
+        inputs: dict[Path, Path] = {}
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if str(path) in rejected:
+                continue
+            uids = _uids(path)
+            if uids is not None:
+                study, series, sop = (uid_for(secret, uid) for uid in uids)
+                stored_path = inst.settings.store_dir / acronym / study / series / f"{sop}.dcm"
+                inputs.setdefault(stored_path, path)
+        stored = sorted((inst.settings.store_dir / acronym).rglob("*.dcm"))
+        assert len(stored) > 20
+        for path in stored:
+            assert path in inputs, f"{path.name}: stored, but from no input of {folder.name}"
+            assert _raw_pixels(path) == _raw_pixels(inputs[path]), \
+                f"{inputs[path].name}: pixel bytes changed"
+            checked += 1
+    assert checked > 150
     inst.close()
     files = sum(1 for folder in folders for p in folder.rglob("*") if p.is_file())
     assert total == files, "every shipped file is stored, present, skipped or rejected"

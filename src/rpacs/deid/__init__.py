@@ -3,7 +3,7 @@
 from .clean import TextCleaner
 from .dates import date_offset_days, shift_da, shift_dt
 from .enum import Action, Option
-from .io import looks_like_dicom, read_instance, write_instance
+from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
 from .private import SafePrivateElement, default_safe_private
 from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
 from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity
@@ -22,6 +22,7 @@ __all__ = [
     "TextCleaner",
     "date_offset_days",
     "default_safe_private",
+    "deidentify_instance",
     "is_valid_uid",
     "looks_like_dicom",
     "parse_tag",

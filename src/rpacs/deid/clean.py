@@ -4,21 +4,36 @@ A :class:`TextCleaner` is built from one instance's own identifying values *befo
 removed, and replaces with ``***``, case-insensitively:
 
 - each part (of two or more characters) of PatientName (all components: family, given,
-  middle, prefix, suffix; also its ideographic and phonetic groups) and of OtherPatientNames;
+  middle, prefix, suffix; also its ideographic and phonetic groups), OtherPatientNames,
+  PatientBirthName, PatientMotherBirthName and ResponsiblePerson;
 - PatientID, OtherPatientIDs, the IDs in OtherPatientIDsSequence, AccessionNumber;
+- the words of PatientAddress of four or more characters that are not bare numbers (street
+  and place names; a house or postal number alone identifies no one);
 - PatientBirthDate written as YYYYMMDD, YYYY-MM-DD, YYYY.MM.DD, YYYY/MM/DD, DD.MM.YYYY,
   DD/MM/YYYY, DD-MM-YYYY, MM/DD/YYYY, DDMMYY, DD.MM.YY;
 
-and, whoever they belong to:
+values of four or more characters wherever they occur (also inside a word: ``Testesens``),
+shorter ones only as a whole word, not next to a letter or digit (so that a patient called
+``Al`` does not cut ``Axial`` to pieces); and, whoever they belong to:
 
 - 11-digit national identity numbers (Norwegian fødselsnummer style, ``DDMMYY NNNNN``, with
-  or without a space);
-- dates in the spellings above (any date, not only the birth date);
-- e-mail addresses and phone numbers (8 or more digits, with optional ``+``, spaces, dashes).
+  or without one space), not part of a longer digit run;
+- dates: ``YYYYMMDD`` and ``YYYY-MM-DD`` (also with ``.`` or ``/``) for years 1900-2099, and
+  ``DD.MM.YYYY``, ``DD/MM/YYYY``, ``DD-MM-YYYY``, ``DD.MM.YY`` (also ``MM/DD/YYYY``), not
+  part of a longer digit run;
+- e-mail addresses;
+- phone numbers and other long numbers: 8 or more digits, optionally with a leading ``+``
+  and single spaces or dashes between them (not within a decimal number).
+
+Text is scanned once, leftmost match first; where a pattern and one of the instance's values
+start at the same place, the pattern wins (a national identity number goes whole, not only
+its birth-date part). The engine cuts each cleaned value to its VR's maximum length.
 
 Binary values (a Siemens CSA header) are cleaned with a same-length ``*`` run per match, so
-that offsets inside the binary structure stay valid; there only the instance's own values and
-national identity numbers are cut, because such blobs carry technical numbers as text.
+that offsets inside the binary structure stay valid; there only the instance's own values
+(as UTF-8 and as Latin-1 bytes, in upper, lower and their own case; ASCII letters in any
+case) and national identity numbers are cut, because such blobs carry technical numbers as
+text (protocol parameters, slice times).
 """
 
 from __future__ import annotations
@@ -30,21 +45,22 @@ from functools import lru_cache
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
 
 REPLACEMENT = "***"
 
 _PATTERNS = [
-    r"\b\d{6}\s?\d{5}\b",  # 11-digit national identity number
-    r"\b(?:19|20)\d{2}[-./]?(?:0[1-9]|1[0-2])[-./]?(?:0[1-9]|[12]\d|3[01])\b",  # Y M D
-    r"\b(?:0?[1-9]|[12]\d|3[01])[-./](?:0?[1-9]|1[0-2])[-./](?:\d{4}|\d{2})\b",  # D M Y
-    r"\b(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/\d{4}\b",  # M/D/Y
+    r"(?<!\d)\d{6} ?\d{5}(?!\d)",  # 11-digit national identity number
+    r"(?<!\d)(?:19|20)\d{2}([-./]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?!\d)",  # YMD
+    r"(?<!\d)(?<!\d\.)(?:0?[1-9]|[12]\d|3[01])([-./])(?:0?[1-9]|1[0-2])\2(?:\d{4}|\d{2})"
+    r"(?!\d|\.\d)",  # D M Y
+    r"(?<!\d)(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/\d{4}(?!\d)",  # M/D/Y
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail
-    r"(?<!\w)\+?\d[\d \-]{6,}\d(?!\w)",  # phone numbers and other long digit runs
+    r"(?<!\d)(?<!\d\.)\+?\d(?:[ -]?\d){7,}(?!\d|\.\d)",  # phone numbers, other long numbers
 ]
-_STATIC = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
-# Binary blobs hold technical numbers as text (ASCCONV protocols, slice times): there only the
-# instance's own values and national identity numbers are cut, not every long digit run.
-_STATIC_BINARY = re.compile(_PATTERNS[0].encode())
+_STATIC_SOURCE = "|".join(f"(?:{p})" for p in _PATTERNS)
+#: Values shorter than this are matched as whole words only.
+_WHOLE_WORD_BELOW = 4
 
 
 def _birth_date_spellings(value: str) -> list[str]:
@@ -56,18 +72,27 @@ def _birth_date_spellings(value: str) -> list[str]:
             f"{d}-{m}-{y}", f"{m}/{d}/{y}", f"{d}{m}{y[2:]}", f"{d}.{m}.{y[2:]}"]
 
 
+def _name_parts(value: object) -> list[str]:
+    return [p for p in re.split(r"[\^=\s,]+", str(value)) if len(p) >= 2]
+
+
 def identifying_values(ds: Dataset) -> tuple[str, ...]:
-    """The instance's own identifying strings that Clean must cut out."""
+    """The instance's own identifying strings that Clean must cut out, longest first."""
     values: list[str] = []
-    for keyword in ("PatientName", "OtherPatientNames"):
+    for keyword in ("PatientName", "OtherPatientNames", "PatientBirthName",
+                    "PatientMotherBirthName", "ResponsiblePerson"):
         for name in value_list(ds[keyword].value) if keyword in ds else []:
-            values.extend(p for p in re.split(r"[\^=\s,]+", str(name)) if len(p) >= 2)
+            values.extend(_name_parts(name))
     for keyword in ("PatientID", "OtherPatientIDs", "AccessionNumber"):
         if keyword in ds:
             values.extend(str(v).strip() for v in value_list(ds[keyword].value))
     for item in ds.get("OtherPatientIDsSequence", None) or []:
         if "PatientID" in item:
             values.append(str(item.PatientID).strip())
+    if "PatientAddress" in ds:
+        # Street and place names; a bare house or postal number alone identifies no one.
+        values.extend(p for p in re.split(r"[\s,;:/\\^]+", str(ds.PatientAddress or ""))
+                      if len(p) >= _WHOLE_WORD_BELOW and not p.isdigit())
     if "PatientBirthDate" in ds:
         values.extend(_birth_date_spellings(str(ds.PatientBirthDate or "")))
     return tuple(sorted({v for v in values if len(v) >= 2}, key=lambda v: (-len(v), v)))
@@ -82,11 +107,22 @@ def value_list(value: object) -> list[object]:
     return [value]
 
 
-#: PatientName, OtherPatientNames, PatientID, OtherPatientIDs, AccessionNumber,
-#: OtherPatientIDsSequence, PatientBirthDate, SpecificCharacterSet (decodes the others).
-_IDENTIFYING_TAGS = (0x00100010, 0x00101001, 0x00100020, 0x00101000, 0x00080050, 0x00101002,
-                     0x00100030, 0x00080005)
+#: The elements identifying_values reads (and SpecificCharacterSet, which decodes them).
+_IDENTIFYING_TAGS = (0x00100010, 0x00101001, 0x00101005, 0x00101060, 0x00102297, 0x00100020,
+                     0x00101000, 0x00080050, 0x00101002, 0x00101040, 0x00100030, 0x00080005)
 _CLEANERS: dict[tuple, TextCleaner] = {}
+
+
+def _key_part(element: object) -> object:
+    """A hashable stand-in for one identifying element's value."""
+    if element is None:
+        return None
+    if type(element) is RawDataElement:
+        return (element.VR, element.value)
+    value = element.value  # type: ignore[attr-defined]
+    if isinstance(value, Sequence):
+        return tuple(str(item.get("PatientID", "")) for item in value)
+    return (element.VR, str(value))  # type: ignore[attr-defined]
 
 
 class TextCleaner:
@@ -94,28 +130,24 @@ class TextCleaner:
 
     def __init__(self, values: tuple[str, ...]):
         self.values = values
-        self._own = _compiled(values)
+        self._text = _compiled(values)
+        self._binary = _compiled_bytes(values)
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> TextCleaner:
-        # The same patient's elements recur file after file: key on their raw bytes.
-        raws = [ds.get_item(tag) for tag in _IDENTIFYING_TAGS]
-        if all(r is None or isinstance(r, RawDataElement) for r in raws):
-            key = tuple(None if r is None else (r.VR, r.value) for r in raws)
-            cached = _CLEANERS.get(key)
-            if cached is None:
-                if len(_CLEANERS) > 1000:
-                    _CLEANERS.clear()
-                cached = _CLEANERS[key] = cls(identifying_values(ds))
-            return cached
-        return cls(identifying_values(ds))
+        """The cleaner of ``ds``'s own values (shared by the instances of one patient)."""
+        elements = ds._dict
+        key = tuple(_key_part(elements.get(tag)) for tag in _IDENTIFYING_TAGS)
+        cached = _CLEANERS.get(key)
+        if cached is None:
+            if len(_CLEANERS) > 1000:
+                _CLEANERS.clear()
+            cached = _CLEANERS[key] = cls(identifying_values(ds))
+        return cached
 
     def clean(self, text: str) -> str:
-        if not text:
-            return text
-        if self._own is not None:
-            text = self._own.sub(REPLACEMENT, text)
-        return _STATIC.sub(REPLACEMENT, text)
+        """``text`` with each identifying value and pattern replaced by ``***``."""
+        return self._text.sub(REPLACEMENT, text) if text else text
 
     def clean_bytes(self, data: bytes) -> bytes:
         """Same-length replacement inside a binary blob (its structure keeps its offsets).
@@ -123,33 +155,42 @@ class TextCleaner:
         The values are looked for as UTF-8 and as Latin-1 bytes: a vendor blob does not say
         which character set wrote it.
         """
-        own = _compiled_bytes(self.values)
-        if own is not None:
-            data = own.sub(_stars, data)
-        return _STATIC_BINARY.sub(_stars, data)
+        return self._binary.sub(_stars, data) if data else data
 
 
 def _stars(match: re.Match[bytes]) -> bytes:
     return b"*" * len(match.group(0))
 
 
+def _bounded(literal: str, length: int, word: str) -> str:
+    """A value's pattern: anywhere when long, as a whole word when short."""
+    if length >= _WHOLE_WORD_BELOW:
+        return literal
+    return f"(?<!{word}){literal}(?!{word})"
+
+
 @lru_cache(maxsize=256)
-def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    forms: set[bytes] = set()
+def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes]:
+    # One pass over the blob: the instance's values in every encoding, then ID numbers.
+    forms: dict[bytes, int] = {}
     for value in values:
         for text in (value, value.upper(), value.lower()):
-            forms.add(text.encode("utf-8"))
+            forms[text.encode("utf-8")] = len(value)
             with suppress(UnicodeEncodeError):
-                forms.add(text.encode("latin-1"))
-    if not forms:
-        return None
+                forms[text.encode("latin-1")] = len(value)
     ordered = sorted(forms, key=lambda f: (-len(f), f))
-    return re.compile(b"|".join(re.escape(f) for f in ordered), re.IGNORECASE)
+    # National identity numbers first: one must go whole, not lose only its birth date.
+    parts = [_PATTERNS[0]]
+    parts += [_bounded(re.escape(f).decode("latin-1"), forms[f], "[A-Za-z0-9]")
+              for f in ordered]
+    return re.compile("|".join(parts).encode("latin-1"), re.IGNORECASE)
 
 
 @lru_cache(maxsize=256)
-def _compiled(values: tuple[str, ...]) -> re.Pattern[str] | None:
-    # Patients recur file after file: compile each patient's pattern once per process.
-    if not values:
-        return None
-    return re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
+def _compiled(values: tuple[str, ...]) -> re.Pattern[str]:
+    # One pass, leftmost match first; where a pattern and a value start at the same place
+    # the pattern wins, so that a national identity number goes whole and not only its
+    # birth-date part. Patients recur file after file: compiled once per patient.
+    parts = [_STATIC_SOURCE]
+    parts += [_bounded(re.escape(v), len(v), r"[^\W_]") for v in values]
+    return re.compile("|".join(parts), re.IGNORECASE)

@@ -29,7 +29,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..errors import InvalidInputError
 from .enum import Option
@@ -148,52 +148,15 @@ class Profile:
         unknown = set(data) - {"options", "tags", "safe_private"}
         if unknown:
             problems.append(f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
-        options = set(DEFAULT_OPTIONS) if "options" not in data else set()
-        for index, name in enumerate(data.get("options") or []):
-            try:
-                options.add(Option.from_name(str(name)))
-            except KeyError:
-                names = ", ".join(o.yaml_name for o in Option)
-                problems.append(f"options[{index}]: unknown option '{name}' (one of: {names})")
-        overrides = []
-        for index, item in enumerate(data.get("tags") or []):
-            where = f"tags[{index}]"
-            if not isinstance(item, dict) or "tag" not in item or "action" not in item:
-                problems.append(f"{where}: needs 'tag' and 'action'")
-                continue
-            try:
-                tag = parse_tag(str(item["tag"]))
-            except KeyError:
-                problems.append(f"{where}.tag: '{item['tag']}' is not a DICOM keyword or tag")
-                continue
-            action = str(item["action"])
-            if action not in OVERRIDE_ACTIONS:
-                problems.append(
-                    f"{where}.action: '{action}' is not one of {', '.join(OVERRIDE_ACTIONS)}"
-                )
-                continue
-            value = item.get("value")
-            pattern = item.get("pattern")
-            if action == "set" and value is None:
-                problems.append(f"{where}.value: 'set' needs a value")
-            if action == "regex-keep":
-                try:
-                    re.compile(str(pattern or ""))
-                    if not pattern:
-                        problems.append(f"{where}.pattern: 'regex-keep' needs a pattern")
-                except re.error as exc:
-                    problems.append(f"{where}.pattern: not a valid regular expression ({exc})")
-            overrides.append(
-                TagOverride(tag, action, None if value is None else str(value),
-                            None if pattern is None else str(pattern))
-            )
+        options = (set(DEFAULT_OPTIONS) if "options" not in data
+                   else _options(_listed(data, "options", problems), problems))
+        overrides = _overrides(_listed(data, "tags", problems), problems)
         safe = []
-        for index, item in enumerate(data.get("safe_private") or []):
-            where = f"safe_private[{index}]"
+        for index, item in enumerate(_listed(data, "safe_private", problems)):
             try:
                 safe.append(SafePrivateElement.from_mapping(item))
             except (KeyError, ValueError, TypeError) as exc:
-                problems.append(f"{where}: {exc}")
+                problems.append(f"safe_private[{index}]: {exc}")
         if problems:
             raise InvalidInputError(problems)
         return cls(frozenset(options), tuple(overrides), tuple(safe))
@@ -210,3 +173,110 @@ class Profile:
             "safe_private": [s.as_mapping() for s in self.safe_private],
         }
         return yaml.safe_dump(data, sort_keys=False)
+
+
+def _listed(data: dict[str, Any], key: str, problems: list[str]) -> list[Any]:
+    """``data[key]`` as a list ([] when absent); a problem when it is something else."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be a list")
+        return []
+    return value
+
+
+def _options(names: list[Any], problems: list[str]) -> set[Option]:
+    options = set()
+    for index, name in enumerate(names):
+        try:
+            option = Option.from_name(str(name))
+        except KeyError:
+            known = ", ".join(o.yaml_name for o in Option if o.column)
+            problems.append(f"options[{index}]: unknown option '{name}' (one of: {known})")
+            continue
+        if option.column is None:
+            # Recording 113101/113102 would claim pixel data was cleaned; rpacs never
+            # changes pixel data.
+            problems.append(f"options[{index}]: '{option.yaml_name}' is not supported: "
+                            "rpacs does not change pixel data")
+            continue
+        options.add(option)
+    return options
+
+
+#: Elements rpacs writes itself after the profile: an override of them would not hold.
+_WRITTEN_BY_RPACS = frozenset({0x00100010, 0x00100020, 0x00080080, 0x00080090, 0x00120062,
+                               0x00120063, 0x00120064, 0x00200010, 0x00280303})
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
+                       "TM", "UC", "UI", "UR", "UT"})
+_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
+               "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+_OVERRIDE_KEYS = {"tag", "action", "value", "pattern"}
+
+
+def _overrides(items: list[Any], problems: list[str]) -> list[TagOverride]:
+    overrides: list[TagOverride] = []
+    seen: set[int] = set()
+    for index, item in enumerate(items):
+        where = f"tags[{index}]"
+        if not isinstance(item, dict) or "tag" not in item or "action" not in item:
+            problems.append(f"{where}: needs 'tag' and 'action'")
+            continue
+        extra = set(item) - _OVERRIDE_KEYS
+        if extra:
+            problems.append(f"{where}: unknown key(s): {', '.join(sorted(map(str, extra)))}")
+        try:
+            tag = parse_tag(str(item["tag"]))
+        except KeyError:
+            problems.append(f"{where}.tag: '{item['tag']}' is not a DICOM keyword or tag")
+            continue
+        name = f"{where}.tag: ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        if tag >> 16 & 1:
+            problems.append(f"{name} is private: list it under safe_private instead")
+            continue
+        if tag >> 16 in (0x0000, 0x0002) or tag in _WRITTEN_BY_RPACS:
+            problems.append(f"{name} is written by rpacs itself and cannot be overridden")
+            continue
+        if tag in seen:
+            problems.append(f"{name} has more than one rule")
+        seen.add(tag)
+        action = str(item["action"])
+        if action not in OVERRIDE_ACTIONS:
+            problems.append(
+                f"{where}.action: '{action}' is not one of {', '.join(OVERRIDE_ACTIONS)}")
+            continue
+        value, pattern = item.get("value"), item.get("pattern")
+        vr = _dictionary_vr(tag)
+        if action in ("set", "regex-keep") and vr not in _TEXT_VRS:
+            problems.append(f"{where}.action: '{action}' needs a text element, "
+                            f"not one of VR {vr}")
+        if action == "set":
+            if value is None:
+                problems.append(f"{where}.value: 'set' needs a value")
+            elif len(str(value)) > _MAX_LENGTH.get(vr, 1 << 32):
+                problems.append(f"{where}.value: longer than VR {vr} allows "
+                                f"({_MAX_LENGTH[vr]} characters)")
+        elif value is not None:
+            problems.append(f"{where}.value: only 'set' takes a value")
+        if action == "regex-keep":
+            if not pattern:
+                problems.append(f"{where}.pattern: 'regex-keep' needs a pattern")
+            else:
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    problems.append(f"{where}.pattern: not a valid regular expression ({exc})")
+        elif pattern is not None:
+            problems.append(f"{where}.pattern: only 'regex-keep' takes a pattern")
+        overrides.append(TagOverride(tag, action, None if value is None else str(value),
+                                     None if pattern is None else str(pattern)))
+    return overrides
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
