@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 system-packages:
 	@bash scripts/ensure-system-packages.sh $(APT_PACKAGES)
 
-demo: venv system-packages
+demo: venv
 	RPACS_HOME=$${RPACS_HOME:-$(CURDIR)/demo-home} $(BIN)/rpacs demo
 
 test: venv system-packages

@@ -241,9 +241,11 @@ def test_overrides_win_over_the_table():
           - {tag: Modality, action: empty}
           - {tag: SeriesDescription, action: remove}
           - {tag: ReferencedImageSequence, action: keep}
+          - {tag: StudyDescription, action: set, value: Oslo collaboration}
         """
     )
     ds = f.mr_dataset()
+    del ds.StudyDescription
     back = _roundtrip(ds, _engine(profile))
     assert back.StationName == "SCANNER1"
     assert back.DeviceSerialNumber == "SN-4711-AB"  # X/Z/D in the Basic profile
@@ -251,22 +253,52 @@ def test_overrides_win_over_the_table():
     assert back.StudyDate == f.STUDY_DATE  # keep means exactly as it is
     assert back.Modality == ""
     assert "SeriesDescription" not in back
+    # A kept sequence stays where the table would remove it, but its items are still
+    # de-identified: the reference is mapped like the instance it points to.
     ref = back.ReferencedImageSequence[0]
-    assert ref.ReferencedSOPInstanceUID == ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    original = ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert ref.ReferencedSOPInstanceUID == uid_for(SECRET, original) != original
     assert "InstitutionName" in back and back.InstitutionName == "PROJ1"
+    # set adds the element where the instance has none.
+    assert back.StudyDescription == "Oslo collaboration"
+
+
+def test_a_kept_sequence_still_loses_names_inside_its_items():
+    profile = Profile.from_yaml("tags: [{tag: ReferencedImageSequence, action: keep}]")
+    ds = f.mr_dataset()
+    ds.ReferencedImageSequence[0].add_new(0x00081070, "PN", "Testesen^Ola")  # Operators' Name
+    back = _roundtrip(ds, _engine(profile))
+    assert "OperatorsName" not in back.ReferencedImageSequence[0] or \
+        back.ReferencedImageSequence[0].OperatorsName == ""
 
 
 # -- attributes the table does not list ------------------------------------------------
 
 
-def test_unlisted_names_go_unlisted_text_stays_unknown_tags_go():
+def test_unlisted_names_go_unlisted_text_is_cleaned_unknown_tags_go():
     ds = f.mr_dataset()
     ds.add_new(0x00142006, "PN", "Testesen^Ola")  # EvaluatorName, not in the table
-    ds.add_new(0x00080070, "LO", "Testesen Medical")  # Manufacturer: unlisted text, kept
+    # Unlisted short text loses the patient's own values, not codes or numbers.
+    ds.add_new(0x00080070, "LO", "Testesen Medical 20240101")  # Manufacturer
+    ds.add_new(0x00181020, "LO", "syngo MR E11 12345678")  # SoftwareVersions: stays
+    # Unlisted free text is cleaned in full: own values and patterns.
+    item = Dataset()
+    item.ValueType = "TEXT"
+    item.TextValue = "seen"  # listed (X): removed wherever it is
+    item.add_new(0x00100218, "UT", "Ola Testesen, 12.03.1961, +47 22 33 44 55")  # unlisted
+    ds.add_new(0x00400275, "SQ", Sequence([item]))  # RequestAttributesSequence
+    code = Dataset()
+    code.CodeValue = "39607008"
+    code.CodingSchemeDesignator = "SCT"
+    code.CodeMeaning = "Lung"
+    ds.AnatomicRegionSequence = Sequence([code])
     ds.add_new(0x00101999, "UN", b"Testesen")  # in no dictionary: removed
     back = _roundtrip(ds)
     assert back[0x00142006].value == ""
-    assert back.Manufacturer == "Testesen Medical"
+    assert back.Manufacturer == "*** Medical 20240101"
+    assert back.SoftwareVersions == "syngo MR E11 12345678"
+    assert back.AnatomicRegionSequence[0].CodeValue == "39607008"
+    assert back.RequestAttributesSequence[0][0x00100218].value == "*** ***, ***, ***"
     assert 0x00101999 not in back
 
 

@@ -1,4 +1,4 @@
-"""De-identification of DICOM datasets by PS3.15 profiles (depends on pydicom and numpy only)."""
+"""De-identification of DICOM datasets by PS3.15 profiles (depends on pydicom and PyYAML only)."""
 
 from .clean import TextCleaner
 from .dates import date_offset_days, shift_da, shift_dt

@@ -131,6 +131,7 @@ class TextCleaner:
     def __init__(self, values: tuple[str, ...]):
         self.values = values
         self._text = _compiled(values)
+        self._own = _compiled_own(values)
         self._binary = _compiled_bytes(values)
 
     @classmethod
@@ -148,6 +149,17 @@ class TextCleaner:
     def clean(self, text: str) -> str:
         """``text`` with each identifying value and pattern replaced by ``***``."""
         return self._text.sub(REPLACEMENT, text) if text else text
+
+    def clean_own_values(self, text: str) -> str:
+        """``text`` with only the instance's own identifying values replaced by ``***``.
+
+        For short technical text (LO, SH, UC values the table does not list: coil names,
+        code values, software versions) the patterns would cut legitimate numbers and codes,
+        while the patient's own name, ID or birth date never belongs there.
+        """
+        if not text or self._own is None:
+            return text
+        return self._own.sub(REPLACEMENT, text)
 
     def clean_bytes(self, data: bytes) -> bytes:
         """Same-length replacement inside a binary blob (its structure keeps its offsets).
@@ -184,6 +196,14 @@ def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes]:
     parts += [_bounded(re.escape(f).decode("latin-1"), forms[f], "[A-Za-z0-9]")
               for f in ordered]
     return re.compile("|".join(parts).encode("latin-1"), re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _compiled_own(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not values:
+        return None
+    return re.compile("|".join(_bounded(re.escape(v), len(v), r"[^\W_]") for v in values),
+                      re.IGNORECASE)
 
 
 @lru_cache(maxsize=256)

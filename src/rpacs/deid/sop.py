@@ -32,19 +32,23 @@ What each action does (PS3.15 E.1.1, as rpacs reads it):
   Type 2), Type 3 ``X``; unknown: ``Z`` if offered, else the last letter — the stricter
   action that still leaves a valid object. ``X/Z/U*`` is always ``U``.
 - Attributes the table does not list are kept, except: PN values are emptied (names always
-  identify), DA/DT values are shifted, and UIDs are mapped unless they are well-known DICOM
-  UIDs (pydicom's UID dictionary) or the attribute names a class, transfer syntax or coding
-  scheme (SOPClassUID, ReferencedSOPClassUID, TransferSyntaxUID, CodingSchemeUID ...), or
-  the profile retains UIDs. Well-known UIDs are never mapped, in any attribute: they
-  identify no one. Public tags that the DICOM dictionary does not know either are removed:
-  they are no standard attribute, and nothing says what they hold.
+  identify), DA/DT values are shifted, free text (ST, LT, UT) is cleaned as for ``C``,
+  short text (LO, SH, UC) loses the instance's own identifying values (not the patterns,
+  which would cut code values and version numbers), and UIDs are mapped unless they are
+  well-known DICOM UIDs (pydicom's UID dictionary) or the attribute names a class, transfer
+  syntax or coding scheme (SOPClassUID, ReferencedSOPClassUID, TransferSyntaxUID,
+  CodingSchemeUID ...), or the profile retains UIDs. Well-known UIDs are never mapped, in
+  any attribute: they identify no one. Public tags that the DICOM dictionary does not know
+  either are removed: they are no standard attribute, and nothing says what they hold.
 - Private elements are removed unless (creator, group, element offset) is on the safe list
   (:mod:`rpacs.deid.private`); a kept one is treated as ``C``; a private creator stays only
   while an element of its block stays. Group lengths are removed (they would be wrong).
 - A project's per-tag override wins over the table: ``keep`` keeps the element exactly as
-  it is (no date shift, no Clean, a sequence's items untouched), ``remove`` acts as ``X``,
-  ``empty`` as ``Z``, ``set`` writes the given text, ``regex-keep`` keeps only the
-  pattern's matches (joined by a space, cut to the VR's length).
+  it is (no date shift, no Clean; a kept sequence stays, its items still de-identified by
+  their own rules), ``remove`` acts as ``X``, ``empty`` as ``Z``, ``set`` writes the
+  given text (and adds the element at the top level where an instance lacks it),
+  ``regex-keep`` keeps only the pattern's matches (joined by a space, cut to the VR's
+  length).
 
 After the table, rpacs writes the project's identity: PatientID = PatientName =
 participant ID, InstitutionName = project acronym, ReferringPhysicianName = event,
@@ -123,6 +127,11 @@ _KEEP = object()
 #: Rule for an attribute the table does not list.
 _UNLISTED = "N"
 _DATE_VRS = ("DA", "DT")
+#: Free text the table does not list is cleaned in full (values and patterns).
+_FREE_TEXT_VRS = ("ST", "LT", "UT")
+#: Short text the table does not list loses only the instance's own identifying values:
+#: patterns would cut code values, coil names and version numbers.
+_SHORT_TEXT_VRS = ("LO", "SH", "UC")
 
 
 @cache
@@ -222,6 +231,9 @@ class Deidentifier:
         self.offset = date_offset_days
         self._exact, self._patterns = _table_codes(profile.options)
         self._overrides: dict[int, TagOverride] = {o.tag: o for o in profile.overrides}
+        # A value the project sets is added where the instance lacks the element (top level).
+        self._set_values = tuple((o.tag, dictionary_VR(o.tag), str(o.value))
+                                 for o in profile.overrides if o.action == "set")
         self._shift_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES not in profile.options
         self._retain_uids = Option.RETAIN_UIDS in profile.options
         self._safe_private = frozenset(
@@ -265,6 +277,7 @@ class Deidentifier:
             before = len(memo)
             self._walk(ds, instance, codec)
             self._memo_size += len(memo) - before
+            self._add_set_values(ds, instance, codec)
             self._write_identity(ds, instance, codec)
             self._write_file_meta(ds)
         except DeidentificationError:
@@ -303,7 +316,8 @@ class Deidentifier:
         if rule == "K":
             work = frozenset(("SQ", *dates))
         elif rule == _UNLISTED:
-            work = frozenset(("SQ", "PN", *dates, *(() if self._retain_uids else ("UI",))))
+            work = frozenset(("SQ", "PN", *dates, *_FREE_TEXT_VRS, *_SHORT_TEXT_VRS,
+                              *(() if self._retain_uids else ("UI",))))
         plan[number] = (rule, work)
         return rule, work
 
@@ -414,8 +428,6 @@ class Deidentifier:
         """A sequence is emptied (Z, empty), removed, or kept with its items de-identified."""
         elements = ds._dict
         action = rule.action if isinstance(rule, TagOverride) else rule
-        if action == "keep":
-            return  # exactly as it is, items included: the project asked for it
         if action == "remove":
             del elements[tag]
             return
@@ -515,6 +527,11 @@ class Deidentifier:
                 return self._shifted(vr, texts)
             if vr == "UI" and number not in self._class_uids and not self._retain_uids:
                 return self._mapped(texts)
+            if vr in _FREE_TEXT_VRS:
+                return self._cleaned(vr, texts, cleaner)
+            if vr in _SHORT_TEXT_VRS:
+                cleaned = [cleaner.clean_own_values(t) for t in texts]
+                return cleaned if cleaned != texts else _KEEP
             return _KEEP
         if rule == "U":
             return self._mapped(texts) if vr == "UI" else ([] if texts else _KEEP)
@@ -661,6 +678,20 @@ class Deidentifier:
         if all(isinstance(e, RawDataElement) for _, e in out):
             self._identity_cache[key] = out  # raw elements are immutable: safe to share
         return out
+
+    def _add_set_values(self, ds: Dataset, instance: _Instance, codec: str | None) -> None:
+        """Add each value the project sets whose element the instance does not have."""
+        elements = ds._dict
+        for number, vr, value in self._set_values:
+            tag = BaseTag(number)
+            if tag in elements:
+                continue  # present: the walk has set it already
+            text = value[: MAX_LENGTH.get(vr, 64)]
+            if codec is None:
+                elements[tag] = DataElement(number, vr, text)
+            else:
+                elements[tag] = raw_element(number, vr, encode_text(text, vr, codec),
+                                            instance.implicit, instance.little)
 
     def _write_identity(self, ds: Dataset, instance: _Instance, codec: str | None) -> None:
         elements = ds._dict
