@@ -23,6 +23,10 @@ from ..errors import StorageError
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 #: Folders this process has made already (each store folder is made once, not per file).
 _MADE_DIRS: set[Path] = set()
+#: Store roots where an unnamed file could not be linked into place (e.g. a sandbox whose
+#: /proc gives EXDEV): this process writes named temporary files there from then on, instead
+#: of paying for a wasted unnamed write on every file.
+_NO_UNNAMED: set[Path] = set()
 
 
 class PutOutcome(enum.Enum):
@@ -51,10 +55,11 @@ class FileStore:
         if target.parent not in _MADE_DIRS:
             target.parent.mkdir(parents=True, exist_ok=True)
             _MADE_DIRS.add(target.parent)
-        if _O_TMPFILE:
+        if _O_TMPFILE and self.root not in _NO_UNNAMED:
             outcome = self._put_unnamed(target, data, sha256)
             if outcome is not None:
                 return outcome
+            _NO_UNNAMED.add(self.root)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-", suffix=".part")
         try:
