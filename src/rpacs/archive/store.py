@@ -12,7 +12,6 @@ instead of silently replacing the first.
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -47,16 +46,16 @@ class FileStore:
     def path_of(self, relative: str) -> Path:
         return self.root / relative
 
-    def put(self, relative: str, data: bytes, sha256: str) -> PutOutcome:
-        """Store ``data`` under ``relative`` unless it is there already."""
+    def put(self, relative: str, data: bytes) -> PutOutcome:
+        """Store ``data`` under ``relative`` unless it is there already (then compare)."""
         target = self.root / relative
         if target.exists():
-            return self._compare(target, sha256)
+            return self._compare(target, data)
         if target.parent not in _MADE_DIRS:
             target.parent.mkdir(parents=True, exist_ok=True)
             _MADE_DIRS.add(target.parent)
         if _O_TMPFILE and self.root not in _NO_UNNAMED:
-            outcome = self._put_unnamed(target, data, sha256)
+            outcome = self._put_unnamed(target, data)
             if outcome is not None:
                 return outcome
             _NO_UNNAMED.add(self.root)
@@ -69,19 +68,19 @@ class FileStore:
             try:
                 os.link(tmp_name, target)
             except FileExistsError:
-                return self._compare(target, sha256)
+                return self._compare(target, data)
             except OSError as exc:
                 if exc.errno not in (1, 18, 38, 95):  # EPERM, EXDEV, ENOSYS, EOPNOTSUPP
                     raise
                 # File systems without hard links: fall back to an exclusive create.
-                return self._put_exclusive(target, data, sha256)
+                return self._put_exclusive(target, data)
         except OSError as exc:
             raise StorageError(f"cannot write {relative} in the store: {exc.strerror}") from exc
         finally:
             Path(tmp_name).unlink(missing_ok=True)
         return PutOutcome.CREATED
 
-    def _put_unnamed(self, target: Path, data: bytes, sha256: str) -> PutOutcome | None:
+    def _put_unnamed(self, target: Path, data: bytes) -> PutOutcome | None:
         """Linux: write an unnamed file in the target's folder and link it into place.
 
         The file has no name until it is complete, so no reader and no crash can ever see
@@ -97,30 +96,29 @@ class FileStore:
             try:
                 os.link(f"/proc/self/fd/{fd}", target)
             except FileExistsError:
-                return self._compare(target, sha256)
+                return self._compare(target, data)
             except OSError:
                 return None
         finally:
             os.close(fd)
         return PutOutcome.CREATED
 
-    def _put_exclusive(self, target: Path, data: bytes, sha256: str) -> PutOutcome:
+    def _put_exclusive(self, target: Path, data: bytes) -> PutOutcome:
         partial = target.with_name(target.name + ".part")
         try:
             with open(partial, "xb") as fh:
                 fh.write(data)
         except FileExistsError:
-            return self._compare(target, sha256) if target.exists() else PutOutcome.CONFLICT
+            return self._compare(target, data) if target.exists() else PutOutcome.CONFLICT
         if target.exists():
             partial.unlink()
-            return self._compare(target, sha256)
+            return self._compare(target, data)
         os.replace(partial, target)
         return PutOutcome.CREATED
 
     @staticmethod
-    def _compare(target: Path, sha256: str) -> PutOutcome:
-        existing = hashlib.sha256(target.read_bytes()).hexdigest()
-        return PutOutcome.IDENTICAL if existing == sha256 else PutOutcome.CONFLICT
+    def _compare(target: Path, data: bytes) -> PutOutcome:
+        return PutOutcome.IDENTICAL if target.read_bytes() == data else PutOutcome.CONFLICT
 
     def remove(self, relative: str) -> None:
         (self.root / relative).unlink(missing_ok=True)

@@ -50,6 +50,8 @@ def _plan(
     event: str,
     store: FileStore,
     path_prefix: str,
+    *,
+    index: bool = True,
 ) -> WorkPlan:
     return WorkPlan(
         profile=deid_profile(project),
@@ -59,6 +61,7 @@ def _plan(
         installation_secret=inst.settings.installation_secret,
         store=store,
         path_prefix=path_prefix,
+        index=index,
     )
 
 
@@ -204,7 +207,7 @@ def deidentify_tree(
     store = FileStore(dst, tmp_dir)
     summary = ImportSummary()
     sources = _collect([Path(src)], summary)
-    plan = _plan(inst, project, participant, event, store, "")
+    plan = _plan(inst, project, participant, event, store, "", index=False)
     studies: set[str] = set()
     series: set[str] = set()
 

@@ -57,6 +57,9 @@ class WorkPlan:
     store: FileStore
     #: Prefix of stored paths: the project acronym in the archive, "" for a folder export.
     path_prefix: str
+    #: Whether outcomes feed the index (import): then each carries its hash, index fields
+    #: and tag inventory. A folder-to-folder run needs none of them and skips that work.
+    index: bool = True
 
 
 def patient_key(installation_secret: bytes, patient_id: str) -> str:
@@ -119,10 +122,10 @@ class Worker:
 
     def _store(self, name: str, data: bytes) -> StoredInstance:
         ds = read_instance(data, name)
-        key = patient_key(self.plan.installation_secret, _text(ds, "PatientID"))
+        index = self.plan.index
+        key = patient_key(self.plan.installation_secret, _text(ds, "PatientID")) if index else ""
         self.deidentifier.deidentify(ds)
         out = write_instance(ds)
-        digest = hashlib.sha256(out).hexdigest()
         study_uid, series_uid, sop_uid = (
             _text(ds, "StudyInstanceUID"),
             _text(ds, "SeriesInstanceUID"),
@@ -130,16 +133,20 @@ class Worker:
         )
         prefix = f"{self.plan.path_prefix}/" if self.plan.path_prefix else ""
         relative = f"{prefix}{study_uid}/{series_uid}/{sop_uid}.dcm"
-        outcome = self.plan.store.put(relative, out, digest)
+        outcome = self.plan.store.put(relative, out)
         if outcome is PutOutcome.CONFLICT:
             raise StorageError(
                 "an instance with this SOPInstanceUID is already stored with different content"
             )
+        if not index:
+            return StoredInstance(source=name, relative_path=relative, size=len(out),
+                                  sha256="", patient_key="", study_uid=study_uid,
+                                  series_uid=series_uid, sop_uid=sop_uid)
         return StoredInstance(
             source=name,
             relative_path=relative,
             size=len(out),
-            sha256=digest,
+            sha256=hashlib.sha256(out).hexdigest(),
             patient_key=key,
             study_uid=study_uid,
             series_uid=series_uid,
