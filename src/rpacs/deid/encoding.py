@@ -245,6 +245,13 @@ class DatasetEncoder:
                 append(self.converted(element, ds, codec))
         return b"".join(parts)
 
+    def raw(self, number: int, element: RawDataElement) -> bytes:
+        """One raw element as :meth:`dataset` writes it (header and value)."""
+        value = element.value or b""
+        if element.length == UNDEFINED_LENGTH:
+            return self.header(number, element.VR, UNDEFINED_LENGTH) + value + self._sequence_end
+        return self.header(number, element.VR, len(value)) + value
+
     def sequence(self, tag: int, items: Iterable[Dataset], codec: str | None) -> bytes:
         """A whole sequence element: header and :meth:`sequence_value`."""
         value = self.sequence_value(items, codec)

@@ -26,6 +26,7 @@ from ..deid import (
     read_instance,
     write_instance,
 )
+from ..deid.raw import deidentify_raw
 from ..errors import DeidentificationError, DicomInputError, StorageError
 from ..review import tag_entries
 from .content import Rejection
@@ -34,6 +35,7 @@ from .sources import Source
 _DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
+_STUDY, _SERIES, _SOP_INSTANCE = 0x0020000D, 0x0020000E, 0x00080018
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,24 @@ class Worker:
             return Rejection(source.name, f"could not be de-identified ({type(exc).__name__})")
 
     def _store(self, name: str, data: bytes) -> StoredInstance:
-        ds = read_instance(data, name)
         index = self.plan.index
-        key = patient_key(self.plan.installation_secret, _text(ds, "PatientID")) if index else ""
-        self.deidentifier.deidentify(ds)
-        out = write_instance(ds)
-        study_uid, series_uid, sop_uid = (
-            _text(ds, "StudyInstanceUID"),
-            _text(ds, "SeriesInstanceUID"),
-            _text(ds, "SOPInstanceUID"),
-        )
+        fast = deidentify_raw(data, self.deidentifier)
+        if fast is not None:
+            # The common case, done on the bytes; the data set only when the index needs it.
+            key = _text(fast.original, "PatientID") if index else ""
+            out = fast.data
+            study_uid, series_uid, sop_uid = (fast.text(_STUDY), fast.text(_SERIES),
+                                              fast.text(_SOP_INSTANCE))
+        else:
+            original = read_instance(data, name)
+            key = _text(original, "PatientID") if index else ""
+            self.deidentifier.deidentify(original)
+            out = write_instance(original)
+            study_uid, series_uid, sop_uid = (
+                _text(original, "StudyInstanceUID"),
+                _text(original, "SeriesInstanceUID"),
+                _text(original, "SOPInstanceUID"),
+            )
         prefix = f"{self.plan.path_prefix}/" if self.plan.path_prefix else ""
         relative = f"{prefix}{study_uid}/{series_uid}/{sop_uid}.dcm"
         outcome = self.plan.store.put(relative, out)
@@ -142,12 +152,13 @@ class Worker:
             return StoredInstance(source=name, relative_path=relative, size=len(out),
                                   sha256="", patient_key="", study_uid=study_uid,
                                   series_uid=series_uid, sop_uid=sop_uid)
+        ds = fast.dataset() if fast is not None else original
         return StoredInstance(
             source=name,
             relative_path=relative,
             size=len(out),
             sha256=hashlib.sha256(out).hexdigest(),
-            patient_key=key,
+            patient_key=patient_key(self.plan.installation_secret, key),
             study_uid=study_uid,
             series_uid=series_uid,
             sop_uid=sop_uid,

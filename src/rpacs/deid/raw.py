@@ -1,0 +1,475 @@
+"""De-identification of the common case on the file's bytes, without a pydicom data set.
+
+Most input is a Part 10 file in explicit or implicit VR little endian whose top-level
+elements all have defined lengths. For such a file :func:`deidentify_raw` cuts the
+elements out of the bytes with :mod:`struct`, asks the :class:`~rpacs.deid.sop.Deidentifier`
+the same questions its walk asks (the rule of each tag, the memoised outcome of each
+(tag, VR, value)), and writes the result as runs of the input's bytes: an element the
+profile keeps — pixel data above all — is never decoded, never even sliced on its own, but
+copied with its neighbours as one slice of the input. Only changed elements are encoded.
+
+The output is byte for byte what :func:`~rpacs.deid.io.read_instance`,
+:meth:`Deidentifier.deidentify` and :func:`~rpacs.deid.io.write_instance` make of the same
+file (the reference path; a differential test holds the two together). Anything unusual —
+big endian, deflate, undefined lengths, elements out of order, a character set that needs
+pydicom's decoder, a value the engine would convert — returns None, and the caller takes
+the reference path, which also gives the proper error for a damaged file.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.dataset import FileMetaDataset
+from pydicom.tag import BaseTag
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from .clean import TextCleaner
+from .encoding import effective_vr, element_text, encoder, text_codec
+from .io import _PREAMBLE, _REQUIRED, _VRS, _encodings, _file_meta_bytes
+from .sop import _KEEP, _MEMO_ENTRIES, _MEMO_VALUE_BYTES, _MISSING, Deidentifier, _Instance
+
+_EXPLICIT_HEADER = struct.Struct("<HH2sH").unpack_from
+_IMPLICIT_HEADER = struct.Struct("<HHL").unpack_from
+_LENGTH = struct.Struct("<L").unpack_from
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
+                       b"UT"})
+_new_raw = tuple.__new__
+#: Elements the instance's identifying values (and so its TextCleaner) are read from.
+_CONTEXT_TAGS = (0x00080005, 0x00080016, 0x00100010, 0x00101001, 0x00101005, 0x00101060,
+                 0x00102297, 0x00100020, 0x00101000, 0x00080050, 0x00101002, 0x00101040,
+                 0x00100030)
+_STUDY_INSTANCE_UID = 0x0020000D
+_CHARSET = 0x00080005
+_PATIENT_ID = 0x00100020
+_SOP_CLASS_UID = 0x00080016
+_SOP_INSTANCE_UID = 0x00080018
+
+#: One top-level element: (tag, VR as read or None when implicit, header start, value start,
+#: value end).
+Element = tuple[int, str | None, int, int, int]
+
+
+class RawResult:
+    """A de-identified file made on the bytes: :attr:`data`, and its elements on demand."""
+
+    __slots__ = ("_dataset", "_parts", "data", "original")
+
+    def __init__(self, data: bytes, parts: tuple[Any, ...], original: Dataset):
+        self.data = data
+        #: The input's PatientID as read (raw), for the one thing derived from the
+        #: original: the keyed patient hash. It stays in this process's memory.
+        self.original = original
+        self._parts = parts
+        self._dataset: Dataset | None = None
+
+    def dataset(self) -> Dataset:
+        """The written data set as raw elements (for the index and the tag inventory)."""
+        if self._dataset is None:
+            source, elements, _, removed, overlay, meta, implicit = self._parts
+            out: dict[BaseTag, Any] = {}
+            for tag, vr, _, start, end in elements:
+                if tag in overlay or tag in removed:
+                    continue
+                value = source[start:end] if end > start else _empty(vr)
+                key = BaseTag(tag)
+                out[key] = _new_raw(RawDataElement, (key, vr, end - start, value, start,
+                                                     implicit, True, True, False))
+            for tag, element in overlay.items():
+                out[BaseTag(tag)] = element
+            ds = Dataset(dict(sorted(out.items())))
+            ds.set_original_encoding(implicit, True, _encodings(out.get(BaseTag(_CHARSET))))
+            ds.file_meta = meta
+            self._dataset = ds
+        return self._dataset
+
+    def text(self, tag: int) -> str:
+        """A short text value of the written data set (a UID), "" when absent."""
+        source, elements, index_of, removed, overlay, _, _ = self._parts
+        if tag in overlay:
+            return element_text(overlay[tag])
+        i = index_of.get(tag)
+        if tag in removed or i is None:
+            return ""
+        _, _, _, start, end = elements[i]
+        return source[start:end].decode("latin-1").strip(" \x00")
+
+
+def _empty(vr: str | None) -> bytes | None:
+    """The raw value pydicom gives an empty element (b"" for text and sequences)."""
+    return empty_value_for_VR(vr, raw=True)
+
+
+def _parse(data: bytes) -> tuple[dict[BaseTag, RawDataElement], bool, list[Element]] | None:
+    """(file meta, implicit, top-level elements) of a plain little-endian file; else None.
+
+    Takes exactly the files :func:`~rpacs.deid.io._read_plain` takes, and further only
+    those whose elements come in ascending order with zero reserved bytes in their headers,
+    so that an unchanged run of elements is written as the very bytes it was read as.
+    """
+    size = len(data)
+    if size < 144 or data[128:132] != b"DICM":
+        return None
+    meta: dict[BaseTag, RawDataElement] = {}
+    position = 132
+    while position + 8 <= size:
+        group, number, code, length = _EXPLICIT_HEADER(data, position)
+        if group != 0x0002:
+            break
+        vr = _VRS.get(code)
+        if vr is None:
+            return None
+        start = position + 8
+        if code in _LONG_VRS:
+            if start + 4 > size:
+                return None
+            length = _LENGTH(data, start)[0]
+            start += 4
+        end = start + length
+        if end > size:
+            return None
+        tag = BaseTag(group << 16 | number)
+        value = data[start:end] if length else _empty(vr)
+        meta[tag] = _new_raw(RawDataElement, (tag, vr, length, value, start, False, True, True,
+                                              False))
+        position = end
+    else:
+        if position != size:
+            return None
+    syntax = element_text(meta.get(BaseTag(0x00020010)))
+    if syntax == ExplicitVRLittleEndian:
+        implicit = False
+    elif syntax == ImplicitVRLittleEndian:
+        implicit = True
+        if position + 6 <= size and data[position + 4:position + 6] in _VRS:
+            return None
+    else:
+        return None
+    elements: list[Element] = []
+    append = elements.append
+    previous = 0x0002FFFF  # no file meta, group length or command group in the data set
+    vrs, long_vrs = _VRS, _LONG_VRS
+    while position < size:
+        if position + 8 > size:
+            return None
+        head = position
+        if implicit:
+            group, number, length = _IMPLICIT_HEADER(data, position)
+            vr = None
+            start = position + 8
+        else:
+            group, number, code, length = _EXPLICIT_HEADER(data, position)
+            vr = vrs.get(code)
+            if vr is None:
+                return None
+            start = position + 8
+            if code in long_vrs:
+                if start + 4 > size or length:  # length here holds the reserved bytes
+                    return None
+                length = _LENGTH(data, start)[0]
+                start += 4
+        tag = group << 16 | number
+        if tag <= previous or group == 0xFFFE:
+            return None
+        previous = tag
+        position = start + length
+        if position > size:  # also an undefined length (0xFFFFFFFF)
+            return None
+        append((tag, vr, head, start, position))
+    if not elements:
+        return None
+    return meta, implicit, elements
+
+
+def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
+    """De-identify one file on its bytes; None when it needs the reference path.
+
+    None also when anything goes wrong on the way: the reference path then does the same
+    work and reports the problem as it always does (a test holds the common cases to this
+    path, so that a slip here cannot hide as a slow run).
+    """
+    parsed = _parse(data)
+    if parsed is None:
+        return None
+    meta_elements, implicit, elements = parsed
+    try:
+        return _Run(data, meta_elements, implicit, elements, deidentifier).result()
+    except Exception:
+        return None
+
+
+class _Run:
+    """One file's pass: the walk of :meth:`Deidentifier._walk` over the top level."""
+
+    def __init__(self, data: bytes, meta: dict[BaseTag, RawDataElement], implicit: bool,
+                 elements: list[Element], deidentifier: Deidentifier):
+        self.data = data
+        self.index_of: dict[int, int] = {}
+        self.meta = meta
+        self.implicit = implicit
+        self.elements = elements
+        self.deid = deidentifier
+
+    def _raw(self, element: Element) -> RawDataElement:
+        """The element as the reference reader would have made it."""
+        tag, vr, _, start, end = element
+        key = BaseTag(tag)
+        value = self.data[start:end] if end > start else _empty(vr)
+        return _new_raw(RawDataElement, (key, vr, end - start, value, start, self.implicit,
+                                         True, True, False))
+
+    def result(self) -> RawResult | None:
+        data, elements, deid, implicit = self.data, self.elements, self.deid, self.implicit
+        # The context: what the reference reads before its walk, from the same raw elements.
+        index_of = self.index_of = {element[0]: i for i, element in enumerate(elements)}
+        for tag, _reason in _REQUIRED:
+            i = index_of.get(tag)
+            if i is None or not data[elements[i][3]:elements[i][4]].strip(b" \x00"):
+                return None  # the reference path refuses the file with the reason
+        context = Dataset()
+        for tag in _CONTEXT_TAGS:
+            i = index_of.get(tag)
+            if i is not None:
+                context._dict[BaseTag(tag)] = self._raw(elements[i])
+        charset = context._dict.get(BaseTag(_CHARSET))
+        context.set_original_encoding(implicit, True, _encodings(charset))
+        codec = text_codec(context)
+        if codec is None:
+            return None  # ISO 2022 and the like: pydicom's decoder, the reference path
+        cleaner = TextCleaner.from_dataset(context)
+        sop_class = element_text(context._dict.get(BaseTag(_SOP_CLASS_UID)))
+        plan = deid._plans.get(sop_class)
+        if plan is None:
+            plan = deid._plans[sop_class] = {}
+        memo_key = (cleaner.values, sop_class, implicit, True, codec)
+        memo = deid._memos.get(memo_key)
+        if memo is None:
+            if deid._memo_size > _MEMO_ENTRIES:
+                deid._memos.clear()
+                deid._memo_size = 0
+            memo = deid._memos[memo_key] = {}
+        instance = _Instance(cleaner, sop_class, plan, memo, implicit, True)
+        before = len(memo)
+        removed: set[int] = set()
+        overlay: dict[int, Any] = {}
+        if not self._walk(instance, codec, plan, memo, removed, overlay):
+            return None
+        deid._memo_size += len(memo) - before
+        # What deidentify() adds after the walk, on a data set of the elements it looks at.
+        tail = Dataset()
+        tail.set_original_encoding(implicit, True, _encodings(charset))
+        for number, *_ in deid._set_values:
+            element = self._output(number, removed, overlay)
+            if element is not None:
+                tail._dict[BaseTag(number)] = element
+        study = self._output(_STUDY_INSTANCE_UID, removed, overlay)
+        if study is not None:
+            tail._dict[BaseTag(_STUDY_INSTANCE_UID)] = study
+        deid._add_set_values(tail, instance, codec)
+        deid._write_identity(tail, instance, codec)
+        for tag, element in tail._dict.items():
+            if type(element) is not RawDataElement:
+                return None
+            overlay[int(tag)] = element
+        # The file meta, as _write_file_meta and write_instance make it.
+        out_ds = Dataset()
+        for tag in (_SOP_CLASS_UID, _SOP_INSTANCE_UID):
+            element = self._output(tag, removed, overlay)
+            if element is not None:
+                out_ds._dict[BaseTag(tag)] = element
+        out_ds.file_meta = FileMetaDataset(self.meta)
+        deid._write_file_meta(out_ds)
+        meta = out_ds.file_meta
+        for tag in (0x00020002, 0x00020003):
+            if not element_text(meta._dict.get(BaseTag(tag))):
+                return None  # the reference fills it in its own way: leave it to it
+        head = _file_meta_bytes(meta)
+        body = self._write(removed, overlay, codec)
+        parts = (data, elements, index_of, removed, overlay, meta, implicit)
+        original = Dataset()
+        i = index_of.get(_PATIENT_ID)
+        if i is not None:
+            original._dict[BaseTag(_PATIENT_ID)] = self._raw(elements[i])
+        original.set_original_encoding(implicit, True, _encodings(charset))
+        return RawResult(b"".join((_PREAMBLE, head, *body)), parts, original)
+
+    def _output(self, tag: int, removed: set[int], overlay: dict[int, Any]) -> Any:
+        """The element the walk left under ``tag``: changed, kept as read, or None."""
+        if tag in overlay:
+            return overlay[tag]
+        if tag in removed:
+            return None
+        i = self.index_of.get(tag)
+        return None if i is None else self._raw(self.elements[i])
+
+    def _walk(self, instance: _Instance, codec: str, plan: dict[int, Any],
+              memo: dict[tuple, Any], removed: set[int], overlay: dict[int, Any]) -> bool:
+        """Decide every top-level element as Deidentifier._walk does; False to give up."""
+        deid, data = self.deid, self.data
+        creators: list[int] = []
+        kept_blocks: set[int] = set()
+        block_creators: dict[int, str] = {}
+        creator_text: dict[int, str] = {}
+        vr_cache: dict[tuple[str | None, int], str] = {}
+        for element in self.elements:
+            number, raw_vr, _, start, end = element
+            group = number >> 16
+            if group & 1:
+                offset = number & 0xFFFF
+                if 0x0010 <= offset <= 0x00FF:
+                    creators.append(number)
+                    creator_text[number] = data[start:end].decode("latin-1").strip(" \x00")
+                    continue
+                if offset < 0x0010:
+                    removed.add(number)
+                    continue
+                block = number >> 8
+                creator = block_creators.get(block)
+                if creator is None:
+                    creator = block_creators[block] = creator_text.get(
+                        (number & 0xFFFF0000) | offset >> 8, "")
+                if (creator, group, offset & 0xFF) not in deid._safe_private:
+                    removed.add(number)
+                    continue
+                kept_blocks.add(block)
+                instance.kept_private = True
+                vr = raw_vr if raw_vr and " or " not in raw_vr else "UN"
+                if vr == "SQ":
+                    if not self._sequence(element, "C", instance, codec, removed, overlay):
+                        return False
+                    continue
+                if not self._value(number, vr, "C", start, end, instance, codec, memo,
+                                   removed, overlay):
+                    return False
+                continue
+            if number & 0xFFFF == 0:
+                removed.add(number)
+                continue
+            entry = plan.get(number)
+            rule, work = entry if entry is not None else deid._rule(
+                number, plan, instance.sop_class)
+            if rule == "X":
+                removed.add(number)
+                continue
+            vr = raw_vr
+            if vr is None or vr == "UN":
+                key = (raw_vr, number)
+                vr = vr_cache.get(key)
+                if vr is None:
+                    vr = vr_cache[key] = effective_vr(self._raw(element), number)
+            if work is not None and vr not in work:
+                continue
+            if vr == "SQ":
+                if not self._sequence(element, rule, instance, codec, removed, overlay):
+                    return False
+                continue
+            if not self._value(number, vr, rule, start, end, instance, codec, memo, removed,
+                               overlay):
+                return False
+        for number in creators:
+            if (number >> 16) << 8 | (number & 0xFF) not in kept_blocks:
+                removed.add(number)
+        return True
+
+    def _value(self, number: int, vr: str, rule: Any, start: int, end: int,
+               instance: _Instance, codec: str, memo: dict[tuple, Any], removed: set[int],
+               overlay: dict[int, Any]) -> bool:
+        value = self.data[start:end]
+        if end - start <= _MEMO_VALUE_BYTES:
+            key = (number, vr, value)
+            outcome = memo.get(key, _MISSING)
+            if outcome is _MISSING:
+                outcome = memo[key] = self.deid._raw_outcome(rule, number, vr, value, instance,
+                                                             codec)
+        else:
+            outcome = self.deid._raw_outcome(rule, number, vr, value, instance, codec)
+        if outcome is None:
+            removed.add(number)
+        elif outcome is not _KEEP:
+            if type(outcome) is not RawDataElement:
+                return False
+            overlay[number] = outcome
+        return True
+
+    def _sequence(self, element: Element, rule: Any, instance: _Instance, codec: str,
+                  removed: set[int], overlay: dict[int, Any]) -> bool:
+        """A sequence's outcome from the engine's memo, or from the engine on its own."""
+        number, _, _, start, end = element
+        action = getattr(rule, "action", rule)
+        if (action not in ("remove", "Z", "empty") and end - start <= _MEMO_VALUE_BYTES
+                and end > start):
+            found = instance.memo.get((number, "SQ", self.data[start:end]))
+            if found is not None:
+                outcome, kept_private = found
+                overlay[number] = outcome
+                instance.kept_private |= kept_private
+                return True
+        holder = Dataset()
+        tag = BaseTag(number)
+        i = self.index_of.get(_CHARSET)
+        if i is not None:
+            holder._dict[BaseTag(_CHARSET)] = self._raw(self.elements[i])
+        holder._dict[tag] = raw = self._raw(element)
+        holder.set_original_encoding(
+            self.implicit, True,
+            _encodings(holder._dict.get(BaseTag(_CHARSET))))
+        self.deid._sequence(holder, tag, number, raw, rule, instance, codec)
+        outcome = holder._dict.get(tag)
+        if outcome is None:
+            removed.add(number)
+        elif outcome is not raw:
+            # A raw sequence, or one the engine walked in place (not memoised): the writer
+            # encodes either kind.
+            if type(outcome) is not RawDataElement and outcome.VR != "SQ":
+                return False
+            overlay[number] = outcome
+        return True
+
+    def _write(self, removed: set[int], overlay: dict[int, Any], codec: str) -> list[bytes]:
+        """The data set's bytes: runs of unchanged input, changed elements encoded."""
+        data = self.data
+        enc = encoder(self.implicit, True)
+
+        def encoded(number: int, element: Any) -> bytes:
+            if type(element) is RawDataElement:
+                return enc.raw(number, element)
+            return enc.sequence(number, element.value or (), codec)
+
+        added = sorted(tag for tag in overlay if tag not in self.index_of)
+        parts: list[bytes] = []
+        run_start = -1
+        run_end = -1
+        next_added = 0
+        for number, _, head, _, end in self.elements:
+            while next_added < len(added) and added[next_added] < number:
+                if run_start >= 0:
+                    parts.append(data[run_start:run_end])
+                    run_start = -1
+                tag = added[next_added]
+                parts.append(encoded(tag, overlay[tag]))
+                next_added += 1
+            if number in removed and number not in overlay:
+                if run_start >= 0:
+                    parts.append(data[run_start:run_end])
+                    run_start = -1
+                continue
+            if number in overlay:
+                if run_start >= 0:
+                    parts.append(data[run_start:run_end])
+                    run_start = -1
+                parts.append(encoded(number, overlay[number]))
+                continue
+            if run_start < 0:
+                run_start = head
+            run_end = end
+        if run_start >= 0:
+            parts.append(data[run_start:run_end])
+        for tag in added[next_added:]:
+            parts.append(encoded(tag, overlay[tag]))
+        return parts
+
+
+__all__ = ["RawResult", "deidentify_raw"]

@@ -1,0 +1,194 @@
+"""The byte-level path gives the reference path's bytes, index fields and tag inventory.
+
+Differential: every input goes through the reference path (read_instance, deidentify,
+write_instance) with one Deidentifier and through :func:`deidentify_raw` with another, twice
+(the second time from its memo, as the later files of a series are), and the outputs must
+be equal byte for byte. Where the byte path declines, the test says so: the factory's and
+the demo's files must take it, pydicom's files that it takes are counted, and big-endian and
+deflated files must be left to the reference path.
+"""
+
+from __future__ import annotations
+
+import copy
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from rpacs.deid import (
+    Deidentifier,
+    Identity,
+    Option,
+    Profile,
+    TagOverride,
+    read_instance,
+    write_instance,
+)
+from rpacs.deid.raw import deidentify_raw
+from rpacs.demo import write_mr_study
+from rpacs.errors import RpacsError
+from rpacs.review import tag_entries
+
+from .. import dicom_factory as f
+
+SECRET = b"\x17" * 32
+IDENTITY = Identity("P-0042", "DIFF", "baseline")
+PROFILES = {
+    "default": Profile.default(),
+    "basic": Profile.basic(),
+    "retaining": Profile(options=frozenset({Option.RETAIN_UIDS,
+                                            Option.RETAIN_LONGITUDINAL_FULL_DATES,
+                                            Option.RETAIN_PATIENT_CHARACTERISTICS})),
+    "overrides": Profile(overrides=(
+        TagOverride(0x00081030, "set", value="STUDY SET BY PROJECT"),
+        TagOverride(0x00081010, "keep"),
+        TagOverride(0x0008103E, "regex-keep", pattern=r"t[12]\w*"),
+        TagOverride(0x00200052, "remove"),
+        TagOverride(0x00081140, "empty"),
+        TagOverride(0x00180015, "set", value="HEAD"),  # absent from the input: added
+    )),
+}
+
+
+def _reference(data: bytes, engine: Deidentifier) -> tuple[bytes, Dataset]:
+    ds = read_instance(data, "input.dcm")
+    engine.deidentify(ds)
+    return write_instance(ds), ds
+
+
+def _texts(ds: Dataset) -> dict[str, str]:
+    fields = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
+              "StudyID", "StudyDate", "Modality", "SeriesNumber", "InstanceNumber", "Rows")
+    return {k: str(ds.get(k, "")) for k in fields} | {
+        "syntax": str(ds.file_meta.get("TransferSyntaxUID", ""))}
+
+
+def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> int:
+    """Both paths on every input; returns how many the byte path took."""
+    reference = Deidentifier(profile, SECRET, IDENTITY, -45)
+    fast = Deidentifier(profile, SECRET, IDENTITY, -45)
+    taken = 0
+    for data in inputs:
+        try:
+            expected, ds = _reference(data, reference)
+        except RpacsError:
+            assert deidentify_raw(data, fast) is None  # refused input: never written fast
+            continue
+        for _ in range(2):  # the first time fills the memo, the second uses it
+            result = deidentify_raw(data, fast)
+            if result is None:
+                assert not must_take, "the byte path declined a common-case file"
+                break
+            assert result.data == expected
+            out = result.dataset()
+            assert tag_entries(out) == tag_entries(ds)
+            assert _texts(out) == _texts(ds)
+            for tag in (0x0020000D, 0x0020000E, 0x00080018):
+                assert result.text(tag) == str(ds[tag].value)
+        else:
+            taken += 1
+    return taken
+
+
+def _encoded(ds: Dataset, syntax: str) -> bytes:
+    ds = copy.deepcopy(ds)
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _varied(n: int) -> Dataset:
+    """The factory's instance with more kinds of element than it has by default."""
+    ds = f.mr_dataset(f.Instance(1, 1 + n % 2, n))
+    ds.add_new(0x00080000, "UL", 1234)  # a group length: dropped
+    ds.add_new(0x00181310, "US", [0, 256, 256, 0])
+    ds.add_new(0x00209165, "AT", 0x00200032)
+    ds.add_new(0x00189089, "FD", [0.0, 1.0, 0.5])
+    ds.add_new(0x00189096, "FD", 3.5)
+    ds.add_new(0x00400275, "SQ", Sequence())  # an empty sequence
+    ds.add_new(0x00081250, "SQ", Sequence([Dataset()]))
+    ds.add_new(0x00111001, "UN", b"\x01\x02")  # a private element without creator
+    ds.add_new(0x00290011, "LO", "SIEMENS MEDCOM HEADER")
+    ds.add_new(0x00291131, "LO", "Testesen private")
+    item = Dataset()
+    item.PatientID = f.PATIENT_ID
+    item.CodeMeaning = "nested Testesen"
+    ds.add_new(0x00190010, "LO", "SIEMENS MR HEADER")
+    ds.add_new(0x00191008, "CS", "IMAGE NUM 4")
+    ds.OtherPatientIDsSequence = Sequence([item])
+    ds.ContentSequence = Sequence([copy.deepcopy(item)])
+    ds.InstitutionalDepartmentName = "Radiology " + f.BIRTH_DATE
+    ds.AdditionalPatientHistory = "Called 22334455 on 12.05.1978 " * 3
+    ds.SliceLocation = str(n * 1.5)
+    ds.ImageComments = f"Slice {n} of Testesen"
+    return ds
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=list(PROFILES))
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192"])
+def test_factory_files_give_the_reference_bytes(profile: str, syntax: str,
+                                                charset: str | None):
+    inputs = []
+    for n in range(1, 5):
+        ds = _varied(n)
+        if charset:
+            ds.SpecificCharacterSet = charset
+            ds.PatientName = "Østby^Åse" if charset == "ISO_IR 100" else "Østby^Åse^李"
+        inputs.append(_encoded(ds, syntax))
+    assert assert_same(inputs, PROFILES[profile], must_take=True) == len(inputs)
+
+
+def test_the_demo_study_gives_the_reference_bytes(tmp_path: Path):
+    paths = write_mr_study(tmp_path, seed=3, n_series=4, slices=3, rows=8, cols=8)
+    inputs = [p.read_bytes() for p in paths]
+    for profile in PROFILES.values():
+        assert assert_same(inputs, profile, must_take=True) == len(inputs)
+
+
+def test_pydicom_files_give_the_reference_bytes():
+    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
+    try:
+        import data_store  # the pydicom-data package
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    inputs = [p.read_bytes() for folder in folders if folder.is_dir()
+              for p in sorted(folder.rglob("*")) if p.is_file() and p.stat().st_size < 4 << 20]
+    taken = assert_same(inputs, Profile.default(), must_take=False)
+    assert taken >= 80  # 112 of 238 in pydicom 3.0 + pydicom-data: most plain LE files
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
+def test_big_endian_and_deflated_files_take_the_reference_path(syntax: str):
+    data = _encoded(f.mr_dataset(), syntax)
+    engine = Deidentifier(Profile.default(), SECRET, IDENTITY, -45)
+    assert deidentify_raw(data, engine) is None
+    assert _reference(data, engine)[0]  # and the reference path writes them
+
+
+def test_odd_files_take_the_reference_path():
+    engine = Deidentifier(Profile.default(), SECRET, IDENTITY, -45)
+    plain = _encoded(f.mr_dataset(), ExplicitVRLittleEndian)
+    no_preamble = plain[132:]
+    truncated = plain[:-7]
+    assert deidentify_raw(no_preamble, engine) is None
+    assert deidentify_raw(truncated, engine) is None
+    ds = f.mr_dataset()
+    del ds.SOPInstanceUID
+    assert deidentify_raw(_encoded(ds, ExplicitVRLittleEndian), engine) is None
+    ds = f.mr_dataset()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # needs pydicom's decoder
+    assert deidentify_raw(_encoded(ds, ExplicitVRLittleEndian), engine) is None
