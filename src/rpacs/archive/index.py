@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..db import Instance, Participant, Project, Series, Study
@@ -55,10 +55,11 @@ def record_instances(
             select(Study).where(Study.project_id == project.id, Study.study_uid.in_(study_uids))
         )
     }
-    known = {
-        row.sop_uid: row
-        for row in session.scalars(
-            select(Instance).where(
+    # sop_uid -> sha256 of what is indexed already (or earlier in this batch).
+    known: dict[str, str] = {
+        sop_uid: sha256
+        for sop_uid, sha256 in session.execute(
+            select(Instance.sop_uid, Instance.sha256).where(
                 Instance.project_id == project.id,
                 Instance.sop_uid.in_([i.sop_uid for i in instances]),
             )
@@ -66,10 +67,13 @@ def record_instances(
     }
     series_cache: dict[tuple[int, str], Series] = {}
     new_entries = []
+    # Instance rows go in as one executemany at the end: an ORM object per file cost more
+    # than the whole insert.
+    rows: list[dict[str, object]] = []
     for item in instances:
         existing = known.get(item.sop_uid)
         if existing is not None:
-            if existing.sha256 == item.sha256:
+            if existing == item.sha256:
                 results.append(IndexResult(item, IndexOutcome.PRESENT))
             else:
                 results.append(
@@ -133,26 +137,27 @@ def record_instances(
                         sorted(filter(None, [*study.modalities.split("\\"), item.modality]))
                     )[:64]
             series_cache[(study.id, item.series_uid)] = series
-        row = Instance(
-            project_id=project.id,
-            series_id=series.id,
-            sop_uid=item.sop_uid,
-            sop_class_uid=item.sop_class_uid,
-            instance_number=item.instance_number,
-            transfer_syntax=item.transfer_syntax,
-            rows=item.rows,
-            columns=item.columns,
-            frames=item.frames,
-            path=item.relative_path,
-            size=item.size,
-            sha256=item.sha256,
-        )
-        session.add(row)
-        known[item.sop_uid] = row
+        rows.append({
+            "project_id": project.id,
+            "series_id": series.id,
+            "sop_uid": item.sop_uid,
+            "sop_class_uid": item.sop_class_uid,
+            "instance_number": item.instance_number,
+            "transfer_syntax": item.transfer_syntax,
+            "rows": item.rows,
+            "columns": item.columns,
+            "frames": item.frames,
+            "path": item.relative_path,
+            "size": item.size,
+            "sha256": item.sha256,
+        })
+        known[item.sop_uid] = item.sha256
         series.n_instances += 1
         study.n_instances += 1
         new_entries.append(item.tag_entries)
         results.append(IndexResult(item, IndexOutcome.STORED))
     session.flush()
+    if rows:
+        session.execute(insert(Instance), rows)
     add_to_inventory(session, project.id, new_entries)
     return results

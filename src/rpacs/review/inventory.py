@@ -194,19 +194,16 @@ def add_to_inventory(
     values: Counter[tuple[str, str]] = Counter()
     meta: dict[str, tuple[str, str]] = {}
     for entries in instances:
-        # A path or value met several times in one instance (items of a sequence) counts once.
-        seen_paths: set[str] = set()
-        seen_values: set[tuple[str, str]] = set()
-        for entry in entries:
-            path = entry.tag_path[:PATH_LENGTH]
-            pair = (path, entry.value)
-            if pair not in seen_values:
-                seen_values.add(pair)
-                values[pair] += 1
-            if path not in seen_paths:
-                seen_paths.add(path)
-                paths[path] += 1
-                meta.setdefault(path, (entry.keyword_path, entry.vr))
+        # A path or value met several times in one instance (items of a sequence) counts
+        # once: the sets make each count once, and Counter.update counts them in C.
+        pairs = {(entry.tag_path[:PATH_LENGTH], entry.value) for entry in entries}
+        values.update(pairs)
+        seen_paths = {path for path, _ in pairs}
+        paths.update(seen_paths)
+        if not seen_paths.issubset(meta):
+            # The first entry of a path (in iteration order) names its keyword and VR.
+            for entry in entries:
+                meta.setdefault(entry.tag_path[:PATH_LENGTH], (entry.keyword_path, entry.vr))
     if not paths:
         return
     upsert(
