@@ -11,9 +11,10 @@ instead of silently replacing the first.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import itertools
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ..errors import StorageError
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 #: Folders this process has made already (each store folder is made once, not per file).
-_MADE_DIRS: set[Path] = set()
+_MADE_DIRS: set[str] = set()
+_COUNTER = itertools.count()
 #: Store roots where an unnamed file could not be linked into place (e.g. a sandbox whose
 #: /proc gives EXDEV): this process writes named temporary files there from then on, instead
 #: of paying for a wasted unnamed write on every file.
@@ -48,37 +50,62 @@ class FileStore:
 
     def put(self, relative: str, data: bytes) -> PutOutcome:
         """Store ``data`` under ``relative`` unless it is there already (then compare)."""
-        target = self.root / relative
-        if target.exists():
-            return self._compare(target, data)
-        if target.parent not in _MADE_DIRS:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _MADE_DIRS.add(target.parent)
+        # Plain strings and os calls: this runs once per file of every import.
+        target = os.path.join(self.root, relative)
+        if os.path.exists(target):
+            return self._compare(Path(target), data)
+        folder = os.path.dirname(target)
+        if folder not in _MADE_DIRS:
+            os.makedirs(folder, exist_ok=True)
+            _MADE_DIRS.add(folder)
         if _O_TMPFILE and self.root not in _NO_UNNAMED:
-            outcome = self._put_unnamed(target, data)
+            outcome = self._put_unnamed(Path(target), data)
             if outcome is not None:
                 return outcome
             _NO_UNNAMED.add(self.root)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-", suffix=".part")
+        fd, tmp_name = self._temporary()
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp_name, 0o640)
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, 0o640)
+            finally:
+                os.close(fd)
             try:
                 os.link(tmp_name, target)
             except FileExistsError:
-                return self._compare(target, data)
+                return self._compare(Path(target), data)
             except OSError as exc:
                 if exc.errno not in (1, 18, 38, 95):  # EPERM, EXDEV, ENOSYS, EOPNOTSUPP
                     raise
                 # File systems without hard links: fall back to an exclusive create.
-                return self._put_exclusive(target, data)
+                return self._put_exclusive(Path(target), data)
         except OSError as exc:
             raise StorageError(f"cannot write {relative} in the store: {exc.strerror}") from exc
         finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
         return PutOutcome.CREATED
+
+    def _temporary(self) -> tuple[int, str]:
+        """A new temporary file in ``tmp_dir``: (descriptor, name), created exclusively.
+
+        Named by process and counter (``put-*.part``, as the stale-file sweep expects):
+        cheaper than random names; a leftover of an earlier process with the same id is
+        stepped over.
+        """
+        folder = str(self.tmp_dir)
+        if folder not in _MADE_DIRS:
+            os.makedirs(folder, exist_ok=True)
+            _MADE_DIRS.add(folder)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            name = f"{folder}/put-{os.getpid()}-{next(_COUNTER)}.part"
+            try:
+                return os.open(name, flags, 0o600), name
+            except FileExistsError:
+                continue
+            except FileNotFoundError:  # the folder went away (a finished run removes it)
+                os.makedirs(folder, exist_ok=True)
 
     def _put_unnamed(self, target: Path, data: bytes) -> PutOutcome | None:
         """Linux: write an unnamed file in the target's folder and link it into place.
@@ -122,3 +149,9 @@ class FileStore:
 
     def remove(self, relative: str) -> None:
         (self.root / relative).unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -27,7 +27,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from .clean import TextCleaner
+from .clean import _IDENTIFYING_TAGS, TextCleaner
 from .encoding import effective_vr, element_text, encoder, text_codec
 from .io import _PREAMBLE, _REQUIRED, _VRS, _encodings, _file_meta_bytes
 from .sop import _KEEP, _MEMO_ENTRIES, _MEMO_VALUE_BYTES, _MISSING, Deidentifier, _Instance
@@ -38,14 +38,19 @@ _LENGTH = struct.Struct("<L").unpack_from
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
                        b"UT"})
 _new_raw = tuple.__new__
-#: Elements the instance's identifying values (and so its TextCleaner) are read from.
-_CONTEXT_TAGS = (0x00080005, 0x00080016, 0x00100010, 0x00101001, 0x00101005, 0x00101060,
-                 0x00102297, 0x00100020, 0x00101000, 0x00080050, 0x00101002, 0x00101040,
-                 0x00100030)
 _STUDY_INSTANCE_UID = 0x0020000D
 _CHARSET = 0x00080005
-_PATIENT_ID = 0x00100020
 _SOP_CLASS_UID = 0x00080016
+#: What the engine derives from an instance before its walk (its TextCleaner, character set
+#: and SOP class) depends on these elements only; the instances of a patient share them.
+_CONTEXT_TAGS = tuple(dict.fromkeys((*_IDENTIFYING_TAGS, _CHARSET, _SOP_CLASS_UID)))
+#: (implicit, the context elements' VRs and values) -> (cleaner, SOP class, codec, encodings).
+_CONTEXTS: dict[tuple, tuple[TextCleaner, str, str | None, Any]] = {}
+#: Encoded bytes of the engine's shared outcome elements, by identity (holding the element,
+#: so that its id stays its own).
+_ENCODED: dict[tuple[int, bool], tuple[RawDataElement, bytes]] = {}
+_CACHE_ENTRIES = 50_000
+_PATIENT_ID = 0x00100020
 _SOP_INSTANCE_UID = 0x00080018
 
 #: One top-level element: (tag, VR as read or None when implicit, header start, value start,
@@ -56,32 +61,47 @@ Element = tuple[int, str | None, int, int, int]
 class RawResult:
     """A de-identified file made on the bytes: :attr:`data`, and its elements on demand."""
 
-    __slots__ = ("_dataset", "_parts", "data", "original")
+    __slots__ = ("_dataset", "_encodings", "_parts", "_patient_id", "data")
 
-    def __init__(self, data: bytes, parts: tuple[Any, ...], original: Dataset):
+    def __init__(self, data: bytes, parts: tuple[Any, ...], patient_id: RawDataElement | None,
+                 encodings: Any):
         self.data = data
-        #: The input's PatientID as read (raw), for the one thing derived from the
-        #: original: the keyed patient hash. It stays in this process's memory.
-        self.original = original
         self._parts = parts
+        self._patient_id = patient_id
+        self._encodings = encodings
         self._dataset: Dataset | None = None
+
+    def original(self) -> Dataset:
+        """The input's PatientID as read (raw), for the one thing derived from the original:
+        the keyed patient hash. It stays in this process's memory."""
+        ds = Dataset()
+        if self._patient_id is not None:
+            ds._dict[BaseTag(_PATIENT_ID)] = self._patient_id
+        ds.set_original_encoding(self._parts[-1], True, self._encodings)
+        return ds
 
     def dataset(self) -> Dataset:
         """The written data set as raw elements (for the index and the tag inventory)."""
         if self._dataset is None:
             source, elements, _, removed, overlay, meta, implicit = self._parts
+            # In the order the reference leaves them: the input's order, changed elements
+            # in their place, added ones at the end.
             out: dict[BaseTag, Any] = {}
+            raw, new = RawDataElement, _new_raw
             for tag, vr, _, start, end in elements:
-                if tag in overlay or tag in removed:
-                    continue
-                value = source[start:end] if end > start else _empty(vr)
-                key = BaseTag(tag)
-                out[key] = _new_raw(RawDataElement, (key, vr, end - start, value, start,
-                                                     implicit, True, True, False))
+                if tag in overlay:
+                    out[BaseTag(tag)] = overlay[tag]
+                elif tag not in removed:
+                    key = BaseTag(tag)
+                    value = source[start:end] if end > start else _empty(vr)
+                    out[key] = new(raw, (key, vr, end - start, value, start, implicit, True,
+                                         True, False))
             for tag, element in overlay.items():
-                out[BaseTag(tag)] = element
-            ds = Dataset(dict(sorted(out.items())))
-            ds.set_original_encoding(implicit, True, _encodings(out.get(BaseTag(_CHARSET))))
+                if tag not in out:
+                    out[BaseTag(tag)] = element
+            ds = Dataset()
+            ds._dict = out
+            ds.set_original_encoding(implicit, True, self._encodings)
             ds.file_meta = meta
             self._dataset = ds
         return self._dataset
@@ -229,18 +249,27 @@ class _Run:
             i = index_of.get(tag)
             if i is None or not data[elements[i][3]:elements[i][4]].strip(b" \x00"):
                 return None  # the reference path refuses the file with the reason
-        context = Dataset()
-        for tag in _CONTEXT_TAGS:
-            i = index_of.get(tag)
-            if i is not None:
-                context._dict[BaseTag(tag)] = self._raw(elements[i])
-        charset = context._dict.get(BaseTag(_CHARSET))
-        context.set_original_encoding(implicit, True, _encodings(charset))
-        codec = text_codec(context)
+        context_key = (implicit, *(
+            None if i is None else (elements[i][1], data[elements[i][3]:elements[i][4]])
+            for i in map(index_of.get, _CONTEXT_TAGS)))
+        found = _CONTEXTS.get(context_key)
+        if found is None:
+            context = Dataset()
+            for tag in _CONTEXT_TAGS:
+                i = index_of.get(tag)
+                if i is not None:
+                    context._dict[BaseTag(tag)] = self._raw(elements[i])
+            encodings = _encodings(context._dict.get(BaseTag(_CHARSET)))
+            context.set_original_encoding(implicit, True, encodings)
+            codec = text_codec(context)
+            cleaner = TextCleaner.from_dataset(context)
+            sop_class = element_text(context._dict.get(BaseTag(_SOP_CLASS_UID)))
+            if len(_CONTEXTS) > 1000:
+                _CONTEXTS.clear()
+            found = _CONTEXTS[context_key] = (cleaner, sop_class, codec, encodings)
+        cleaner, sop_class, codec, encodings = found
         if codec is None:
             return None  # ISO 2022 and the like: pydicom's decoder, the reference path
-        cleaner = TextCleaner.from_dataset(context)
-        sop_class = element_text(context._dict.get(BaseTag(_SOP_CLASS_UID)))
         plan = deid._plans.get(sop_class)
         if plan is None:
             plan = deid._plans[sop_class] = {}
@@ -260,7 +289,6 @@ class _Run:
         deid._memo_size += len(memo) - before
         # What deidentify() adds after the walk, on a data set of the elements it looks at.
         tail = Dataset()
-        tail.set_original_encoding(implicit, True, _encodings(charset))
         for number, *_ in deid._set_values:
             element = self._output(number, removed, overlay)
             if element is not None:
@@ -289,12 +317,9 @@ class _Run:
         head = _file_meta_bytes(meta)
         body = self._write(removed, overlay, codec)
         parts = (data, elements, index_of, removed, overlay, meta, implicit)
-        original = Dataset()
         i = index_of.get(_PATIENT_ID)
-        if i is not None:
-            original._dict[BaseTag(_PATIENT_ID)] = self._raw(elements[i])
-        original.set_original_encoding(implicit, True, _encodings(charset))
-        return RawResult(b"".join((_PREAMBLE, head, *body)), parts, original)
+        return RawResult(b"".join((_PREAMBLE, head, *body)), parts,
+                         None if i is None else self._raw(elements[i]), encodings)
 
     def _output(self, tag: int, removed: set[int], overlay: dict[int, Any]) -> Any:
         """The element the walk left under ``tag``: changed, kept as read, or None."""
@@ -433,10 +458,20 @@ class _Run:
         data = self.data
         enc = encoder(self.implicit, True)
 
+        implicit = self.implicit
+
         def encoded(number: int, element: Any) -> bytes:
-            if type(element) is RawDataElement:
-                return enc.raw(number, element)
-            return enc.sequence(number, element.value or (), codec)
+            if type(element) is not RawDataElement:
+                return enc.sequence(number, element.value or (), codec)
+            key = (id(element), implicit)
+            known = _ENCODED.get(key)
+            if known is not None and known[0] is element:
+                return known[1]
+            out = enc.raw(number, element)
+            if len(_ENCODED) >= _CACHE_ENTRIES:
+                _ENCODED.clear()
+            _ENCODED[key] = (element, out)
+            return out
 
         added = sorted(tag for tag in overlay if tag not in self.index_of)
         parts: list[bytes] = []

@@ -127,7 +127,7 @@ class Worker:
         fast = deidentify_raw(data, self.deidentifier)
         if fast is not None:
             # The common case, done on the bytes; the data set only when the index needs it.
-            key = _text(fast.original, "PatientID") if index else ""
+            key = _text(fast.original(), "PatientID") if index else ""
             out = fast.data
             study_uid, series_uid, sop_uid = (fast.text(_STUDY), fast.text(_SERIES),
                                               fast.text(_SOP_INSTANCE))

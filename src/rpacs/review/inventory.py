@@ -7,6 +7,7 @@ for them only the presence of the tag is counted.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import suppress
@@ -21,6 +22,7 @@ from pydicom.datadict import (
     private_dictionary_VR,
 )
 from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -118,12 +120,23 @@ def _private_vr(tag: int, creator: str) -> str:
     return "OW" if " or " in vr and "OW" in vr else vr.split(" or ")[0]
 
 
+#: One value (no backslash) of printable ASCII: every character set decodes it alike.
+_ONE_PRINTABLE_VALUE = re.compile(rb"[ -\[\]-~]*")
+
+
 def _private_creator(ds: Dataset, tag: int) -> str:
     group, element = tag >> 16, tag & 0xFFFF
     if element < 0x0100:
         return ""
-    creator = ds.get((group, element >> 8))
-    return str(creator.value).strip() if creator is not None else ""
+    creator_tag = BaseTag(group << 16 | element >> 8)
+    raw = ds._dict.get(creator_tag)
+    if raw is None:
+        return ""
+    if type(raw) is RawDataElement and _ONE_PRINTABLE_VALUE.fullmatch(raw.value or b""):
+        # What pydicom's conversion gives for one printable ASCII value, without converting.
+        return (raw.value or b"").decode("ascii").strip()
+    creator = ds[creator_tag]
+    return str(creator.value).strip()
 
 
 def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagEntry]:
@@ -136,13 +149,16 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
         raw = ds._dict[tag]
         tag_int = int(tag)
         key: object = None
-        if top and not tag_int >> 16 & 1:
+        if top:
             # Instances of a series repeat most elements: by their bytes when unchanged, or
-            # as the very object the de-identifier shared between them when changed.
+            # as the very object the de-identifier shared between them when changed. A
+            # private element's entries also depend on its creator.
             if isinstance(raw, RawDataElement):
                 if raw.value is not None and len(raw.value) <= _CACHED_VALUE_BYTES:
                     key = (tag_int, raw.VR, raw.value)
-            else:
+                    if tag_int >> 16 & 1:
+                        key = (*key, _private_creator(ds, tag_int))
+            elif not tag_int >> 16 & 1:
                 key = id(raw)
             hit = _ELEMENT_ENTRIES.get(key) if key is not None else None
             if hit is not None and (hit[0] is raw or isinstance(raw, RawDataElement)):
