@@ -19,6 +19,7 @@ the reference path, which also gives the proper error for a damaged file.
 from __future__ import annotations
 
 import struct
+from collections.abc import Container
 from typing import Any
 
 from pydicom import Dataset
@@ -28,13 +29,14 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .clean import _IDENTIFYING_TAGS, TextCleaner
-from .encoding import effective_vr, element_text, encoder, text_codec
+from .encoding import effective_vr, element_text, encoder, raw_element, text_codec
 from .io import _PREAMBLE, _REQUIRED, _VRS, _encodings, _file_meta_bytes
 from .sop import _KEEP, _MEMO_ENTRIES, _MEMO_VALUE_BYTES, _MISSING, Deidentifier, _Instance
 
 _EXPLICIT_HEADER = struct.Struct("<HH2sH").unpack_from
 _IMPLICIT_HEADER = struct.Struct("<HHL").unpack_from
 _LENGTH = struct.Struct("<L").unpack_from
+_ITEM_HEADER = struct.Struct("<HHL").pack
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
                        b"UT"})
 _new_raw = tuple.__new__
@@ -168,9 +170,22 @@ def _parse(data: bytes) -> tuple[dict[BaseTag, RawDataElement], bool, list[Eleme
             return None
     else:
         return None
+    # No file meta, group length or command group in the data set.
+    elements = _elements(data, position, size, implicit, 0x0002FFFF)
+    if not elements:
+        return None
+    return meta, implicit, elements
+
+
+def _elements(data: bytes, position: int, size: int, implicit: bool,
+              previous: int) -> list[Element] | None:
+    """The elements from ``position`` to ``size``, all of defined length, in ascending
+    order above ``previous``, none an item or delimiter; else None.
+
+    This loop runs once per element of every file: names are bound locally.
+    """
     elements: list[Element] = []
     append = elements.append
-    previous = 0x0002FFFF  # no file meta, group length or command group in the data set
     vrs, long_vrs = _VRS, _LONG_VRS
     while position < size:
         if position + 8 > size:
@@ -199,9 +214,28 @@ def _parse(data: bytes) -> tuple[dict[BaseTag, RawDataElement], bool, list[Eleme
         if position > size:  # also an undefined length (0xFFFFFFFF)
             return None
         append((tag, vr, head, start, position))
-    if not elements:
-        return None
-    return meta, implicit, elements
+    return elements
+
+
+def _items(data: bytes, start: int, end: int, implicit: bool) -> list[list[Element]] | None:
+    """The items of a sequence value, each of defined length and plain; else None."""
+    items: list[list[Element]] = []
+    position = start
+    while position < end:
+        if position + 8 > end:
+            return None
+        group, number, length = _IMPLICIT_HEADER(data, position)
+        if group != 0xFFFE or number != 0xE000:
+            return None
+        position += 8
+        if position + length > end:  # also an undefined length
+            return None
+        elements = _elements(data, position, position + length, implicit, -1)
+        if elements is None or any(tag == _CHARSET for tag, *_ in elements):
+            return None  # an item with its own character set: the engine's way
+        items.append(elements)
+        position += length
+    return items
 
 
 def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
@@ -284,7 +318,7 @@ class _Run:
         before = len(memo)
         removed: set[int] = set()
         overlay: dict[int, Any] = {}
-        if not self._walk(instance, codec, plan, memo, removed, overlay):
+        if not self._walk(elements, instance, codec, plan, memo, removed, overlay):
             return None
         deid._memo_size += len(memo) - before
         # What deidentify() adds after the walk, on a data set of the elements it looks at.
@@ -315,7 +349,7 @@ class _Run:
             if not element_text(meta._dict.get(BaseTag(tag))):
                 return None  # the reference fills it in its own way: leave it to it
         head = _file_meta_bytes(meta)
-        body = self._write(removed, overlay, codec)
+        body = self._write(elements, index_of, removed, overlay, codec)
         parts = (data, elements, index_of, removed, overlay, meta, implicit)
         i = index_of.get(_PATIENT_ID)
         return RawResult(b"".join((_PREAMBLE, head, *body)), parts,
@@ -330,16 +364,17 @@ class _Run:
         i = self.index_of.get(tag)
         return None if i is None else self._raw(self.elements[i])
 
-    def _walk(self, instance: _Instance, codec: str, plan: dict[int, Any],
-              memo: dict[tuple, Any], removed: set[int], overlay: dict[int, Any]) -> bool:
-        """Decide every top-level element as Deidentifier._walk does; False to give up."""
+    def _walk(self, elements: list[Element], instance: _Instance, codec: str,
+              plan: dict[int, Any], memo: dict[tuple, Any], removed: set[int],
+              overlay: dict[int, Any]) -> bool:
+        """Decide every element of one level as Deidentifier._walk does; False to give up."""
         deid, data = self.deid, self.data
         creators: list[int] = []
         kept_blocks: set[int] = set()
         block_creators: dict[int, str] = {}
         creator_text: dict[int, str] = {}
         vr_cache: dict[tuple[str | None, int], str] = {}
-        for element in self.elements:
+        for element in elements:
             number, raw_vr, _, start, end = element
             group = number >> 16
             if group & 1:
@@ -432,6 +467,10 @@ class _Run:
                 overlay[number] = outcome
                 instance.kept_private |= kept_private
                 return True
+        if action not in ("remove", "Z", "empty") and end > start and element[1] != "UN":
+            done = self._sequence_bytes(element, instance, codec, overlay)
+            if done:
+                return True
         holder = Dataset()
         tag = BaseTag(number)
         i = self.index_of.get(_CHARSET)
@@ -453,8 +492,40 @@ class _Run:
             overlay[number] = outcome
         return True
 
-    def _write(self, removed: set[int], overlay: dict[int, Any], codec: str) -> list[bytes]:
-        """The data set's bytes: runs of unchanged input, changed elements encoded."""
+    def _sequence_bytes(self, element: Element, instance: _Instance, codec: str,
+                        overlay: dict[int, Any]) -> bool:
+        """A sequence's items walked and written on the bytes, as Deidentifier._sequence
+        does with the items pydicom reads; False (nothing done) when they are not plain."""
+        number, _, _, start, end = element
+        items = _items(self.data, start, end, self.implicit)
+        if items is None:
+            return False
+        before = instance.kept_private
+        instance.kept_private = False
+        plan, memo = instance.plan, instance.memo
+        parts: list[bytes] = []
+        for elements in items:
+            removed: set[int] = set()
+            changed: dict[int, Any] = {}
+            if not self._walk(elements, instance, codec, plan, memo, removed, changed):
+                instance.kept_private = before
+                return False
+            tags = {tag for tag, *_ in elements}  # an item gains no element: nothing added
+            body = b"".join(self._write(elements, tags, removed, changed, codec))
+            # Items of defined length, as the engine's encoder writes them.
+            parts.append(_ITEM_HEADER(0xFFFE, 0xE000, len(body)))
+            parts.append(body)
+        kept_private = instance.kept_private
+        instance.kept_private = before or kept_private
+        outcome = raw_element(number, "SQ", b"".join(parts), self.implicit, True)
+        if end - start <= _MEMO_VALUE_BYTES:
+            memo[(number, "SQ", self.data[start:end])] = (outcome, kept_private)
+        overlay[number] = outcome
+        return True
+
+    def _write(self, elements: list[Element], index_of: Container[int], removed: set[int],
+               overlay: dict[int, Any], codec: str) -> list[bytes]:
+        """One level's bytes: runs of unchanged input, changed elements encoded."""
         data = self.data
         enc = encoder(self.implicit, True)
 
@@ -473,12 +544,12 @@ class _Run:
             _ENCODED[key] = (element, out)
             return out
 
-        added = sorted(tag for tag in overlay if tag not in self.index_of)
+        added = sorted(tag for tag in overlay if tag not in index_of)
         parts: list[bytes] = []
         run_start = -1
         run_end = -1
         next_added = 0
-        for number, _, head, _, end in self.elements:
+        for number, _, head, _, end in elements:
             while next_added < len(added) and added[next_added] < number:
                 if run_start >= 0:
                     parts.append(data[run_start:run_end])
