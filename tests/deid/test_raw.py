@@ -31,10 +31,10 @@ from rpacs.deid import (
     Option,
     Profile,
     TagOverride,
+    deidentify_raw,
     read_instance,
     write_instance,
 )
-from rpacs.deid.raw import deidentify_raw
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
 from rpacs.ingest.worker import _text

@@ -6,6 +6,7 @@ from .enum import Action, Option
 from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
 from .private import SafePrivateElement, default_safe_private
 from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
+from .raw import RawResult, deidentify_raw
 from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity
 from .uid import is_valid_uid, study_id_for, uid_for
 
@@ -17,12 +18,14 @@ __all__ = [
     "Identity",
     "Option",
     "Profile",
+    "RawResult",
     "SafePrivateElement",
     "TagOverride",
     "TextCleaner",
     "date_offset_days",
     "default_safe_private",
     "deidentify_instance",
+    "deidentify_raw",
     "is_valid_uid",
     "looks_like_dicom",
     "parse_tag",

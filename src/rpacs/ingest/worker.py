@@ -22,11 +22,11 @@ from ..deid import (
     Deidentifier,
     Identity,
     Profile,
+    deidentify_raw,
     looks_like_dicom,
     read_instance,
     write_instance,
 )
-from ..deid.raw import deidentify_raw
 from ..errors import DeidentificationError, DicomInputError, StorageError
 from ..review import tag_entries
 from .content import Rejection
