@@ -37,8 +37,12 @@ Progress = Callable[[int, int], None]
 #: Instances per index transaction: large enough to amortise the commit, small enough that
 #: a kill loses little work and progress stays visible.
 BATCH_SIZE = 500
-#: Sources per task sent to a worker: amortises inter-process overhead.
+#: Sources per task sent to a worker, at least: amortises inter-process overhead.
 CHUNK_SIZE = 16
+#: ... and at most: a large run is cut into about this many tasks per worker (the pool's
+#: bookkeeping costs the parent per task; the last task's imbalance costs per file).
+TASKS_PER_WORKER = 16
+MAX_CHUNK_SIZE = 64
 #: A temporary file this old belongs to no live writer (each write takes milliseconds).
 STALE_SECONDS = 600
 
@@ -80,8 +84,9 @@ def _run(plan: WorkPlan, sources: Sequence[Source], workers: int) -> Iterator[Ou
     # fork: workers inherit the plan (with its secrets) without it being pickled to a pipe,
     # and start in milliseconds. The parent holds no threads or open transactions here.
     context = multiprocessing.get_context("fork")
+    size = min(MAX_CHUNK_SIZE, max(CHUNK_SIZE, len(sources) // (workers * TASKS_PER_WORKER)))
     with context.Pool(workers, initializer=init_worker, initargs=(plan,)) as pool:
-        for outcomes in pool.imap_unordered(process_chunk, _chunks(sources, CHUNK_SIZE)):
+        for outcomes in pool.imap_unordered(process_chunk, _chunks(sources, size)):
             yield from outcomes
 
 
