@@ -37,7 +37,7 @@ from rpacs.deid import (
 )
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
-from rpacs.ingest.worker import _text
+from rpacs.ingest.worker import _INDEX_TAGS, _text
 from rpacs.review import inventory, tag_entries
 
 from .. import dicom_factory as f
@@ -109,6 +109,8 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
             out = result.dataset()
             assert tag_entries(out) == entries
             assert _texts(out) == _texts(ds)
+            assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018])
+                          ) == _texts(ds)
             assert _text(result.original(), "PatientID") == patient_id
             for tag in (0x0020000D, 0x0020000E, 0x00080018):
                 assert result.text(tag) == str(ds[tag].value)

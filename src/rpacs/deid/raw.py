@@ -19,7 +19,7 @@ the reference path, which also gives the proper error for a damaged file.
 from __future__ import annotations
 
 import struct
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Any
 
 from pydicom import Dataset
@@ -107,6 +107,26 @@ class RawResult:
             ds.file_meta = meta
             self._dataset = ds
         return self._dataset
+
+    def subset(self, tags: Iterable[int]) -> Dataset:
+        """The written data set's elements under ``tags`` only (and its character set and
+        file meta): a few index fields read without making the whole data set."""
+        source, elements, index_of, removed, overlay, meta, implicit = self._parts
+        out: dict[BaseTag, Any] = {}
+        for tag in (_CHARSET, *tags):
+            if tag in overlay:
+                out[BaseTag(tag)] = overlay[tag]
+            elif tag not in removed and tag in index_of:
+                _, vr, _, start, end = elements[index_of[tag]]
+                key = BaseTag(tag)
+                value = source[start:end] if end > start else _empty(vr)
+                out[key] = _new_raw(RawDataElement, (key, vr, end - start, value, start,
+                                                     implicit, True, True, False))
+        ds = Dataset()
+        ds._dict = out
+        ds.set_original_encoding(implicit, True, self._encodings)
+        ds.file_meta = meta
+        return ds
 
     def text(self, tag: int) -> str:
         """A short text value of the written data set (a UID), "" when absent."""

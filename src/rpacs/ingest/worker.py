@@ -36,6 +36,11 @@ _DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 _STUDY, _SERIES, _SOP_INSTANCE = 0x0020000D, 0x0020000E, 0x00080018
+#: What the index keeps of an instance (besides the UIDs of its path).
+_INDEX_KEYWORDS = ("SOPClassUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
+                   "Modality", "SeriesNumber", "SeriesDescription", "BodyPartExamined",
+                   "SeriesDate", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+_INDEX_TAGS = tuple(tag_for_keyword(k) for k in _INDEX_KEYWORDS)
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,25 @@ class Worker:
             return StoredInstance(source=name, relative_path=relative, size=len(out),
                                   sha256="", patient_key="", study_uid=study_uid,
                                   series_uid=series_uid, sop_uid=sop_uid)
-        ds = fast.dataset() if fast is not None else original
+        ds = fast.subset(_INDEX_TAGS) if fast is not None else original
+        fields = {
+            "sop_class_uid": _text(ds, "SOPClassUID"),
+            "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
+            "study_id": _text(ds, "StudyID"),
+            "study_date": _text(ds, "StudyDate"),
+            "study_time": _text(ds, "StudyTime"),
+            "study_description": _text(ds, "StudyDescription"),
+            "modality": _text(ds, "Modality"),
+            "series_number": _number(ds, "SeriesNumber"),
+            "series_description": _text(ds, "SeriesDescription"),
+            "body_part": _text(ds, "BodyPartExamined"),
+            "series_date": _text(ds, "SeriesDate"),
+            "instance_number": _number(ds, "InstanceNumber"),
+            "rows": _number(ds, "Rows"),
+            "columns": _number(ds, "Columns"),
+            "frames": _number(ds, "NumberOfFrames"),
+        }
+        entries = tag_entries(fast.dataset() if fast is not None else original)
         return StoredInstance(
             source=name,
             relative_path=relative,
@@ -162,22 +185,8 @@ class Worker:
             study_uid=study_uid,
             series_uid=series_uid,
             sop_uid=sop_uid,
-            sop_class_uid=_text(ds, "SOPClassUID"),
-            transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")),
-            study_id=_text(ds, "StudyID"),
-            study_date=_text(ds, "StudyDate"),
-            study_time=_text(ds, "StudyTime"),
-            study_description=_text(ds, "StudyDescription"),
-            modality=_text(ds, "Modality"),
-            series_number=_number(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription"),
-            body_part=_text(ds, "BodyPartExamined"),
-            series_date=_text(ds, "SeriesDate"),
-            instance_number=_number(ds, "InstanceNumber"),
-            rows=_number(ds, "Rows"),
-            columns=_number(ds, "Columns"),
-            frames=_number(ds, "NumberOfFrames"),
-            tag_entries=frozenset(tag_entries(ds)),
+            tag_entries=frozenset(entries),
+            **fields,
         )
 
 
