@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests and the demo need (none yet for the core).
-APT_PACKAGES ?= postgresql
+# Debian packages the tests and the demo need: PostgreSQL for its tests, Chromium for the
+# browser tests of the web app (driven by Playwright, never a browser download of its own).
+APT_PACKAGES ?= postgresql chromium
 
 .PHONY: demo test bench lint venv system-packages clean
 

@@ -8,11 +8,13 @@ import click
 
 from .. import __version__
 from ..errors import InvalidInputError, RpacsError
+from .accounts import member, token, user
 from .demo import demo_command
 from .ingest import deid_command, import_command
 from .patient import patient
 from .project import project
 from .review import review_command
+from .serve import serve_command
 
 
 class _RpacsGroup(click.Group):
@@ -51,6 +53,10 @@ cli.add_command(deid_command)
 cli.add_command(review_command)
 cli.add_command(demo_command)
 cli.add_command(patient)
+cli.add_command(user)
+cli.add_command(member)
+cli.add_command(token)
+cli.add_command(serve_command)
 
 
 def main() -> None:

@@ -2,27 +2,35 @@
 
 from .engine import Database, upsert
 from .models import (
+    ApiToken,
     AuditEvent,
     Base,
     Instance,
+    Membership,
     Participant,
     Project,
     Series,
     Study,
+    TagCheck,
     TagInventory,
     TagValue,
+    User,
 )
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Base",
     "Database",
     "Instance",
+    "Membership",
     "Participant",
     "Project",
     "Series",
     "Study",
+    "TagCheck",
     "TagInventory",
     "TagValue",
+    "User",
     "upsert",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -196,3 +197,77 @@ class AuditEvent(Base):
     )
     count: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    """A person who logs in to the web app or calls the API. Names are unique, any case."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Argon2id hash in PHC string form (algorithm, parameters and salt included).
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Failed logins since the last successful one; drives the slow-down and the lock.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    #: No password is even checked before this moment (the slow-down after failures).
+    retry_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Web sessions that began before this moment are void (set on logout and new password).
+    sessions_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ApiToken(Base):
+    """A user's token for scripts. Only its SHA-256 is kept: the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The first characters of the token, so a user can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+
+
+class Membership(Base):
+    """A user's role in a project: owner, data-manager or member."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class TagCheck(Base):
+    """A reviewer's mark that a tag path of a project was looked at, and what it held then.
+
+    The counts at the time of the check let the Review page show a checked tag again when
+    new data changed it (new values, or more instances carrying it).
+    """
+
+    __tablename__ = "tag_checks"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    checked_by: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    n_distinct: Mapped[int] = mapped_column(Integer, default=0)
