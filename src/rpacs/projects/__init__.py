@@ -1,6 +1,7 @@
 """Projects: ethics-approved containers of participants, events and their data."""
 
 from .content import ProjectSpec
+from .overview import GridCell, StudyGrid, series_list, study_grid
 from .service import (
     check_assignment,
     create_project,
@@ -14,7 +15,9 @@ from .service import (
 )
 
 __all__ = [
+    "GridCell",
     "ProjectSpec",
+    "StudyGrid",
     "check_assignment",
     "create_project",
     "date_offset_for",
@@ -23,5 +26,7 @@ __all__ = [
     "get_project",
     "list_projects",
     "project_summary",
+    "series_list",
     "set_deid_profile",
+    "study_grid",
 ]
