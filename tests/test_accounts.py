@@ -188,3 +188,16 @@ def test_session_key_is_made_once_and_private(settings):
     path = settings.home / "web-session.key"
     assert path.stat().st_mode & 0o777 == 0o600
     assert Settings(home=settings.home).session_secret == key != settings.installation_secret
+
+
+def test_the_web_migration_creates_what_the_models_describe(installation):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from rpacs.db import Base
+
+    ours = {"users", "api_tokens", "memberships", "tag_checks"}
+    with installation.db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    mine = [d for d in differences if any(t in repr(d) for t in ours)]
+    assert mine == []

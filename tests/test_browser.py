@@ -97,7 +97,8 @@ def test_review_in_the_browser(server, page):  # type: ignore[no-untyped-def]
     assert rows.count() == 2  # PatientID, PatientIdentityRemoved
     assert "2 tag paths shown" in page.get_by_role("status").inner_text()
     # Expand a value: the values, their counts and the series carrying them.
-    expand = page.get_by_role("button", name="Show the values of PatientID", exact=True)
+    expand = page.get_by_role("button", name="(0010,0020): show the values of PatientID",
+                              exact=True)
     expand.click()
     assert expand.get_attribute("aria-expanded") == "true"
     values = page.locator("tr.values-row:not([hidden])")

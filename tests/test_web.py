@@ -18,11 +18,10 @@ from rpacs.audit import AuditQuery, audit_events
 from rpacs.errors import InvalidInputError
 from rpacs.ingest import import_paths
 from rpacs.preview import render_png
-from rpacs.projects import ProjectSpec, create_project
+from rpacs.projects import ProjectSpec, create_project, ethics_state
 from rpacs.review import review_zip
 from rpacs.settings import Settings
 from rpacs.web import create_app
-from rpacs.web.pages import ethics_state
 
 from . import dicom_factory as f
 from .conftest import PROJECT
@@ -160,7 +159,7 @@ def test_review_filters_and_sorts(web_world: World):
     client, _ = web_world.login("mike")
 
     def tags(**params: str) -> list[str]:
-        answer = client.get("/api/projects/ALPHA/review", params={"show": "all", **params})
+        answer = client.get("/api/projects/ALPHA/review", params=params)
         assert answer.status_code == 200, answer.text
         return [t["keyword_path"] for t in answer.json()["tags"]]
 
@@ -208,16 +207,18 @@ def test_checked_tags_leave_the_new_view_until_they_change(installation, tmp_pat
                        data={"tag_path": ["00080060", "00100020"], "csrf_token": token,
                              "back": "q=&show=new"})
     assert done.status_code == 303 and done.headers["location"].endswith("?q=&show=new")
-    new = [t["tag_path"] for t in client.get("/api/projects/TESTPROJ/review").json()["tags"]]
+    new = [t["tag_path"] for t in
+           client.get("/api/projects/TESTPROJ/review?show=new").json()["tags"]]
     assert "00080060" not in new and "00100020" not in new and "00080020" in new
     every = {t["tag_path"]: t for t in
-             client.get("/api/projects/TESTPROJ/review?show=all").json()["tags"]}
+             client.get("/api/projects/TESTPROJ/review").json()["tags"]}
     assert every["00100020"]["checked"]["by"] == "rita" and not every["00100020"]["new"]
     # A new participant adds a PatientID value: that tag is new again, Modality is not.
     import_paths(installation, "TESTPROJ", "TP-0002", "baseline",
                  f.write_study(tmp_path / "b", study=2, series=1, per_series=1,
                                patient_id="P2"), workers=1)
-    new = [t["tag_path"] for t in client.get("/api/projects/TESTPROJ/review").json()["tags"]]
+    new = [t["tag_path"] for t in
+           client.get("/api/projects/TESTPROJ/review?show=new").json()["tags"]]
     assert "00100020" in new
     bad = client.post("/api/projects/TESTPROJ/review/checks", json={"tag_paths": ["99999999"]},
                       headers={"X-CSRF-Token": token})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,3 +98,15 @@ def series_list(inst: Installation, project: Project, participant: str | None = 
          "instances": series.n_instances}
         for series, study, research_id in rows
     ]
+
+
+#: The ethics end date is highlighted this many days ahead.
+ETHICS_WARNING_DAYS = 60
+
+
+def ethics_state(end_date: dt.date, today: dt.date | None = None) -> str:
+    """``ended``, ``ending`` (within :data:`ETHICS_WARNING_DAYS`) or ``""``."""
+    days = (end_date - (today or dt.date.today())).days
+    if days < 0:
+        return "ended"
+    return "ending" if days <= ETHICS_WARNING_DAYS else ""

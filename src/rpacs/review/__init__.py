@@ -3,7 +3,7 @@
 from .checks import CheckMark, mark_checked, tag_checks
 from .flags import ReviewContext, value_flags
 from .inventory import TagEntry, add_to_inventory, tag_entries
-from .package import PackageReview, review_zip
+from .package import PackageReview, record_zip_review, review_zip
 from .service import TagReview, review_project
 from .table import ReviewFilter, ReviewRow, filter_rows, review_table
 from .values import TagValues, tag_values
@@ -20,6 +20,7 @@ __all__ = [
     "add_to_inventory",
     "filter_rows",
     "mark_checked",
+    "record_zip_review",
     "review_project",
     "review_table",
     "review_zip",

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..audit import record_event
 from ..deid.io import looks_like_dicom, read_instance
 from ..errors import DicomInputError, InvalidInputError
+from ..installation import Installation
 from .flags import ReviewContext, flags_for
 from .inventory import PATH_LENGTH, tag_entries
 from .service import TagReview
@@ -172,3 +174,10 @@ def _package_review(files: int, dicom: int, paths: Counter[str],
         series[path] = {v: sorted(carriers[path, v]) for v, _ in ranked[:VALUE_LIMIT]}
     return PackageReview(files=files, dicom_files=dicom, reviews=reviews, series=series,
                          skipped=skipped)
+
+
+def record_zip_review(inst: Installation, actor: str, result: PackageReview) -> None:
+    """Note in the audit log who reviewed a package of how many files (no names, no values)."""
+    with inst.db.session() as session:
+        record_event(session, actor, "review.zip", None, result.dicom_files,
+                     files=result.files)

@@ -26,10 +26,17 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
-from ..projects import project_summary, series_list, study_grid
-from ..review import ReviewFilter, mark_checked, review_table, review_zip, tag_values
+from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..review import (
+    ReviewFilter,
+    mark_checked,
+    record_zip_review,
+    review_table,
+    review_zip,
+    tag_values,
+)
 from .access import current_principal, installation, require, require_admin
-from .pages import audit_query, audit_zip_review, ethics_state, review_filter
+from .params import audit_query, review_filter_all
 from .uploads import receive_upload
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -86,7 +93,7 @@ def series(request: Request, participant: str = "", event: str = "",
 
 
 @router.get("/projects/{acronym}/review", summary="The tag inventory with flags and checks")
-def review(request: Request, wanted: ReviewFilter = Depends(review_filter),
+def review(request: Request, wanted: ReviewFilter = Depends(review_filter_all),
                  access: ProjectAccess = Depends(require(Permission.REVIEW))
                  ) -> dict[str, Any]:
     rows = review_table(installation(request), access.project, wanted)
@@ -120,7 +127,7 @@ async def review_zip_upload(request: Request,
     with tempfile.TemporaryDirectory(dir=inst.settings.tmp_dir, prefix="upload-") as folder:
         upload = await receive_upload(request, Path(folder), limit)
         result = await run_in_threadpool(review_zip, upload, Path(folder), limit)
-    await run_in_threadpool(audit_zip_review, inst, principal, result)
+    await run_in_threadpool(record_zip_review, inst, principal.name, result)
     return result.as_dict()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,18 @@ from ..accounts import (
     remove_member,
     visible_projects,
 )
-from ..audit import AuditQuery, audit_events, record_event
+from ..audit import AuditQuery, audit_events
 from ..errors import AuthenticationError, InvalidInputError
-from ..installation import Installation
 from ..preview import series_thumbnail
-from ..projects import project_summary, series_list, study_grid
-from ..review import PackageReview, ReviewFilter, mark_checked, review_table, review_zip, tag_values
+from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..review import (
+    ReviewFilter,
+    mark_checked,
+    record_zip_review,
+    review_table,
+    review_zip,
+    tag_values,
+)
 from ..review.table import SORT_KEYS
 from .access import (
     check_login_form,
@@ -41,12 +46,11 @@ from .access import (
     require_admin,
     start_session,
 )
+from .params import audit_query, review_filter
 from .uploads import receive_upload
 
 router = APIRouter(include_in_schema=False)
 
-#: The ethics end date is highlighted this many days ahead.
-ETHICS_WARNING_DAYS = 60
 _PLACEHOLDER = (Path(__file__).parent / "static" / "no-image.svg").read_bytes()
 
 
@@ -104,14 +108,6 @@ def logout(request: Request,
 # --- projects ---------------------------------------------------------------------------
 
 
-def ethics_state(end_date: dt.date, today: dt.date | None = None) -> str:
-    """``ended``, ``ending`` (within the warning days) or ``""``."""
-    days = (end_date - (today or dt.date.today())).days
-    if days < 0:
-        return "ended"
-    return "ending" if days <= ETHICS_WARNING_DAYS else ""
-
-
 @router.get("/projects")
 def projects(request: Request,
                    principal: Principal = Depends(current_principal)) -> Response:
@@ -161,19 +157,6 @@ def thumbnail(request: Request, series_id: int,
 
 
 # --- review -----------------------------------------------------------------------------
-
-
-def review_filter(q: str = "", flagged: bool = False, nesting: str = "any",
-                  show: str = "new", sort: str = "tag", desc: bool = False) -> ReviewFilter:
-    """The Review page's query string as a filter (shared with the API)."""
-    wanted = ReviewFilter(query=q[:200], flagged_only=flagged, nesting=nesting,
-                          new_only=show != "all", sort=sort, descending=desc)
-    problems = wanted.problems()
-    if show not in ("new", "all"):
-        problems.append(f"show: '{show}' is not one of new, all")
-    if problems:
-        raise InvalidInputError(problems)
-    return wanted
 
 
 @router.get("/projects/{acronym}/review")
@@ -232,14 +215,8 @@ async def review_zip_upload(request: Request,
         except InvalidInputError as exc:
             return page(request, "review_zip.html", status=422, result=None, limit_mb=limit,
                         error=exc.problems)
-    await run_in_threadpool(audit_zip_review, inst, principal, result)
+    await run_in_threadpool(record_zip_review, inst, principal.name, result)
     return page(request, "review_zip.html", result=result, limit_mb=limit, error=None)
-
-
-def audit_zip_review(inst: Installation, principal: Principal, result: PackageReview) -> None:
-    with inst.db.session() as session:
-        record_event(session, principal.name, "review.zip", None, result.dicom_files,
-                     files=result.files)
 
 
 # --- members and audit ------------------------------------------------------------------
@@ -269,17 +246,6 @@ def members_remove(request: Request, name: str = Form(...),
     remove_member(installation(request), access.project.acronym, name,
                   actor=access.principal.name)
     return _see_other(f"/projects/{access.project.acronym}/members")
-
-
-def audit_query(actor: str = "", action: str = "", since: str = "") -> AuditQuery:
-    """The audit log's filters from the query string (shared with the API)."""
-    day = None
-    if since:
-        try:
-            day = dt.date.fromisoformat(since)
-        except ValueError:
-            raise InvalidInputError(f"since: '{since}' is not a date (YYYY-MM-DD)") from None
-    return AuditQuery(actor=actor[:100], action=action[:50], since=day)
 
 
 @router.get("/projects/{acronym}/audit")
