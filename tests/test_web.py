@@ -324,3 +324,15 @@ def test_api_errors_are_json_a_user_can_act_on(web_world: World):
     spec = client.get("/api/openapi.json").json()
     assert {"/api/projects", "/api/projects/{acronym}/review"} <= set(spec["paths"])
     assert not any(path.startswith("/projects") for path in spec["paths"])
+
+
+def test_values_from_the_files_are_escaped(web_world: World, tmp_path: Path):
+    ds = f.mr_dataset()
+    ds.ImageComments = '<script>alert("x")</script>'
+    path = f.write(ds, tmp_path / "x.dcm")
+    client, token = web_world.login("mike")
+    answer = client.post("/review-zip", data={"csrf_token": token},
+                         files={"package": ("p.zip", _zip({"x.dcm": path.read_bytes()}),
+                                            "application/zip")})
+    assert answer.status_code == 200
+    assert "&lt;script&gt;alert" in answer.text and '<script>alert("x")' not in answer.text
