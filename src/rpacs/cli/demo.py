@@ -31,8 +31,10 @@ def demo_command(as_json: bool, then_serve: bool, host: str, port: int) -> None:
                                                  "password": password}})
     else:
         click.echo(report.render())
-        start = "started below" if then_serve else "start it with: rpacs serve"
-        click.echo(f"  web:      {url}  ({start})")
+        # The same home and script as the review command the report shows.
+        serve_command = report.review_command.rsplit(" review ", 1)[0] + " serve"
+        click.echo(f"  web:      {url}  " + ("(starting now)" if then_serve else
+                                             f"(start it with: {serve_command})"))
         click.echo(f"            log in as {user} / {password}")
     if not report.clean:  # a planted value survived or was flagged: make it fail loudly
         raise SystemExit(1)
