@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests and the demo need (none yet for the core).
-APT_PACKAGES ?= postgresql
+# Debian packages the tests and the demo need: PostgreSQL, and DCMTK as the independent
+# DICOM network client of the gateway tests and benchmark.
+APT_PACKAGES ?= postgresql dcmtk
 
 .PHONY: demo test bench lint venv system-packages clean
 

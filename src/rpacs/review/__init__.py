@@ -1,7 +1,7 @@
 """Review: the tag inventory of a project's data and what in it looks identifying."""
 
 from .flags import ReviewContext, value_flags
-from .inventory import TagEntry, add_to_inventory, tag_entries
+from .inventory import TagEntry, add_to_inventory, remove_from_inventory, tag_entries
 from .service import TagReview, review_project
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "TagEntry",
     "TagReview",
     "add_to_inventory",
+    "remove_from_inventory",
     "review_project",
     "tag_entries",
     "value_flags",
