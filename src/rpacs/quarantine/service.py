@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Project, QuarantineInstance, QuarantineStudy, upsert
@@ -39,6 +39,8 @@ from .store import QuarantineStore
 LOG = logging.getLogger("rpacs.quarantine")
 #: Received instances recorded per index transaction by the gateway's recorder.
 RECORD_BATCH = 500
+#: Seconds after which the gateway imports what an assignment's own import left behind.
+ASSIGNER_GRACE = 600.0
 #: Seconds the recorder lets instances gather before it writes them.
 RECORD_WINDOW = 0.1
 _HEADER_TAGS = [
@@ -277,14 +279,20 @@ class Quarantine:
     def assigned_with_late_arrivals(self, timeout: float,
                                     now: dt.datetime | None = None) -> list[int]:
         """Assigned studies, quiet for ``timeout``, with instances not yet imported."""
-        cutoff = (now or utcnow()) - dt.timedelta(seconds=timeout)
+        now = now or utcnow()
+        cutoff = now - dt.timedelta(seconds=timeout)
+        stale = now - dt.timedelta(seconds=ASSIGNER_GRACE)
         with self.inst.db.session() as session:
             return list(session.scalars(
                 select(QuarantineStudy.id)
                 .where(QuarantineStudy.state == StudyState.ASSIGNED,
                        QuarantineStudy.last_arrival < cutoff,
-                       QuarantineStudy.instances.any(
-                           QuarantineInstance.state == InstanceState.RECEIVED))
+                       QuarantineStudy.instances.any(and_(
+                           QuarantineInstance.state == InstanceState.RECEIVED,
+                           # Instances there at the assignment are the assigner's to import;
+                           # only if that import died long ago does the gateway take over.
+                           or_(QuarantineInstance.received_at > QuarantineStudy.assigned_at,
+                               QuarantineStudy.assigned_at < stale))))
                 .order_by(QuarantineStudy.last_arrival)
             ))
 
