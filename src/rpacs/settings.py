@@ -51,6 +51,22 @@ class Settings(BaseSettings):
         default=10, ge=3,
         description="Failed logins in a row that lock an account until an admin unlocks it.",
     )
+    ae_title: str = Field(
+        default="RPACS", min_length=1, max_length=16,
+        description="AE title of the DICOM services (``rpacs scp --ae-title`` overrides).",
+    )
+    dicom_port: int = Field(default=11112, ge=1, le=65535, description="DICOM listening port.")
+    study_timeout: float = Field(
+        default=16.0, gt=0,
+        description="Seconds without a new instance after which a received study is complete.",
+    )
+    quarantine_days: float = Field(
+        default=7.0, gt=0,
+        description="Days an unassigned study stays in the quarantine before it is purged.",
+    )
+    coupling_days: float = Field(
+        default=14.0, gt=0, description="Days a coupling-list entry stays valid after upload.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -87,6 +103,11 @@ class Settings(BaseSettings):
     def tmp_dir(self) -> Path:
         """Temporary files; on the same file system as the store so renames are atomic."""
         return self.home / "tmp"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Received originals (identifying by design): readable only by the service's user."""
+        return self.home / "quarantine"
 
     @property
     def log_dir(self) -> Path:

@@ -2,7 +2,7 @@
 
 from .checks import CheckMark, mark_checked, tag_checks
 from .flags import ReviewContext, value_flags
-from .inventory import TagEntry, add_to_inventory, tag_entries
+from .inventory import TagEntry, add_to_inventory, remove_from_inventory, tag_entries
 from .package import PackageReview, record_zip_review, review_zip
 from .service import TagReview, review_project
 from .table import ReviewFilter, ReviewRow, filter_rows, review_table
@@ -21,6 +21,7 @@ __all__ = [
     "filter_rows",
     "mark_checked",
     "record_zip_review",
+    "remove_from_inventory",
     "review_project",
     "review_table",
     "review_zip",
