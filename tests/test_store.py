@@ -1,0 +1,58 @@
+"""The file store: atomic, never overwriting, on both of its ways of writing."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rpacs.archive import FileStore, PutOutcome
+from rpacs.archive import store as store_module
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> FileStore:
+    """A store that writes unnamed files where the system allows, or named temporary ones."""
+    root = tmp_path / "store"
+    if request.param == "named":
+        store_module._NO_UNNAMED.add(root)
+        request.addfinalizer(lambda: store_module._NO_UNNAMED.discard(root))
+    return FileStore(root, tmp_path / "tmp")
+
+
+def test_a_put_writes_the_file_once_and_compares_later_puts(store: FileStore):
+    relative = "P/1.2/1.2.3/1.2.3.4.dcm"
+    assert store.put(relative, b"first") is PutOutcome.CREATED
+    assert store.path_of(relative).read_bytes() == b"first"
+    assert stat.S_IMODE(store.path_of(relative).stat().st_mode) == 0o640
+    assert store.put(relative, b"first") is PutOutcome.IDENTICAL
+    assert store.put(relative, b"other") is PutOutcome.CONFLICT
+    assert store.path_of(relative).read_bytes() == b"first"  # never overwritten
+    assert not store.tmp_dir.exists() or not list(store.tmp_dir.glob("*"))  # nothing left
+
+
+def test_the_temporary_folder_may_vanish_between_runs(store: FileStore):
+    assert store.put("a/1.dcm", b"x") is PutOutcome.CREATED
+    if store.tmp_dir.exists():
+        store.tmp_dir.rmdir()  # as rpacs deid removes DST/.rpacs-tmp at the end
+    assert store.put("a/2.dcm", b"y") is PutOutcome.CREATED
+    assert store.path_of("a/2.dcm").read_bytes() == b"y"
+
+
+def test_a_leftover_temporary_name_is_stepped_over(tmp_path: Path):
+    root = tmp_path / "store"
+    store_module._NO_UNNAMED.add(root)
+    try:
+        store = FileStore(root, tmp_path / "tmp")
+        store.tmp_dir.mkdir()
+        # A killed earlier process with this process id left its next names behind.
+        counter = next(store_module._COUNTER)
+        for n in range(counter + 1, counter + 4):
+            (store.tmp_dir / f"put-{os.getpid()}-{n}.part").write_bytes(b"stale")
+        assert store.put("b/1.dcm", b"fresh") is PutOutcome.CREATED
+        assert store.path_of("b/1.dcm").read_bytes() == b"fresh"
+        assert len(list(store.tmp_dir.glob("put-*.part"))) == 3  # the leftovers only
+    finally:
+        store_module._NO_UNNAMED.discard(root)
