@@ -61,12 +61,17 @@ class StorageError(RpacsError):
     """The file store or index could not complete a write; nothing partial was kept."""
 
 
+class ResidualPhiError(RpacsError):
+    """An export's scan found something identifying in what it wrote; nothing left."""
+
+
 __all__ = [
     "ConflictError",
     "DeidentificationError",
     "DicomInputError",
     "InvalidInputError",
     "NotFoundError",
+    "ResidualPhiError",
     "RpacsError",
     "StorageError",
 ]

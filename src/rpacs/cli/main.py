@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..errors import InvalidInputError, RpacsError
 from .demo import demo_command
+from .export import export_command
 from .ingest import deid_command, import_command
 from .patient import patient
 from .project import project
@@ -51,6 +52,7 @@ cli.add_command(deid_command)
 cli.add_command(review_command)
 cli.add_command(demo_command)
 cli.add_command(patient)
+cli.add_command(export_command)
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from .engine import Database, upsert
 from .models import (
     AuditEvent,
     Base,
+    ExportId,
+    ExportRun,
     Instance,
     Participant,
     Project,
@@ -17,6 +19,8 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Database",
+    "ExportId",
+    "ExportRun",
     "Instance",
     "Participant",
     "Project",

@@ -1,0 +1,150 @@
+"""The per-series work of an export, run in worker processes.
+
+A worker reads a series' stored files, rewrites them for the package
+(:mod:`rpacs.export.rewrite`), scans what it wrote (:mod:`rpacs.export.scan`), writes the
+DICOM files and/or converts the series to NIfTI, and records the series as done in the
+work folder, so that a killed export resumes at the first series not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import Dataset
+from pydicom.tag import BaseTag
+
+from ..deid import read_instance, write_instance
+from ..deid.encoding import element_text
+from .content import Finding, ManifestRow, PlannedSeries, SeriesResult
+from .nifti import ConversionError, convert_series
+from .package import write_atomic
+from .rewrite import Rewrite, Rewriter, Subject
+from .scan import InstanceScan, ScanRules, scan_text
+
+_TRAITS = {"sex": 0x00100040, "age": 0x00101010, "birth_date": 0x00100030,
+           "study_date": 0x00080020}
+
+
+def traits_of(ds: Dataset) -> dict[str, str]:
+    """The quasi-identifiers of an exported instance (empty values left out)."""
+    values = {name: element_text(ds._dict.get(BaseTag(tag))) for name, tag in _TRAITS.items()}
+    return {k: v for k, v in values.items() if v}
+
+
+def series_label(series: PlannedSeries) -> str:
+    number = "" if series.series_number is None else f"{series.series_number}"
+    return f"{number} {series.series_description}".strip()
+
+
+@dataclass(frozen=True)
+class SeriesWork:
+    """Everything a worker needs, fixed for one export run."""
+
+    store_root: Path
+    #: The package's files while it is built.
+    tree: Path
+    #: One JSON record per series done.
+    done_dir: Path
+    #: Scratch space for NIfTI conversion.
+    scratch: Path
+    rewrite: Rewrite
+    scan: ScanRules
+    dicom: bool
+    nifti: bool
+    subjects: dict[str, Subject]
+
+
+def done_record(done_dir: Path, key: str) -> Path:
+    return done_dir / f"{key}.json"
+
+
+class SeriesExporter:
+    """Exports series after series with one rewriter and one scanner per process."""
+
+    def __init__(self, work: SeriesWork):
+        self.work = work
+        self.rewriter = Rewriter(work.rewrite)
+        self.scanner = InstanceScan(work.scan)
+        self._made: set[Path] = set()
+
+    def export(self, series: PlannedSeries) -> SeriesResult:
+        work = self.work
+        subject = work.subjects[series.research_id]
+        result = SeriesResult(series.key)
+        label = series_label(series)
+        scratch = work.scratch / series.key
+        if work.nifti:
+            shutil.rmtree(scratch, ignore_errors=True)
+            (scratch / "dicom").mkdir(parents=True)
+        for index, planned in enumerate(series.instances):
+            data = (work.store_root / planned.stored_path).read_bytes()
+            ds = read_instance(data, planned.path or series.key)
+            originals = self.rewriter.apply(ds, subject)
+            out = write_instance(ds)
+            name = planned.path or f"{series.nifti_path} (DICOM {index + 1})"
+            written = read_instance(out, name)
+            result.findings.extend(self.scanner.scan(
+                written, name, originals.uids | set(series.archive_uids), originals.dates))
+            if index == 0:
+                result.traits = traits_of(written)
+            if work.dicom:
+                self._write(work.tree / planned.path, out)
+                result.rows.append(ManifestRow(
+                    planned.path, series.participant, series.event, series.modality, label,
+                    hashlib.sha256(out).hexdigest(), series.container))
+            if work.nifti:
+                (scratch / "dicom" / f"{index:05d}.dcm").write_bytes(out)
+        if work.nifti:
+            self._nifti(series, scratch, label, result)
+        write_atomic(done_record(work.done_dir, series.key),
+                     json.dumps(result.as_dict(), sort_keys=True).encode())
+        return result
+
+    def _write(self, path: Path, data: bytes) -> None:
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+        tmp = path.with_name(f".{path.name}.part")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def _nifti(self, series: PlannedSeries, scratch: Path, label: str,
+               result: SeriesResult) -> None:
+        try:
+            outputs = convert_series(scratch / "dicom", scratch / "nifti")
+        except ConversionError as exc:
+            result.nifti_error = str(exc)
+            shutil.rmtree(scratch, ignore_errors=True)
+            return
+        for output in outputs:
+            relative = series.nifti_path + output.name[len("series"):]
+            data = output.read_bytes()
+            if output.suffix == ".json":
+                result.findings.extend(
+                    Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
+                        output.name, data.decode("utf-8"), self.work.scan, frozenset()))
+            self._write(self.work.tree / relative, data)
+            result.rows.append(ManifestRow(
+                relative, series.participant, series.event, series.modality, label,
+                hashlib.sha256(data).hexdigest(), series.container))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# The pool's worker processes keep one SeriesExporter each, made by the initializer.
+_exporter: SeriesExporter | None = None
+
+
+def init_worker(work: SeriesWork) -> None:
+    global _exporter
+    _exporter = SeriesExporter(work)
+
+
+def export_series(series: PlannedSeries) -> SeriesResult:
+    assert _exporter is not None, "init_worker was not called in this process"
+    return _exporter.export(series)
