@@ -150,6 +150,10 @@ def _cells(name: str, text: str) -> Iterator[tuple[str, str]]:
         except json.JSONDecodeError:
             yield "(text)", text
         return
+    if not name.endswith((".csv", ".tsv")):
+        for number, line in enumerate(text.splitlines(), start=1):
+            yield f"line {number}", line
+        return
     delimiter = "\t" if name.endswith(".tsv") else ","
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     header = rows[0] if rows else []

@@ -203,7 +203,8 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
     if spec.random_identity:
         taken = {} if random_key else _stored_ids(inst, project, spec)
         ids = draw_ids(key, spec.identity, research_ids, taken, frozenset(all_research))
-        new_ids = {r: e for r, e in ids.items() if r not in taken}
+        # Without a coupling list nothing is stored: the table would be one.
+        new_ids = {} if random_key else {r: e for r, e in ids.items() if r not in taken}
     else:
         ids, new_ids = {r: r for r in research_ids}, {}
     extra_offset = date_offset_days(key, "export-dates") if spec.dates is DatesMode.SHIFT else 0
@@ -423,11 +424,15 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
         raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
     side = Sidecar.read(sidecar) if sidecar else None
     work = out / f".{spec.name}.export-work"
+    # Planned before the work folder is made: a spec, sidecar or layout problem leaves
+    # nothing behind.
+    state = _state(work)
+    resume = state.get("spec_sha256") == spec.sha256
+    run_key = bytes.fromhex(state["run_key"]) if resume and state.get("run_key") else None
+    prepared = _prepare(inst, acronym, spec, out, side, run_key)
     with _locked(work):
-        state = _state(work)
-        resume = state.get("spec_sha256") == spec.sha256
-        run_key = bytes.fromhex(state["run_key"]) if resume and state.get("run_key") else None
-        prepared = _prepare(inst, acronym, spec, out, side, run_key)
+        if _state(work) != state:
+            raise ConflictError(f"{work}: another export of this spec ran meanwhile; rerun")
         if not resume or state.get("plan") != prepared.digest:
             for leftover in ("tree", "done", "scratch", "package"):
                 shutil.rmtree(work / leftover, ignore_errors=True)
