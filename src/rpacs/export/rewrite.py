@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
@@ -26,6 +27,7 @@ from ..deid.encoding import (
     effective_vr,
     element_text,
     encode_text,
+    encoder,
     raw_element,
     split_values,
     text_codec,
@@ -41,6 +43,8 @@ _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN"})
 _TRANSLITERATE = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss",
                                 "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th"})
 _MEMO_ENTRIES = 50_000
+#: Sequences up to this size are memoised by their bytes.
+_MEMO_SEQUENCE_BYTES = 1 << 16
 
 
 def clean_text(text: str) -> str:
@@ -147,21 +151,21 @@ class Rewriter:
         return originals
 
     def _walk(self, ds: Dataset, subject: Subject, codec: str, implicit: bool, little: bool,
-              originals: Originals) -> None:
+              originals: Originals) -> bool:
+        """Rewrite one level (and the sequences in it); whether anything changed."""
         rewrite = self.rewrite
         map_uids = rewrite.uid_key is not None
         change_dates = rewrite.dates is not DatesMode.KEEP
         replace_id = subject.research_id != subject.export_id
         elements = ds._dict
+        changed = False
         for tag in list(elements):
             element = elements[tag]
             number = int(tag)
             vr = effective_vr(element, number)
             if vr == "SQ":
-                sequence = ds[tag].value
-                for item in sequence or ():
-                    self._walk(item, subject, text_codec(item, codec) or codec, implicit,
-                               little, originals)
+                changed |= self._sequence(ds, tag, element, subject, codec, implicit, little,
+                                          originals)
                 continue
             if not ((map_uids and vr == "UI") or (change_dates and vr in ("DA", "DT"))
                     or (replace_id and vr in _FREE_TEXT_VRS)):
@@ -184,6 +188,48 @@ class Rewriter:
                     originals.dates.update(v[:8] for v in split_values(
                         decode_text(value, "latin-1"), vr))
                 elements[tag] = memo
+                changed = True
+        return changed
+
+    def _sequence(self, ds: Dataset, tag: BaseTag, element: Any, subject: Subject, codec: str,
+                  implicit: bool, little: bool, originals: Originals) -> bool:
+        """A sequence's items rewritten; the outcome memoised by the sequence's bytes.
+
+        Converting a sequence is the costliest step of all (pydicom parses every item), and
+        the instances of a series mostly carry the same sequences.
+        """
+        raw = type(element) is RawDataElement and element.value is not None \
+            and len(element.value) <= _MEMO_SEQUENCE_BYTES
+        key = (int(tag), "SQ", element.value, codec, implicit, little) if raw else None
+        if key is not None:
+            found = self._memo.get(key, key)
+            if found is None:
+                return False
+            if found is not key:
+                new_element, uids, dates = found
+                ds._dict[tag] = new_element
+                originals.uids |= uids
+                originals.dates |= dates
+                return True
+        items = ds[tag].value or ()
+        inner = Originals()
+        changed = False
+        for item in items:
+            changed |= self._walk(item, subject, text_codec(item, codec) or codec, implicit,
+                                  little, inner)
+        originals.uids |= inner.uids
+        originals.dates |= inner.dates
+        if key is None:
+            return changed
+        if not changed:
+            ds._dict[tag] = element  # unchanged: the stored bytes are written back as read
+            self._memo[key] = None
+            return False
+        encoded = encoder(implicit, little).sequence_value(items, codec)
+        new_element = raw_element(int(tag), "SQ", encoded, implicit, little)
+        self._memo[key] = (new_element, frozenset(inner.uids), frozenset(inner.dates))
+        ds._dict[tag] = new_element
+        return True
 
     def _changed(self, number: int, vr: str, value: bytes, subject: Subject, codec: str,
                  implicit: bool, little: bool) -> RawDataElement | None:

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
@@ -27,6 +28,7 @@ from .content import Finding
 
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
+_MEMO_ENTRIES = 100_000
 _DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{8}|\d{4}-\d{2}-\d{2})(?!\d)")
 
 
@@ -65,6 +67,7 @@ class InstanceScan:
         self.rules = rules
         self._ids = rules.id_pattern()
         self._memo: dict[tuple, list[tuple[str, str]]] = {}
+        self._sequences: dict[tuple, list[tuple[str, int, str, str]]] = {}
 
     def scan(self, ds: Dataset, file: str, instance_uids: Iterable[str],
              instance_dates: Iterable[str]) -> list[Finding]:
@@ -72,14 +75,15 @@ class InstanceScan:
             else frozenset()
         dates = frozenset(instance_dates) if self.rules.check_dates else frozenset()
         findings: list[Finding] = []
-        for path, tag, vr, value in _values(ds, "", text_codec(ds) or "latin-1"):
+        for path, tag, vr, value in _values(ds, "", text_codec(ds) or "latin-1",
+                                            self._sequences):
             if tag in self.rules.spec_tags and ">" not in path:
                 continue
             key = (path, vr, value)
             reasons = self._memo.get(key)
             if reasons is None:
                 reasons = self._reasons(path, vr, value)
-                if len(self._memo) < 100_000:
+                if len(self._memo) < _MEMO_ENTRIES:
                     self._memo[key] = reasons
             findings.extend(Finding(file, path, r, mask(v)) for r, v in reasons)
             if vr == "UI" and uids:
@@ -100,18 +104,34 @@ class InstanceScan:
         return reasons
 
 
-def _values(ds: Dataset, prefix: str, codec: str) -> Iterator[tuple[str, int, str, str]]:
-    """(keyword path, tag, VR, text) of every text value, sequences included."""
+@cache
+def _keyword(number: int) -> str:
+    return keyword_for_tag(number) or f"({number >> 16:04X},{number & 0xFFFF:04X})"
+
+
+def _values(ds: Dataset, prefix: str, codec: str,
+            memo: dict[tuple, list[tuple[str, int, str, str]]]
+            ) -> list[tuple[str, int, str, str]]:
+    """(keyword path, tag, VR, text) of every text value, sequences included; a sequence's
+    values memoised by its bytes (converting it is the costly part)."""
+    found: list[tuple[str, int, str, str]] = []
     for tag, element in ds._dict.items():
         number = int(tag)
         if number >> 16 == 0x0002:
             continue
         vr = effective_vr(element, number)
-        name = keyword_for_tag(number) or f"({number >> 16:04X},{number & 0xFFFF:04X})"
-        path = f"{prefix}>{name}" if prefix else name
+        path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)
         if vr == "SQ":
-            for item in ds[tag].value or ():
-                yield from _values(item, path, text_codec(item, codec) or codec)
+            raw = type(element) is RawDataElement and element.value is not None
+            key = (path, element.value, codec) if raw else None
+            inner = memo.get(key) if key is not None else None
+            if inner is None:
+                inner = []
+                for item in ds[tag].value or ():
+                    inner.extend(_values(item, path, text_codec(item, codec) or codec, memo))
+                if key is not None and len(memo) < _MEMO_ENTRIES:
+                    memo[key] = inner
+            found.extend(inner)
             continue
         if vr not in _TEXT_VRS:
             continue
@@ -122,7 +142,8 @@ def _values(ds: Dataset, prefix: str, codec: str) -> Iterator[tuple[str, int, st
             text = "" if value is None else "\\".join(map(str, value)) if isinstance(
                 value, list | tuple) or type(value).__name__ == "MultiValue" else str(value)
         if text:
-            yield path, number, vr, text
+            found.append((path, number, vr, text))
+    return found
 
 
 def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:

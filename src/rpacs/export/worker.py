@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,44 +81,51 @@ class SeriesExporter:
         scratch = work.scratch / series.key
         if work.nifti:
             shutil.rmtree(scratch, ignore_errors=True)
-            (scratch / "dicom").mkdir(parents=True)
+            scratch.mkdir(parents=True)
+            # dcm2niix's input: in memory (tmpfs) where there is one, it is read once.
+            dicom_in = Path(tempfile.mkdtemp(prefix="rpacs-export-", dir=_memory_dir()))
         for index, planned in enumerate(series.instances):
             data = (work.store_root / planned.stored_path).read_bytes()
             ds = read_instance(data, planned.path or series.key)
             originals = self.rewriter.apply(ds, subject)
             out = write_instance(ds)
             name = planned.path or f"{series.nifti_path} (DICOM {index + 1})"
-            written = read_instance(out, name)
+            # The data set just serialised holds exactly the values written (unchanged
+            # elements as the raw bytes copied): it is scanned without reading it back.
             result.findings.extend(self.scanner.scan(
-                written, name, originals.uids | set(series.archive_uids), originals.dates))
+                ds, name, originals.uids | set(series.archive_uids), originals.dates))
             if index == 0:
-                result.traits = traits_of(written)
+                result.traits = traits_of(ds)
             if work.dicom:
                 self._write(work.tree / planned.path, out)
                 result.rows.append(ManifestRow(
                     planned.path, series.participant, series.event, series.modality, label,
                     hashlib.sha256(out).hexdigest(), series.container))
             if work.nifti:
-                (scratch / "dicom" / f"{index:05d}.dcm").write_bytes(out)
+                (dicom_in / f"{index:05d}.dcm").write_bytes(out)
         if work.nifti:
-            self._nifti(series, scratch, label, result)
+            try:
+                self._nifti(series, dicom_in, scratch, label, result)
+            finally:
+                shutil.rmtree(dicom_in, ignore_errors=True)
         write_atomic(done_record(work.done_dir, series.key),
                      json.dumps(result.as_dict(), sort_keys=True).encode())
         return result
 
     def _write(self, path: Path, data: bytes) -> None:
+        """Write into the work folder's tree. No temporary name is needed there: nobody
+        sees the tree before the whole package is renamed into place, and a series cut
+        short by a kill has no done record, so the rerun writes all of it again."""
         if path.parent not in self._made:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(path.parent)
-        tmp = path.with_name(f".{path.name}.part")
-        with open(tmp, "wb") as fh:
+        with open(path, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
 
-    def _nifti(self, series: PlannedSeries, scratch: Path, label: str,
+    def _nifti(self, series: PlannedSeries, dicom_in: Path, scratch: Path, label: str,
                result: SeriesResult) -> None:
         try:
-            outputs = convert_series(scratch / "dicom", scratch / "nifti")
+            outputs = convert_series(dicom_in, scratch / "nifti")
         except ConversionError as exc:
             result.nifti_error = str(exc)
             shutil.rmtree(scratch, ignore_errors=True)
@@ -129,11 +137,21 @@ class SeriesExporter:
                 result.findings.extend(
                     Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
                         output.name, data.decode("utf-8"), self.work.scan, frozenset()))
-            self._write(self.work.tree / relative, data)
+            target = self.work.tree / relative
+            if target.parent not in self._made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(target.parent)
+            os.replace(output, target)  # the scratch folder is on the tree's file system
             result.rows.append(ManifestRow(
                 relative, series.participant, series.event, series.modality, label,
                 hashlib.sha256(data).hexdigest(), series.container))
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _memory_dir() -> str | None:
+    """A tmpfs folder for short-lived scratch files (None: the system's default)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 # The pool's worker processes keep one SeriesExporter each, made by the initializer.
