@@ -19,6 +19,7 @@ from sqlalchemy import select
 from rpacs.db import AuditEvent, ExportId, Instance
 from rpacs.errors import InvalidInputError, ResidualPhiError
 from rpacs.export import ExportSpec, plan_export, run_export
+from rpacs.export.nifti import convert_series
 from rpacs.ingest import import_paths
 
 from .. import dicom_factory as f
@@ -129,6 +130,18 @@ def test_the_issue_spec_end_to_end(archive, issue_spec, sidecar, tmp_path):
             if k.startswith(f"{export_id}.zip!{export_id}/baseline/") and k.endswith(".json")))
         assert not {"PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID",
                     "AcquisitionDateTime", "StationName", "InstitutionName"} & set(sidecar_json)
+        assert sidecar_json["SeriesDescription"] in ("t1-mprage sag", "FLAIR-ax")
+
+    # dcm2niix converted the stored files: the image is the one the exported files give.
+    prefix = next(k for k in dicoms if "/001_" in k).rsplit("/", 1)[0]
+    series_dir = tmp_path / "exported-series"
+    series_dir.mkdir()
+    for name, data in dicoms.items():
+        if name.startswith(prefix + "/"):
+            (series_dir / name.rsplit("/", 1)[1]).write_bytes(data)
+    converted = convert_series(series_dir, tmp_path / "converted")
+    image = next(p for p in converted if p.name.endswith(".nii.gz"))
+    assert image.read_bytes() == members[prefix + ".nii.gz"]
 
     readme = (package / "README.txt").read_text()
     assert "oslo-collab" in readme and "Made on:" in readme and "coupling list" in readme

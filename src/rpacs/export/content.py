@@ -35,6 +35,8 @@ class PlannedSeries:
     nifti_path: str = ""
     #: The archive's StudyInstanceUID and SeriesInstanceUID: the scan looks for them.
     archive_uids: tuple[str, ...] = ()
+    #: The archive's study and series dates: the NIfTI scan looks for them.
+    archive_dates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

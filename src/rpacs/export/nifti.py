@@ -9,9 +9,13 @@ a place or a device instance (:data:`IDENTIFYING_FIELDS`).
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import subprocess
 from pathlib import Path
+
+from .spec import TagRule
 
 #: dcm2niix sidecar fields left out: names, IDs, UIDs, dates, places, device instances.
 IDENTIFYING_FIELDS = frozenset({
@@ -24,6 +28,8 @@ IDENTIFYING_FIELDS = frozenset({
     "ProcedureStepDescription", "StudyDescription", "FrameOfReferenceUID",
     "ImageComments", "PatientPosition_Original",
 })
+#: Bytes of a NIfTI file the scan reads: the 352-byte header and room for extensions.
+HEADER_BYTES = 8192
 #: Conversion of a series taking longer than this is given up (and reported).
 TIMEOUT_SECONDS = 600
 
@@ -38,8 +44,13 @@ def dcm2niix_binary() -> str:
     return str(dcm2niix.bin)
 
 
-def convert_series(dicom_dir: Path, out_dir: Path) -> list[Path]:
+def convert_series(dicom_dir: Path, out_dir: Path, rules: tuple[TagRule, ...] = (),
+                   added: dict[str, str] | None = None) -> list[Path]:
     """Convert the one series in ``dicom_dir``; the files written (``series*``), sorted.
+
+    The JSON sidecars get the spec's tag ``rules`` for the fields named like the rule's
+    attribute (``added``: the participant's sidecar values) and lose
+    :data:`IDENTIFYING_FIELDS`.
 
     ``-z y`` gzips with dcm2niix's own zlib (no pigz: the same bytes on every machine),
     ``-ba y`` lets dcm2niix itself leave patient fields out of the sidecar.
@@ -60,7 +71,7 @@ def convert_series(dicom_dir: Path, out_dir: Path) -> list[Path]:
         raise ConversionError(f"dcm2niix wrote no image ({reason})")
     for path in written:
         if path.suffix == ".json":
-            strip_sidecar(path)
+            strip_sidecar(path, rules, added or {})
     return written
 
 
@@ -72,8 +83,26 @@ def _reason(output: bytes) -> str:
     return text[:200]
 
 
-def strip_sidecar(path: Path) -> None:
-    """Rewrite a JSON sidecar without :data:`IDENTIFYING_FIELDS` (same key order)."""
+def strip_sidecar(path: Path, rules: tuple[TagRule, ...] = (),
+                  added: dict[str, str] | None = None) -> None:
+    """Rewrite a JSON sidecar: the spec's rules applied to fields of their attribute's
+    name (a removed one is left out), :data:`IDENTIFYING_FIELDS` left out, key order kept."""
+    from .rewrite import apply_rules
+
     data = json.loads(path.read_text(encoding="utf-8"))
+    for rule in rules:
+        if rule.keyword in data and isinstance(data[rule.keyword], str):
+            value = apply_rules((rule,), rule.tag, data[rule.keyword], added or {})
+            if value is None:
+                del data[rule.keyword]
+            else:
+                data[rule.keyword] = value
     kept = {k: v for k, v in data.items() if k not in IDENTIFYING_FIELDS}
     path.write_text(json.dumps(kept, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
+
+
+def nifti_header_text(path: Path) -> str:
+    """The printable text of a .nii.gz header and extensions (what the scan reads there)."""
+    with gzip.open(path, "rb") as fh:
+        head = fh.read(HEADER_BYTES)
+    return re.sub(r"[^\x20-\x7e]+", "\n", head.decode("latin-1"))

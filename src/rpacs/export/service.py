@@ -295,7 +295,9 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
             series_description=values["series_description"], container=container,
             instances=tuple(instances),
             nifti_path=render(spec.layout.series_template, values) if nifti else "",
-            archive_uids=(study_uid, series_uid) if spec.random_identity else ()))
+            archive_uids=(study_uid, series_uid) if spec.random_identity else (),
+            archive_dates=tuple(sorted({first.study_date} - {""}))
+            if spec.dates is not DatesMode.KEEP else ()))
     return planned
 
 
@@ -444,7 +446,8 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
             _store_ids(inst, prepared)
         results, resumed = _export_series(inst, prepared, work, workers, progress)
         return _finish(inst, prepared, work, out, results, resumed, k, allow_findings,
-                       actor or _os_user(), side is not None)
+                       actor or _os_user(), side is not None,
+                       workers or inst.settings.worker_count)
 
 
 def _os_user() -> str:
@@ -509,7 +512,7 @@ def _run(work: SeriesWork, todo: list[PlannedSeries], workers: int) -> Iterator[
 
 def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
             results: list[SeriesResult], resumed: int, k: int, allow_findings: bool,
-            actor: str, with_sidecar: bool) -> ExportResult:
+            actor: str, with_sidecar: bool, workers: int) -> ExportResult:
     spec, plan = prepared.spec, prepared.plan
     tree = work / "tree"
     tree.mkdir(parents=True, exist_ok=True)
@@ -546,7 +549,7 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
             f"the scan found {len(findings)} identifying value(s) in the package, which was "
             f"removed; first: {_finding_text(findings[0])}; all in {report}")
     target = _package_path(out, spec)
-    _assemble(spec, work, tree, texts, rows, target)
+    _assemble(spec, work, tree, texts, rows, target, workers)
     write_atomic(beside(out, spec, "risk-report.json"),
                  (json.dumps(risk.as_dict(), indent=2) + "\n").encode(), 0o600)
     coupling = ""
@@ -596,7 +599,7 @@ def _made_on(inst: Installation, prepared: _Prepared) -> dt.date:
 
 
 def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
-              rows: list[Any], target: Path) -> None:
+              rows: list[Any], target: Path, workers: int) -> None:
     """Lay the finished files out as the package kind says, then rename it into place."""
     if spec.package is PackageKind.DIRECTORY:
         for name, text in texts.items():
@@ -618,8 +621,15 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
     containers: dict[str, dict[str, Path]] = defaultdict(dict)
     for row in rows:
         containers[row.container][row.path] = tree / row.path
-    for container, entries in sorted(containers.items()):
-        write_zip(package / container, entries)
+    jobs = [(package / container, entries) for container, entries in sorted(containers.items())]
+    if workers > 1 and len(jobs) > 1:
+        # One zip per process: the copying and CRCs of different zips run side by side.
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(workers, len(jobs))) as pool:
+            pool.starmap(write_zip, jobs)
+    else:
+        for target_zip, entries in jobs:
+            write_zip(target_zip, entries)
     for name, text in texts.items():
         write_atomic(package / name, text.encode("utf-8"))
     os.replace(package, target)

@@ -22,7 +22,7 @@ from pydicom.tag import BaseTag
 from ..deid import read_instance, write_instance
 from ..deid.encoding import element_text
 from .content import Finding, ManifestRow, PlannedSeries, SeriesResult
-from .nifti import ConversionError, convert_series
+from .nifti import ConversionError, convert_series, nifti_header_text
 from .package import write_atomic
 from .rewrite import Rewrite, Rewriter, Subject
 from .scan import InstanceScan, ScanRules, scan_text
@@ -78,36 +78,27 @@ class SeriesExporter:
         subject = work.subjects[series.research_id]
         result = SeriesResult(series.key)
         label = series_label(series)
-        scratch = work.scratch / series.key
-        if work.nifti:
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-            # dcm2niix's input: in memory (tmpfs) where there is one, it is read once.
-            dicom_in = Path(tempfile.mkdtemp(prefix="rpacs-export-", dir=_memory_dir()))
-        for index, planned in enumerate(series.instances):
+        # Without DICOM output only the first instance is rewritten: for the risk report.
+        instances = series.instances if work.dicom else series.instances[:1]
+        for index, planned in enumerate(instances):
             data = (work.store_root / planned.stored_path).read_bytes()
             ds = read_instance(data, planned.path or series.key)
             originals = self.rewriter.apply(ds, subject)
             out = write_instance(ds)
-            name = planned.path or f"{series.nifti_path} (DICOM {index + 1})"
+            if index == 0:
+                result.traits = traits_of(ds)
+            if not work.dicom:
+                break
             # The data set just serialised holds exactly the values written (unchanged
             # elements as the raw bytes copied): it is scanned without reading it back.
             result.findings.extend(self.scanner.scan(
-                ds, name, originals.uids | set(series.archive_uids), originals.dates))
-            if index == 0:
-                result.traits = traits_of(ds)
-            if work.dicom:
-                self._write(work.tree / planned.path, out)
-                result.rows.append(ManifestRow(
-                    planned.path, series.participant, series.event, series.modality, label,
-                    hashlib.sha256(out).hexdigest(), series.container))
-            if work.nifti:
-                (dicom_in / f"{index:05d}.dcm").write_bytes(out)
+                ds, planned.path, originals.uids | set(series.archive_uids), originals.dates))
+            self._write(work.tree / planned.path, out)
+            result.rows.append(ManifestRow(
+                planned.path, series.participant, series.event, series.modality, label,
+                hashlib.sha256(out).hexdigest(), series.container))
         if work.nifti:
-            try:
-                self._nifti(series, dicom_in, scratch, label, result)
-            finally:
-                shutil.rmtree(dicom_in, ignore_errors=True)
+            self._nifti(series, label, result)
         write_atomic(done_record(work.done_dir, series.key),
                      json.dumps(result.as_dict(), sort_keys=True).encode())
         return result
@@ -122,22 +113,45 @@ class SeriesExporter:
         with open(path, "wb") as fh:
             fh.write(data)
 
-    def _nifti(self, series: PlannedSeries, dicom_in: Path, scratch: Path, label: str,
-               result: SeriesResult) -> None:
+    def _nifti(self, series: PlannedSeries, label: str, result: SeriesResult) -> None:
+        """dcm2niix on the series' stored files, then the sidecar made the package's.
+
+        dcm2niix with ``-ba y`` writes no UID, ID or date into the image or the sidecar,
+        so converting the stored files gives the same image as converting the exported
+        ones (a test holds them byte-identical) without writing the series twice. The
+        sidecar then gets the spec's tag rules for fields of the same name and loses
+        identifying fields; sidecar and image header are scanned like everything else.
+        """
+        work = self.work
+        scratch = work.scratch / series.key
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        # dcm2niix reads a folder: one of links to exactly the planned instances (a store
+        # folder could hold a file the index does not list), in memory where possible.
+        links = Path(tempfile.mkdtemp(prefix="rpacs-export-", dir=_memory_dir()))
         try:
-            outputs = convert_series(dicom_in, scratch / "nifti")
+            for index, planned in enumerate(series.instances):
+                os.symlink(work.store_root / planned.stored_path, links / f"{index:05d}.dcm")
+            outputs = convert_series(links, scratch / "nifti", work.rewrite.rules,
+                                     work.subjects[series.research_id].sidecar)
         except ConversionError as exc:
             result.nifti_error = str(exc)
-            shutil.rmtree(scratch, ignore_errors=True)
             return
+        finally:
+            shutil.rmtree(links, ignore_errors=True)
         for output in outputs:
             relative = series.nifti_path + output.name[len("series"):]
             data = output.read_bytes()
             if output.suffix == ".json":
-                result.findings.extend(
-                    Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
-                        output.name, data.decode("utf-8"), self.work.scan, frozenset()))
-            target = self.work.tree / relative
+                text = data.decode("utf-8")
+            elif output.name.endswith(".nii.gz"):
+                text = nifti_header_text(output)
+            else:
+                text = ""
+            result.findings.extend(
+                Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
+                    output.name, text, work.scan, frozenset(series.archive_dates)))
+            target = work.tree / relative
             if target.parent not in self._made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(target.parent)
