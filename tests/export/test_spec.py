@@ -54,6 +54,8 @@ tags:
   - {tag: PatientID, set: x}
   - {tag: StationName, remove: true, set: y}
   - {tag: SeriesDescription, replace: {pattern: "_"}}
+  - {tag: ReferencedImageSequence, set: x}
+  - {tag: "0009,1001", clean: true}
 layout: "{participant}/{colour}.dcm"
 formats: [dicom, jpeg]
 package: tarball
@@ -64,7 +66,9 @@ package: tarball
     for key in ("name:", "unknown key(s): colour", "select.series_description:",
                 "identity.participant:", "identity.pattern:", "identity.coupling_list:",
                 "dates:", "tags[0].tag:", "tags[1].tag: PatientID", "tags[2]:",
-                "tags[3].replace:", "layout: unknown field {colour}", "formats:",
+                "tags[3].replace:", "tags[4].tag: ReferencedImageSequence is not a text",
+                "tags[5].tag: (0009,1001) is not a text", "layout: unknown field {colour}",
+                "formats:",
                 "package:"):
         assert key in problems, key
 

@@ -21,6 +21,9 @@ def _print_plan(plan: ExportPlan, risk: RiskReport) -> None:
     click.echo("  participant        event          modality  series  instances")
     for participant, event, modality, series, instances in plan.counts():
         click.echo(f"  {participant:<18} {event:<14} {modality:<9} {series:>6}  {instances:>9}")
+    if plan.fresh_every_run:
+        click.echo("  (no coupling list: the IDs and UIDs shown are examples, every run draws "
+                   "new ones)")
     click.echo("  first paths:")
     for path in plan.first_paths():
         click.echo(f"    {path}")

@@ -102,6 +102,8 @@ class ExportPlan:
     #: research ID → the sidecar columns as exported.
     added: dict[str, dict[str, str]]
     output: str
+    #: New IDs and UIDs are drawn afresh on every run (no coupling list).
+    fresh_every_run: bool = False
     #: One instance of each series: the tags that change (dry run only).
     changes: dict[str, list[TagChange]] = field(default_factory=dict)
 

@@ -237,7 +237,7 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
     plan = ExportPlan(spec_name=spec.name, spec_sha256=spec.sha256, project=project.acronym,
                       series=series, participants=ids,
                       added={ids[r]: v for r, v in table_added.items()},
-                      output=str(_package_path(out, spec)))
+                      output=str(_package_path(out, spec)), fresh_every_run=random_key)
     return _Prepared(plan, spec, project, rewrite, subjects, scan,
                      run_key if random_key else None, new_ids, digest)
 
@@ -549,7 +549,8 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
             f"the scan found {len(findings)} identifying value(s) in the package, which was "
             f"removed; first: {_finding_text(findings[0])}; all in {report}")
     target = _package_path(out, spec)
-    _assemble(spec, work, tree, texts, rows, target, workers)
+    # What goes beside the package is written first: once the package is there, so is
+    # its coupling list.
     write_atomic(beside(out, spec, "risk-report.json"),
                  (json.dumps(risk.as_dict(), indent=2) + "\n").encode(), 0o600)
     coupling = ""
@@ -559,6 +560,7 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
                                             sorted(plan.participants.items()))]
         write_atomic(path, ("\n".join(lines) + "\n").encode(), 0o600)
         coupling = str(path)
+    _assemble(spec, work, tree, texts, rows, target, workers)
     shutil.rmtree(work, ignore_errors=True)
     with inst.db.session() as session:
         session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,

@@ -146,13 +146,24 @@ class ExportSpec:
                    formats=formats, package=package, dicomdir=dicomdir)
 
 
-def _is_date(tag: int) -> bool:
+#: VRs a rule other than remove can write: text, dates, numbers as text.
+_RULE_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
+                       "TM", "UC", "UR", "UT"})
+
+
+def _vr_of(tag: int) -> str:
     from pydicom.datadict import dictionary_VR
 
+    if tag >> 16 & 1:  # private: no dictionary knows its VR
+        return "UN"
     try:
-        return dictionary_VR(tag) in ("DA", "DT")
+        return dictionary_VR(tag)
     except KeyError:
-        return False
+        return "UN"
+
+
+def _is_date(tag: int) -> bool:
+    return _vr_of(tag) in ("DA", "DT")
 
 
 def _enum(kind: Any, value: Any, key: str, problems: list[str]) -> Any:
@@ -302,6 +313,10 @@ def _tag_rules(items: Any, problems: list[str]) -> list[TagRule]:
             continue
         action = TagAction(given[0])
         argument = item[given[0]]
+        if action is not TagAction.REMOVE and _vr_of(tag) not in _RULE_VRS:
+            problems.append(f"{key}.tag: {keyword} is not a text attribute of the DICOM "
+                            f"dictionary; only remove works on it")
+            continue
         rule = _tag_rule(tag, keyword, action, argument, f"{key}.{action.value}", problems)
         if rule is not None:
             rules.append(rule)
