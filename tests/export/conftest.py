@@ -50,8 +50,10 @@ def mr_slice(study: int, series: int, description: str, number: int,
 
 
 def build_archive(home: Path, tmp: Path, participants: int = 3,
-                  events: tuple[str, ...] = ("baseline", "followup")) -> Archive:
-    inst = Installation.open(Settings(home=home, database_url=None, config=None, workers=2))
+                  events: tuple[str, ...] = ("baseline", "followup"),
+                  database_url: str | None = None) -> Archive:
+    inst = Installation.open(Settings(home=home, database_url=database_url, config=None,
+                                      workers=2))
     create_project(inst, ProjectSpec(
         acronym=ACRONYM, rek="2024/99", pi_name="Principal Investigator",
         pi_email="pi@example.org", start_date="2024-01-01", end_date="2028-12-31",
