@@ -286,3 +286,16 @@ def test_an_existing_package_is_never_overwritten(archive, tmp_path):
 
     with pytest.raises(ConflictError, match="already exists"):
         run_export(archive.inst, archive.acronym, spec, tmp_path)
+
+
+def test_dry_run_json_holds_no_coupling(archive, issue_spec, sidecar, tmp_path):
+    result = _cli(archive, "export", archive.acronym, "--spec", str(issue_spec), "--out",
+                  str(tmp_path / "out"), "--sidecar", str(sidecar), "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(data["plan"]["participants"]) == 3
+    assert data["plan"]["counts"][0][1:] == ["baseline", "MR", 2, 2 * SLICES]
+    for research_id in archive.participants:
+        assert research_id not in result.output
+    uids, _ = _archive_values(archive)
+    assert not any(uid in result.output for uid in uids)

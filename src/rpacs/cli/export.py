@@ -86,7 +86,17 @@ def export_command(project: str, spec_ref: str, out: Path, sidecar: Path | None,
             if as_json:
                 from dataclasses import asdict
 
-                print_json({"plan": {**asdict(plan), "counts": plan.counts()},
+                # Export IDs only: research ID → export ID is the coupling list, which
+                # belongs in its owner-only file, not on a terminal or in a log.
+                data = asdict(plan)
+                data["participants"] = sorted(plan.participants.values())
+                for series in data["series"]:
+                    series.pop("research_id")
+                    series.pop("archive_uids")
+                    series.pop("archive_dates")
+                    for instance in series["instances"]:
+                        instance.pop("stored_path")
+                print_json({"plan": {**data, "counts": plan.counts()},
                             "risk": risk.as_dict()})
             else:
                 _print_plan(plan, risk)

@@ -162,7 +162,9 @@ class Rewriter:
         for tag in list(elements):
             element = elements[tag]
             number = int(tag)
-            vr = effective_vr(element, number)
+            vr = element.VR
+            if vr is None or vr == "UN" or len(vr) != 2:  # implicit, unknown or ambiguous
+                vr = effective_vr(element, number)
             if vr == "SQ":
                 changed |= self._sequence(ds, tag, element, subject, codec, implicit, little,
                                           originals)

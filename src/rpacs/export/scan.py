@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
@@ -60,48 +61,87 @@ class ScanRules:
         return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
 
+#: What the scan keeps of one value: (keyword path, VR, its values split, reasons found).
+Entry = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
 class InstanceScan:
-    """Scans written data sets; per-value verdicts memoised (a series repeats its header)."""
+    """Scans written data sets.
+
+    Each distinct value (by tag path and raw bytes) is decoded and judged once; what an
+    instance then costs is a lookup per element. Only the values that matter per instance
+    are kept in the memo: those with a finding, and UIDs and dates (checked against the
+    instance's own archive values).
+    """
 
     def __init__(self, rules: ScanRules):
         self.rules = rules
         self._ids = rules.id_pattern()
-        self._memo: dict[tuple, list[tuple[str, str]]] = {}
-        self._sequences: dict[tuple, list[tuple[str, int, str, str]]] = {}
+        self._memo: dict[tuple, list[Entry]] = {}
+        self._uids = bool(rules.archive_uids)
+        self._dates = rules.check_dates
 
     def scan(self, ds: Dataset, file: str, instance_uids: Iterable[str],
              instance_dates: Iterable[str]) -> list[Finding]:
-        uids = self.rules.archive_uids | frozenset(instance_uids) if self.rules.archive_uids \
+        uids = self.rules.archive_uids | frozenset(instance_uids) if self._uids \
             else frozenset()
-        dates = frozenset(instance_dates) if self.rules.check_dates else frozenset()
+        dates = frozenset(instance_dates) if self._dates else frozenset()
         findings: list[Finding] = []
-        for path, tag, vr, value in _values(ds, "", text_codec(ds) or "latin-1",
-                                            self._sequences):
-            if tag in self.rules.spec_tags and ">" not in path:
-                continue
-            key = (path, vr, value)
-            reasons = self._memo.get(key)
-            if reasons is None:
-                reasons = self._reasons(path, vr, value)
-                if len(self._memo) < _MEMO_ENTRIES:
-                    self._memo[key] = reasons
+        for path, vr, values, reasons in self._entries(ds, "", text_codec(ds) or "latin-1"):
             findings.extend(Finding(file, path, r, mask(v)) for r, v in reasons)
             if vr == "UI" and uids:
                 findings.extend(Finding(file, path, "archive UID", mask(v))
-                                for v in split_values(value, vr) if v in uids)
-            if vr in ("DA", "DT") and dates:
+                                for v in values if v in uids)
+            elif vr in ("DA", "DT") and dates:
                 findings.extend(Finding(file, path, "archive date", mask(v))
-                                for v in split_values(value, vr) if v[:8] in dates)
+                                for v in values if v[:8] in dates)
         return findings
 
-    def _reasons(self, path: str, vr: str, value: str) -> list[tuple[str, str]]:
-        reasons = []
-        if self._ids is not None and vr != "UI":
-            match = self._ids.search(value)
-            if match:
-                reasons.append(("research participant ID", match.group(0)))
-        reasons.extend((r, value) for r in value_flags(path, vr, value, self.rules.context))
-        return reasons
+    def _entries(self, ds: Dataset, prefix: str, codec: str) -> list[Entry]:
+        found: list[Entry] = []
+        memo = self._memo
+        for tag, element in ds._dict.items():
+            number = int(tag)
+            if number >> 16 == 0x0002:
+                continue
+            vr = element.VR
+            if vr is None or vr == "UN" or len(vr) != 2:  # implicit, unknown or ambiguous
+                vr = effective_vr(element, number)
+            is_sequence = vr == "SQ"
+            if vr not in _TEXT_VRS and not is_sequence:
+                continue
+            raw = type(element) is RawDataElement and element.value is not None
+            key = (prefix, number, element.value, codec) if raw else None
+            entries = memo.get(key) if key is not None else None
+            if entries is None:
+                path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)
+                if is_sequence:
+                    entries = []
+                    for item in ds[tag].value or ():
+                        entries.extend(self._entries(item, path,
+                                                     text_codec(item, codec) or codec))
+                else:
+                    entries = self._judged(path, number, vr, _text(element, codec), prefix)
+                if key is not None and len(memo) < _MEMO_ENTRIES:
+                    memo[key] = entries
+            if entries:
+                found.extend(entries)
+        return found
+
+    def _judged(self, path: str, number: int, vr: str, text: str, prefix: str) -> list[Entry]:
+        if not text:
+            return []
+        reasons: list[tuple[str, str]] = []
+        # Values the spec itself sets are its author's decision.
+        if not (number in self.rules.spec_tags and not prefix):
+            if self._ids is not None and vr != "UI":
+                match = self._ids.search(text)
+                if match:
+                    reasons.append(("research participant ID", match.group(0)))
+            reasons.extend((r, text) for r in value_flags(path, vr, text, self.rules.context))
+        if reasons or (vr == "UI" and self._uids) or (vr in ("DA", "DT") and self._dates):
+            return [(path, vr, tuple(split_values(text, vr)), tuple(reasons))]
+        return []
 
 
 @cache
@@ -109,41 +149,15 @@ def _keyword(number: int) -> str:
     return keyword_for_tag(number) or f"({number >> 16:04X},{number & 0xFFFF:04X})"
 
 
-def _values(ds: Dataset, prefix: str, codec: str,
-            memo: dict[tuple, list[tuple[str, int, str, str]]]
-            ) -> list[tuple[str, int, str, str]]:
-    """(keyword path, tag, VR, text) of every text value, sequences included; a sequence's
-    values memoised by its bytes (converting it is the costly part)."""
-    found: list[tuple[str, int, str, str]] = []
-    for tag, element in ds._dict.items():
-        number = int(tag)
-        if number >> 16 == 0x0002:
-            continue
-        vr = effective_vr(element, number)
-        path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)
-        if vr == "SQ":
-            raw = type(element) is RawDataElement and element.value is not None
-            key = (path, element.value, codec) if raw else None
-            inner = memo.get(key) if key is not None else None
-            if inner is None:
-                inner = []
-                for item in ds[tag].value or ():
-                    inner.extend(_values(item, path, text_codec(item, codec) or codec, memo))
-                if key is not None and len(memo) < _MEMO_ENTRIES:
-                    memo[key] = inner
-            found.extend(inner)
-            continue
-        if vr not in _TEXT_VRS:
-            continue
-        if type(element) is RawDataElement:
-            text = decode_text(element.value, codec).rstrip(" \x00")
-        else:
-            value = element.value
-            text = "" if value is None else "\\".join(map(str, value)) if isinstance(
-                value, list | tuple) or type(value).__name__ == "MultiValue" else str(value)
-        if text:
-            found.append((path, number, vr, text))
-    return found
+def _text(element: Any, codec: str) -> str:
+    if type(element) is RawDataElement:
+        return decode_text(element.value, codec).rstrip(" \x00")
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(map(str, value))
+    return str(value)
 
 
 def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
 from sqlalchemy import select
 
@@ -62,7 +63,7 @@ from .package import (
 )
 from .rewrite import Rewrite, Rewriter, Subject, apply_rules
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
-from .scan import ScanRules, mask, scan_text
+from .scan import InstanceScan, ScanRules, mask, scan_text
 from .spec import ExportSpec
 from .worker import SeriesWork, done_record, export_series, init_worker, traits_of
 
@@ -524,6 +525,9 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
                         sha256=sha256_file(moved[tree / r.path])) for r in rows]
         rows.append(replace(rows[0], path="DICOMDIR", modality="", series="",
                             sha256=sha256_file(tree / "DICOMDIR")))
+        # The directory records repeat the instances' values: scanned like them.
+        directory = dcmread(tree / "DICOMDIR")
+        dicomdir_findings = InstanceScan(prepared.scan).scan(directory, "DICOMDIR", (), ())
     zipped = spec.package in (PackageKind.ZIP_PER_PARTICIPANT, PackageKind.ZIP_PER_STUDY)
     made_on = _made_on(inst, prepared)
     texts = {
@@ -533,6 +537,8 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
         README: readme_text(prepared, made_on, len(rows), results),
     }
     findings = [f for r in results for f in r.findings]
+    if spec.dicomdir:
+        findings.extend(dicomdir_findings)
     for name, text in texts.items():
         findings.extend(scan_text(name, text, prepared.scan, frozenset()))
     traits: dict[str, list[dict[str, str]]] = defaultdict(list)
