@@ -299,3 +299,17 @@ def test_dry_run_json_holds_no_coupling(archive, issue_spec, sidecar, tmp_path):
         assert research_id not in result.output
     uids, _ = _archive_values(archive)
     assert not any(uid in result.output for uid in uids)
+
+
+def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
+    from rpacs.errors import NotFoundError
+
+    with pytest.raises(InvalidInputError, match="select.events: week12 is not an event"):
+        run_export(archive.inst, archive.acronym,
+                   ExportSpec.from_yaml("name: x\nselect: {events: [baseline, week12]}"),
+                   tmp_path / "out")
+    with pytest.raises(NotFoundError, match="matches no stored instance"):
+        run_export(archive.inst, archive.acronym,
+                   ExportSpec.from_yaml("name: x\nselect: {modalities: [CT]}"),
+                   tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -191,6 +191,10 @@ def _vr(tag: int) -> str:
 def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
              sidecar: Sidecar | None, run_key: bytes | None) -> _Prepared:
     project = get_project(inst, acronym)
+    unknown = sorted(set(spec.select.events or ()) - set(project.events))
+    if unknown:
+        raise InvalidInputError(f"select.events: {', '.join(unknown)} is not an event of "
+                                f"{project.acronym} (one of: {', '.join(project.events)})")
     rows = _rows(inst, project, spec)
     if not rows:
         raise NotFoundError(f"spec {spec.name}: select matches no stored instance of "
