@@ -304,7 +304,7 @@ def test_dry_run_json_holds_no_coupling(archive, issue_spec, sidecar, tmp_path):
 def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
     from rpacs.errors import NotFoundError
 
-    with pytest.raises(InvalidInputError, match="select.events: week12 is not an event"):
+    with pytest.raises(InvalidInputError, match=r"select\.events: week12 is not an event"):
         run_export(archive.inst, archive.acronym,
                    ExportSpec.from_yaml("name: x\nselect: {events: [baseline, week12]}"),
                    tmp_path / "out")
