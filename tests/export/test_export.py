@@ -313,3 +313,19 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
                    ExportSpec.from_yaml("name: x\nselect: {modalities: [CT]}"),
                    tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_series_in_parts_gives_the_same_package(archive, sidecar, tmp_path, monkeypatch):
+    import rpacs.export.service as service
+
+    spec = ExportSpec.from_yaml(ISSUE_SPEC)
+    whole = run_export(archive.inst, archive.acronym, spec, tmp_path / "whole", sidecar=sidecar)
+    monkeypatch.setattr(service, "PART_SIZE", 3)  # SLICES = 4: every series in two parts
+    parts = run_export(archive.inst, archive.acronym, spec, tmp_path / "parts", sidecar=sidecar,
+                       workers=2)
+    assert parts.files == whole.files and not parts.nifti_failed
+
+    def files(folder: Path) -> dict[Path, bytes]:
+        return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    assert files(tmp_path / "parts") == files(tmp_path / "whole")

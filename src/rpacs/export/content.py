@@ -60,6 +60,24 @@ class Finding:
     masked: str = ""
 
 
+@dataclass(frozen=True)
+class SeriesPart:
+    """A unit of work: instances ``start:stop`` of a series (a long series is cut into
+    parts so that all workers share it); part 0 also makes the series' NIfTI."""
+
+    series: PlannedSeries
+    start: int
+    stop: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.series.key}.{self.start:06d}"
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
 @dataclass
 class SeriesResult:
     """What a worker did with one series; kept in the work folder so a rerun resumes."""
@@ -74,6 +92,19 @@ class SeriesResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def series_key(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @classmethod
+    def merged(cls, parts: list[SeriesResult]) -> SeriesResult:
+        """The parts of one series as one result (parts in order)."""
+        parts = sorted(parts, key=lambda r: r.key)
+        first = parts[0]
+        return cls(key=first.series_key, rows=[row for p in parts for row in p.rows],
+                   findings=[f for p in parts for f in p.findings], traits=first.traits,
+                   nifti_error=first.nifti_error)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeriesResult:

@@ -43,6 +43,7 @@ from .content import (
     Finding,
     PlannedInstance,
     PlannedSeries,
+    SeriesPart,
     SeriesResult,
     TagChange,
 )
@@ -65,13 +66,15 @@ from .rewrite import Rewrite, Rewriter, Subject, apply_rules
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
 from .scan import InstanceScan, ScanRules, mask, scan_text
 from .spec import ExportSpec
-from .worker import SeriesWork, done_record, export_series, init_worker, traits_of
+from .worker import SeriesWork, done_record, export_part, init_worker, traits_of
 
 Progress = Callable[[int, int], None]
 _SERIES_DESCRIPTION, _STUDY_DESCRIPTION = 0x0008103E, 0x00081030
 _TRAIT_TAGS = {0x00100030: "birth_date", 0x00100040: "sex", 0x00101010: "age"}
+#: Instances per unit of work: a long series is shared by the workers in parts this big.
+PART_SIZE = 200
 #: Version of the work folder's layout; a work folder of another version is started over.
-_WORK_VERSION = 1
+_WORK_VERSION = 2
 
 
 @dataclass
@@ -469,50 +472,65 @@ def _store_ids(inst: Installation, prepared: _Prepared) -> None:
                                  research_id=research_id, export_id=export_id))
 
 
+def _parts(series: PlannedSeries, dicom: bool) -> list[SeriesPart]:
+    """A series cut into parts of at most :data:`PART_SIZE` instances (one part when only
+    NIfTI is made: that is one dcm2niix run)."""
+    size = len(series.instances)
+    if not dicom:
+        return [SeriesPart(series, 0, size)]
+    return [SeriesPart(series, start, min(start + PART_SIZE, size))
+            for start in range(0, size, PART_SIZE)]
+
+
 def _export_series(inst: Installation, prepared: _Prepared, work: Path, workers: int | None,
                    progress: Progress | None) -> tuple[list[SeriesResult], int]:
+    """Every series exported (or found done by an earlier run): one merged result each."""
     done_dir = work / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    results: list[SeriesResult] = []
-    todo: list[PlannedSeries] = []
-    for series in prepared.plan.series:
-        record = done_record(done_dir, series.key)
-        if record.exists():
-            results.append(SeriesResult.from_dict(json.loads(record.read_text())))
-        else:
-            todo.append(series)
-    resumed = len(results)
-    total = prepared.plan.n_instances
-    done = sum(len(s.instances) for s in prepared.plan.series) - sum(
-        len(s.instances) for s in todo)
     spec = prepared.spec
+    dicom = Format.DICOM in spec.formats
+    results: list[SeriesResult] = []
+    todo: list[SeriesPart] = []
+    for series in prepared.plan.series:
+        for part in _parts(series, dicom):
+            record = done_record(done_dir, part.key)
+            if record.exists():
+                results.append(SeriesResult.from_dict(json.loads(record.read_text())))
+            else:
+                todo.append(part)
+    resumed = len({r.series_key for r in results})
+    total = prepared.plan.n_instances
+    done = total - sum(p.size for p in todo)
     series_work = SeriesWork(
         store_root=inst.settings.store_dir, tree=work / "tree", done_dir=done_dir,
         scratch=work / "scratch", rewrite=prepared.rewrite, scan=prepared.scan,
-        dicom=Format.DICOM in spec.formats, nifti=Format.NIFTI in spec.formats,
-        subjects=prepared.subjects)
-    sizes = {s.key: len(s.instances) for s in todo}
+        dicom=dicom, nifti=Format.NIFTI in spec.formats, subjects=prepared.subjects)
+    sizes = {p.key: p.size for p in todo}
     for result in _run(series_work, todo, workers or inst.settings.worker_count):
         results.append(result)
         done += sizes[result.key]
         if progress is not None:
             progress(done, total)
-    return results, resumed
+    by_series: dict[str, list[SeriesResult]] = defaultdict(list)
+    for result in results:
+        by_series[result.series_key].append(result)
+    return [SeriesResult.merged(parts) for parts in by_series.values()], resumed
 
 
-def _run(work: SeriesWork, todo: list[PlannedSeries], workers: int) -> Iterator[SeriesResult]:
-    # The biggest series first, so that no worker is left with a long one at the end.
-    ordered = sorted(todo, key=lambda s: -len(s.instances))
+def _run(work: SeriesWork, todo: list[SeriesPart], workers: int) -> Iterator[SeriesResult]:
+    # The longest work first — the parts that also convert a series to NIfTI, then the
+    # biggest — so that no worker is left with a long one at the end.
+    ordered = sorted(todo, key=lambda p: (not (work.nifti and p.start == 0), -p.size))
     if workers <= 1 or len(ordered) <= 1:
         init_worker(work)
-        for series in ordered:
-            yield export_series(series)
+        for part in ordered:
+            yield export_part(part)
         return
     # fork, as the import does: workers inherit the keys without them passing through a pipe.
     context = multiprocessing.get_context("fork")
     with context.Pool(min(workers, len(ordered)), initializer=init_worker,
                       initargs=(work,)) as pool:
-        yield from pool.imap_unordered(export_series, ordered)
+        yield from pool.imap_unordered(export_part, ordered)
 
 
 def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,

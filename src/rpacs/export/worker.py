@@ -21,7 +21,7 @@ from pydicom.tag import BaseTag
 
 from ..deid import read_instance, write_instance
 from ..deid.encoding import element_text
-from .content import Finding, ManifestRow, PlannedSeries, SeriesResult
+from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
 from .nifti import ConversionError, convert_series, nifti_header_text
 from .package import write_atomic
 from .rewrite import Rewrite, Rewriter, Subject
@@ -73,19 +73,20 @@ class SeriesExporter:
         self.scanner = InstanceScan(work.scan)
         self._made: set[Path] = set()
 
-    def export(self, series: PlannedSeries) -> SeriesResult:
+    def export(self, part: SeriesPart) -> SeriesResult:
         work = self.work
+        series = part.series
         subject = work.subjects[series.research_id]
-        result = SeriesResult(series.key)
+        result = SeriesResult(part.key)
         label = series_label(series)
         # Without DICOM output only the first instance is rewritten: for the risk report.
-        instances = series.instances if work.dicom else series.instances[:1]
+        instances = series.instances[part.start:part.stop if work.dicom else part.start + 1]
         for index, planned in enumerate(instances):
             data = (work.store_root / planned.stored_path).read_bytes()
             ds = read_instance(data, planned.path or series.key)
             originals = self.rewriter.apply(ds, subject)
             out = write_instance(ds)
-            if index == 0:
+            if index == 0 and part.start == 0:
                 result.traits = traits_of(ds)
             if not work.dicom:
                 break
@@ -97,9 +98,9 @@ class SeriesExporter:
             result.rows.append(ManifestRow(
                 planned.path, series.participant, series.event, series.modality, label,
                 hashlib.sha256(out).hexdigest(), series.container))
-        if work.nifti:
+        if work.nifti and part.start == 0:
             self._nifti(series, label, result)
-        write_atomic(done_record(work.done_dir, series.key),
+        write_atomic(done_record(work.done_dir, part.key),
                      json.dumps(result.as_dict(), sort_keys=True).encode())
         return result
 
@@ -177,6 +178,6 @@ def init_worker(work: SeriesWork) -> None:
     _exporter = SeriesExporter(work)
 
 
-def export_series(series: PlannedSeries) -> SeriesResult:
+def export_part(part: SeriesPart) -> SeriesResult:
     assert _exporter is not None, "init_worker was not called in this process"
-    return _exporter.export(series)
+    return _exporter.export(part)
