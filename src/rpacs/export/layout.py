@@ -12,6 +12,7 @@ import string
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 #: Layout fields and whether they are numbers (formatted with ``:03d`` and the like).
@@ -41,6 +42,7 @@ MAX_COMPONENT = 100
 _SAMPLE: dict[str, Any] = {name: (1 if number else "x") for name, number in FIELDS.items()}
 
 
+@lru_cache(maxsize=1 << 16)  # a plan names the same participants, events, series often
 def safe_name(text: str) -> str:
     """``text`` as one file-name component: no separators, control or reserved characters,
     no leading or trailing dot or space, not a reserved Windows device name, never empty."""
