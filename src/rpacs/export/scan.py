@@ -30,6 +30,10 @@ from .content import Finding
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
 _MEMO_ENTRIES = 100_000
+_UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){3,}(?![0-9.])")
+#: Research IDs shorter than this are not searched for in binary values (pixel data would
+#: hold them by chance).
+MIN_BYTES_ID = 6
 _DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{8}|\d{4}-\d{2}-\d{2})(?!\d)")
 
 
@@ -97,6 +101,20 @@ class InstanceScan:
                                 for v in values if v[:8] in dates)
         return findings
 
+    def scan_bytes(self, data: bytes, file: str, instance_uids: Iterable[str],
+                   research_id: str) -> list[Finding]:
+        """The written bytes searched for the instance's own archive UIDs and research ID:
+        catches them where no element is read as text (private binary values, say)."""
+        findings = []
+        if self._uids:
+            findings += [Finding(file, "(file bytes)", "archive UID", mask(uid))
+                         for uid in sorted(set(instance_uids)) if uid.encode() in data]
+        if self._ids is not None and len(research_id) >= MIN_BYTES_ID and \
+                research_id.encode() in data:
+            findings.append(Finding(file, "(file bytes)", "research participant ID",
+                                    mask(research_id)))
+        return findings
+
     def _entries(self, ds: Dataset, prefix: str, codec: str) -> list[Entry]:
         found: list[Entry] = []
         memo = self._memo
@@ -139,9 +157,12 @@ class InstanceScan:
                 if match:
                     reasons.append(("research participant ID", match.group(0)))
             reasons.extend((r, text) for r in value_flags(path, vr, text, self.rules.context))
+        entries: list[Entry] = []
         if reasons or (vr == "UI" and self._uids) or (vr in ("DA", "DT") and self._dates):
-            return [(path, vr, tuple(split_values(text, vr)), tuple(reasons))]
-        return []
+            entries.append((path, vr, tuple(split_values(text, vr)), tuple(reasons)))
+        if self._uids and vr != "UI" and (tokens := _UID_IN_TEXT.findall(text)):
+            entries.append((path, "UI", tuple(tokens), ()))  # a UID written into text
+        return entries
 
 
 @cache

@@ -92,8 +92,11 @@ class SeriesExporter:
                 break
             # The data set just serialised holds exactly the values written (unchanged
             # elements as the raw bytes copied): it is scanned without reading it back.
-            result.findings.extend(self.scanner.scan(
-                ds, planned.path, originals.uids | set(series.archive_uids), originals.dates))
+            archive_uids = originals.uids | set(series.archive_uids)
+            found = self.scanner.scan(ds, planned.path, archive_uids, originals.dates)
+            # Byte search only when the elements showed nothing (else it would repeat them).
+            result.findings.extend(found or self.scanner.scan_bytes(
+                out, planned.path, archive_uids, series.research_id))
             self._write(work.tree / planned.path, out)
             result.rows.append(ManifestRow(
                 planned.path, series.participant, series.event, series.modality, label,
