@@ -30,7 +30,7 @@ from .content import Finding
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
 _MEMO_ENTRIES = 100_000
-_UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){3,}(?![0-9.])")
+_UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
 #: Research IDs shorter than this are not searched for in binary values (pixel data would
 #: hold them by chance).
 MIN_BYTES_ID = 6
