@@ -260,6 +260,14 @@ def test_a_finding_removes_the_package(archive, tmp_path):
     kept = run_export(archive.inst, archive.acronym, spec, tmp_path / "kept",
                       allow_findings=True)
     assert kept.findings and Path(kept.package).is_dir()
+    spec_file = tmp_path / "leaky.yaml"
+    spec_file.write_text(text)
+    refused = _cli(archive, "export", archive.acronym, "--spec", str(spec_file), "--out",
+                   str(tmp_path / "cli"))
+    assert refused.exit_code == 1
+    assert "error: the scan found" in refused.output and "research participant ID" in \
+        refused.output
+    assert not (tmp_path / "cli" / "leaky").exists()
 
 
 def test_dates_removed_and_identity_kept(archive, tmp_path):
