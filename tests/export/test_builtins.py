@@ -107,3 +107,20 @@ def test_k_anonymity_names_small_classes_and_what_lifts_them():
     assert lifted["birth date → year and age → 5-year band"] == []
     assert report.as_dict()["generalisations"][-1]["lifts_all"] is True
     assert risk_report({f"P{n}": {"sex": "F"} for n in range(5)}, k=5).below_k == []
+
+
+def test_zip_per_study_names_each_study(archive, tmp_path):
+    from rpacs.export import ExportSpec
+
+    spec = ExportSpec.from_yaml("name: studies\npackage: zip-per-study\n"
+                                "select: {participants: [EX-0001, EX-0003]}")
+    result = run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    package = Path(result.package)
+    assert sorted(p.name for p in package.glob("*.zip")) == [
+        "EX-0001_baseline_1.zip", "EX-0001_followup_1.zip",
+        "EX-0003_baseline_1.zip", "EX-0003_followup_1.zip"]
+    with zipfile.ZipFile(package / "EX-0003_followup_1.zip") as zipped:
+        names = zipped.namelist()
+    assert len(names) == 3 * SLICES and all(n.startswith("EX-0003/followup/") for n in names)
+    manifest = (package / "manifest.csv").read_text().splitlines()
+    assert manifest[0].endswith(",zip") and len(manifest) == 1 + 4 * 3 * SLICES
