@@ -6,7 +6,7 @@ from .enum import Action, Option
 from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
 from .private import SafePrivateElement, default_safe_private
 from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
-from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity
+from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity, keeps_uid
 from .uid import is_valid_uid, study_id_for, uid_for
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "default_safe_private",
     "deidentify_instance",
     "is_valid_uid",
+    "keeps_uid",
     "looks_like_dicom",
     "parse_tag",
     "read_instance",
