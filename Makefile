@@ -34,6 +34,7 @@ test: venv system-packages
 bench: venv system-packages
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/deid_throughput.py
+	$(BIN)/python benchmarks/export_throughput.py
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from io import BytesIO
 from pathlib import Path
 
@@ -76,9 +77,19 @@ def test_demo_is_clean_idempotent_and_sees_a_leak(tmp_path: Path):
         assert not Path(first.input_folder).exists(), "the PHI-laden input is removed"
         assert json.loads(json.dumps(first.as_dict()))["clean"] is True
         assert "nothing identifying found" in first.render()
+        # The export at the end: T1 and FLAIR (12 slices each) as DICOM and NIfTI + JSON.
+        assert first.export_files == 2 * 12 + 2 * 2 and not first.export_problems
+        zips = list(Path(first.export_package).glob("*.zip"))
+        assert len(zips) == 1 and zips[0].name.startswith("DMO")
+        search = PlantedSearch.of(SyntheticPatient().planted_values())
+        with zipfile.ZipFile(zips[0]) as package:
+            for name in package.namelist():  # deflated members too, not only the zip's bytes
+                assert not search.hints(package.read(name)), name
+        exported = zips[0].read_bytes()
 
         second = run_demo(inst)
         assert second.clean and second.stored == 0 and second.present == 36
+        assert zips[0].read_bytes() == exported, "the same export, byte for byte"
 
         # A leak anywhere under the home must be found (upper case, Latin-1 here), and
         # reported without the value.

@@ -260,7 +260,7 @@ def test_auto_id_gives_the_same_patient_the_same_random_id(
         storescu(gateway.port, tmp_path / name, called="AUTO_TP")
     storescu(gateway.port, tmp_path / "d", called="RPACS")  # not the auto-ID AE title
     for study in (1, 2, 3):
-        assert state_of(installation, study) == "assigned"
+        assert state_of(installation, study, "assigned") == "assigned"
     assert state_of(installation, 4) == "complete"
     ids = [entry(installation, s).participant for s in (1, 2, 3)]
     assert ids[0] == ids[1] != ids[2]

@@ -72,6 +72,10 @@ class StorageError(RpacsError):
     """The file store or index could not complete a write; nothing partial was kept."""
 
 
+class ResidualPhiError(RpacsError):
+    """An export's scan found something identifying in what it wrote; nothing left."""
+
+
 __all__ = [
     "AuthenticationError",
     "ConflictError",
@@ -80,6 +84,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ResidualPhiError",
     "RpacsError",
     "StorageError",
 ]

@@ -448,3 +448,45 @@ class RefusedPatient(Base):
     )
     patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     withdrawal_id: Mapped[int] = mapped_column(ForeignKey("withdrawals.id", ondelete="CASCADE"))
+
+
+class ExportId(Base):
+    """The export ID a participant has under one export spec of a project.
+
+    Stored so that a rerun, or a later run with more participants, gives every participant
+    the ID it had before. Only specs that keep a coupling list store their IDs here: for a
+    spec without one, this table would itself be the coupling list.
+    """
+
+    __tablename__ = "export_ids"
+    __table_args__ = (
+        UniqueConstraint("project_id", "spec_name", "research_id"),
+        UniqueConstraint("project_id", "spec_name", "export_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    spec_name: Mapped[str] = mapped_column(String(64))
+    research_id: Mapped[str] = mapped_column(String(64))
+    export_id: Mapped[str] = mapped_column(String(64))
+
+
+class ExportRun(Base):
+    """One completed export: which spec (name and SHA-256 of its text) over which data.
+
+    ``content_sha256`` digests the exported instances (their stored hashes) and the
+    sidecar, so that a rerun of the same spec on the same data is recognised and its README
+    carries the date of the first run: the package stays byte-identical.
+    """
+
+    __tablename__ = "export_runs"
+    __table_args__ = (Index("ix_export_runs_spec", "project_id", "spec_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    spec_name: Mapped[str] = mapped_column(String(64))
+    spec_sha256: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    made_on: Mapped[dt.date] = mapped_column(Date)
+    output: Mapped[str] = mapped_column(Text)
+    n_files: Mapped[int] = mapped_column(Integer, default=0)

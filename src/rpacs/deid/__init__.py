@@ -7,7 +7,7 @@ from .io import deidentify_instance, looks_like_dicom, read_instance, write_inst
 from .private import SafePrivateElement, default_safe_private
 from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
 from .raw import RawResult, deidentify_raw
-from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity
+from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity, keeps_uid
 from .uid import is_valid_uid, study_id_for, uid_for
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "deidentify_instance",
     "deidentify_raw",
     "is_valid_uid",
+    "keeps_uid",
     "looks_like_dicom",
     "parse_tag",
     "read_instance",

@@ -743,4 +743,13 @@ def _text_of(ds: Dataset, tag: int) -> str:
     return element_text(ds._dict.get(BaseTag(tag)))
 
 
-__all__ = ["IMPLEMENTATION_CLASS_UID", "Deidentifier", "Identity"]
+def keeps_uid(tag: int, uid: str) -> bool:
+    """Whether de-identification leaves ``uid`` in attribute ``tag`` as it is: an empty or
+    well-known DICOM UID, or an attribute naming a class, transfer syntax or coding scheme.
+
+    Exports that replace UIDs again follow the same rule, so both agree on what a UID is.
+    """
+    return not uid or uid in UID_dictionary or tag in _class_uid_tags()
+
+
+__all__ = ["IMPLEMENTATION_CLASS_UID", "Deidentifier", "Identity", "keeps_uid"]

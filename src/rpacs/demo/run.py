@@ -1,10 +1,13 @@
-"""``rpacs demo``: a project, a synthetic MR study with planted PHI, its import and review.
+"""``rpacs demo``: a project, a synthetic MR study with planted PHI, its import, review and
+export.
 
 The demo proves its claim rather than asserting it: after the import it searches every
 byte under RPACS_HOME (stored files, the index database, anything else) for every planted
 value, in UTF-8 and Latin-1 and in any letter case; it asks the review whether any tag
 still looks identifying; and it checks that the references between images still resolve
-after every UID was replaced.
+after every UID was replaced. It ends with an export for a collaborator under a spec like
+issue 3's (:data:`DEMO_SPEC`): new IDs, dates shifted again, DICOM and NIfTI, a zip per
+participant, written under the home so that the same byte search covers the package.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from ..db import Series, Study, TagInventory, TagValue
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ResidualPhiError
+from ..export import ExportSpec, beside, run_export
 from ..ingest import import_paths
 from ..installation import Installation
 from ..projects import ProjectSpec, create_project, get_project
@@ -36,6 +40,27 @@ PARTICIPANT = "DEMO-0001"
 EVENT = "baseline"
 SERIES = 3
 SLICES = 12
+#: The demo's export, shaped like the example spec of the export documentation.
+DEMO_SPEC = """\
+name: demo-collab
+description: T1 and FLAIR of the demo project for a collaborator
+select:
+  events: [baseline]
+  modalities: [MR]
+  series_description: "(?i)t1|fluid"
+identity: {participant: random, pattern: "DMO{n:04d}", coupling_list: true}
+dates: shift
+tags:
+  - {tag: SeriesDescription, clean: true}
+  - {tag: SeriesDescription, replace: {pattern: "_", with: "-"}}
+  - {tag: PatientBirthDate, from_sidecar: birth_date}
+  - {tag: StationName, remove: true}
+  - {tag: "0008,1030", set: "Demo collaboration"}
+layout: "{participant}/{event}/{modality}/{series_number:03d}_{series_description}/\\
+{instance_number:05d}.dcm"
+formats: [dicom, nifti]
+package: zip-per-participant
+"""
 
 
 @dataclass
@@ -60,12 +85,18 @@ class DemoReport:
     #: ``keyword path: reasons`` for each review row flagged as looking identifying.
     flagged: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    #: The export at the end: package, files in it, NIfTI failures, what the scan found.
+    export_package: str = ""
+    export_files: int = 0
+    export_smallest_class: int = 0
+    export_problems: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         """Nothing planted survived, nothing was flagged or rejected, references resolve."""
         return (not self.planted_found and not self.flagged and not self.rejected
-                and self.references_resolved == self.references)
+                and self.references_resolved == self.references and not self.export_problems
+                and self.export_files > 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clean": self.clean}
@@ -85,6 +116,12 @@ class DemoReport:
             f"            {self.review_command}",
             f"  links:    {self.references_resolved} of {self.references} image references "
             "point at a stored instance under its new UID",
+            f"  export:   {self.export_files} files (DICOM, NIfTI, manifest) in "
+            f"{self.export_package}",
+            "            a zip per participant with new IDs and dates shifted again; the "
+            "coupling list",
+            f"            and risk report beside it (k-anonymity: smallest class "
+            f"{self.export_smallest_class})",
         ]
         if self.clean:
             lines += ["  result:   nothing identifying found: no planted value in any file "
@@ -95,6 +132,7 @@ class DemoReport:
             lines += [f"  planted value in {p}" for p in self.planted_found]
             lines += [f"  flagged by review: {f}" for f in self.flagged]
             lines += [f"  rejected: {r}" for r in self.rejections]
+            lines += [f"  export: {p}" for p in self.export_problems]
         return "\n".join(lines)
 
 
@@ -222,6 +260,7 @@ def run_demo(inst: Installation) -> DemoReport:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     store = inst.settings.store_dir / ACRONYM
+    export = _export(inst, patient)
     # Close the connections so that SQLite folds its write-ahead log into the database
     # file: the search below must see everything the index holds.
     inst.db.dispose()
@@ -245,4 +284,38 @@ def run_demo(inst: Installation) -> DemoReport:
         planted_found=found,
         flagged=[f"{r.keyword_path}: {', '.join(r.flags)}" for r in reviews if r.flags],
         rejections=[f"{Path(r.source).name}: {r.reason}" for r in summary.rejected],
+        **export,
     )
+
+
+def _export(inst: Installation, patient: SyntheticPatient) -> dict[str, Any]:
+    """Export the demo project with :data:`DEMO_SPEC` into ``<home>/exports``.
+
+    The sidecar (the research table with the real birth date) is written outside the home
+    and removed after; the previous demo export is replaced, and comes out byte-identical.
+    """
+    spec = ExportSpec.from_yaml(DEMO_SPEC)
+    out = inst.settings.home / "exports"
+    for old in (out / spec.name, beside(out, spec, "coupling-list.csv"),
+                beside(out, spec, "risk-report.json")):
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="rpacs-demo-sidecar-"))
+    sidecar = folder / "participants.csv"
+    birth = patient.birth_date
+    sidecar.write_text(f"research_id,birth_date\n{PARTICIPANT},{birth[:4]}-{birth[4:6]}-"
+                       f"{birth[6:]}\n", encoding="utf-8")
+    try:
+        result = run_export(inst, ACRONYM, spec, out, sidecar=sidecar, actor="demo")
+    except ResidualPhiError as exc:
+        return {"export_problems": [str(exc)]}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "export_package": result.package,
+        "export_files": result.files,
+        "export_smallest_class": result.risk["smallest_class"],
+        "export_problems": [f"NIfTI not made for {f}" for f in result.nifti_failed],
+    }

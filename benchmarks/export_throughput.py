@@ -1,0 +1,196 @@
+"""Export throughput against a plain copy of the archive and against plain dcm2niix (issue 3).
+
+Imports N (default 2,000) 256×256 16-bit MR files of :mod:`rpacs.demo.synthetic` — four
+participants, one study each, five series per study — into a fresh RPACS_HOME, then times
+in one run: ``cp -r`` of the project's stored files (the median of three); ``rpacs export``
+with a spec like the issue's (new IDs, UIDs replaced again, dates shifted, tag rules) to a
+folder of DICOM files and to a zip per participant; ``rpacs export`` to NIfTI only; and
+dcm2niix (the same binary and options) run directly on every stored series folder. Exports
+and dcm2niix use two processes. A warm-up copy first puts the store in the page cache, and
+each run starts after a sync; every run is made three times, interleaved, and the median
+counts (the machine may be shared). Times include starting the command, as a user sees them.
+Prints seconds, files/s and ratios, the targets (folder ≤ 3× cp -r, zip ≤ 4×, NIfTI
+≤ 1.3× plain dcm2niix) with PASS or MISS, and the machine's load average at the start.
+
+    .venv/bin/python benchmarks/export_throughput.py [--files 2000] [--json] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rpacs.demo import write_mr_study
+from rpacs.export.nifti import dcm2niix_binary
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+PARTICIPANTS = 4
+SERIES = 5
+WORKERS = 2
+REPEATS = 3
+SPEC = """\
+name: {name}
+select: {{modalities: [MR]}}
+identity: {{participant: random, pattern: "BEN{{n:04d}}", coupling_list: true}}
+dates: shift
+tags:
+  - {{tag: SeriesDescription, clean: true}}
+  - {{tag: SeriesDescription, replace: {{pattern: "_", with: "-"}}}}
+  - {{tag: StationName, remove: true}}
+  - {{tag: "0008,1030", set: "Benchmark collaboration"}}
+layout: "{{participant}}/{{event}}/{{modality}}/{{series_number:03d}}_{{series_description}}/\
+{{instance_number:05d}}.dcm"
+formats: [{formats}]
+package: {package}
+"""
+#: (run, what it is compared with, the largest ratio the issue allows).
+TARGETS = (("export folder", "cp -r", 3.0), ("export zip-per-participant", "cp -r", 4.0),
+           ("export nifti", "dcm2niix", 1.3))
+
+
+def _rpacs() -> list[str]:
+    script = Path(sys.executable).with_name("rpacs")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "rpacs.cli.main"]
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    os.sync()
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def _dcm2niix(series_dirs: list[Path], out: Path) -> float:
+    """dcm2niix on every series folder, two at a time, with the export's options."""
+    os.sync()
+
+    def one(index_and_dir: tuple[int, Path]) -> None:
+        index, folder = index_and_dir
+        target = out / f"{index:03d}"
+        target.mkdir(parents=True)
+        subprocess.run([dcm2niix_binary(), "-z", "y", "-ba", "y", "-b", "y", "-f", "series",
+                        "-w", "1", "-o", str(target), str(folder)], check=True,
+                       capture_output=True)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(one, enumerate(series_dirs)))
+    return time.perf_counter() - start
+
+
+def measure(files: int, work: Path) -> dict[str, Any]:
+    load = os.getloadavg()
+    home = work / "home"
+    env = {**os.environ, "RPACS_HOME": str(home)}
+    env.pop("RPACS_DATABASE_URL", None)  # the benchmark's own SQLite index, never a real one
+    rpacs = _rpacs()
+    _run([*rpacs, "project", "create", "BENCH", "--rek", "2024/1", "--pi-name", "PI",
+          "--pi-email", "pi@example.org", "--start", "2024-01-01", "--end", "2030-01-01",
+          "--participant-pattern", r"B-\d{4}", "--events", "baseline"], env)
+    per_participant = max(SERIES, files // PARTICIPANTS)
+    for p in range(1, PARTICIPANTS + 1):
+        src = work / f"src{p}"
+        write_mr_study(src, seed=10 + p, n_series=SERIES, slices=per_participant // SERIES)
+        _run([*rpacs, "import", str(src), "--project", "BENCH", "--participant",
+              f"B-{p:04d}", "--event", "baseline", "--workers", str(WORKERS)], env)
+        shutil.rmtree(src)
+    store = home / "store" / "BENCH"
+    stored = sorted(store.rglob("*.dcm"))
+    count = len(stored)
+    size_mb = sum(p.stat().st_size for p in stored) / 1e6
+    _run(["cp", "-r", str(store), str(work / "warm")], env)
+    # Every run three times, interleaved so that each sees the same (shared) machine; the
+    # median counts.
+    timings: dict[str, list[float]] = {}
+    series_dirs = sorted({p.parent for p in stored})
+    for repeat in range(REPEATS):
+        timings.setdefault("cp -r", []).append(
+            _run(["cp", "-r", str(store), str(work / f"copy{repeat}")], env)[0])
+        for name, formats, package in (("export folder", "dicom", "directory"),
+                                       ("export zip-per-participant", "dicom",
+                                        "zip-per-participant"),
+                                       ("export nifti", "nifti", "directory")):
+            spec = work / f"{package}-{formats}.yaml"
+            spec.write_text(SPEC.format(name=f"bench-{package}-{formats}", formats=formats,
+                                        package=package))
+            elapsed, stdout = _run([*rpacs, "export", "BENCH", "--spec", str(spec), "--out",
+                                    str(work / f"out{repeat}" / name.replace(" ", "-")),
+                                    "--workers", str(WORKERS), "--json"], env)
+            result = json.loads(stdout)
+            if result["instances"] != count or result["findings"] or result["nifti_failed"]:
+                sys.exit(f"{name}: {result['instances']} of {count} instances, "
+                         f"{len(result['findings'])} findings, {result['nifti_failed']}")
+            timings.setdefault(name, []).append(elapsed)
+        timings.setdefault("dcm2niix", []).append(
+            _dcm2niix(series_dirs, work / f"dcm2niix{repeat}"))
+        for leftover in (work / f"copy{repeat}", work / f"out{repeat}",
+                         work / f"dcm2niix{repeat}"):
+            shutil.rmtree(leftover)
+    seconds = {name: sorted(values)[len(values) // 2] for name, values in timings.items()}
+    runs: dict[str, dict[str, Any]] = {
+        name: {"seconds": round(sec, 3), "files_per_second": round(count / sec),
+               "all_seconds": [round(x, 2) for x in timings[name]]}
+        for name, sec in seconds.items()}
+    for name, base, limit in TARGETS:
+        ratio = seconds[name] / seconds[base]
+        runs[name] |= {"compared_with": base, "ratio": round(ratio, 2), "target": limit,
+                       "meets_target": ratio <= limit}
+    return {"files": count, "megabytes": round(size_mb, 1), "series": len(series_dirs),
+            "cpus": os.cpu_count(), "workers": WORKERS,
+            "load_average_at_start": [round(x, 2) for x in load],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "runs": runs}
+
+
+def render(report: dict[str, Any]) -> str:
+    load = ", ".join(f"{x:.2f}" for x in report["load_average_at_start"])
+    end = ", ".join(f"{x:.2f}" for x in report["load_average_at_end"])
+    lines = [
+        f"{report['files']} files, {report['megabytes']:.0f} MB, {report['series']} series, "
+        f"{report['cpus']} CPUs, {report['workers']} workers; load average {load} at the "
+        f"start, {end} at the end",
+        f"{'run (median of 3)':<28} {'seconds':>8} {'files/s':>8}  ratio",
+    ]
+    for name, row in report["runs"].items():
+        ratio = ""
+        if "ratio" in row:
+            verdict = "PASS" if row["meets_target"] else "MISS"
+            ratio = (f"{row['ratio']:.2f}× {row['compared_with']} (target ≤ "
+                     f"{row['target']}×: {verdict})")
+        lines.append(f"{name:<28} {row['seconds']:>8.2f} {row['files_per_second']:>8}  {ratio}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000, help="files in the project (2000)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--work", type=Path, default=REPOSITORY / "bench-work",
+                        help="folder for the archive and outputs, removed afterwards")
+    args = parser.parse_args()
+    if args.files < PARTICIPANTS * SERIES:
+        parser.error(f"--files must be at least {PARTICIPANTS * SERIES}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="export-throughput-", dir=args.work))
+    try:
+        report = measure(args.files, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not any(args.work.iterdir()):
+            args.work.rmdir()
+    print(json.dumps(report, indent=2) if args.json else render(report))
+
+
+if __name__ == "__main__":
+    main()

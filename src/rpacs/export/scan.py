@@ -1,0 +1,229 @@
+"""The residual-PHI scan of everything an export writes, before anything leaves.
+
+With ``identity: random`` no research participant ID and no archive UID may appear in any
+file (DICOM, JSON sidecar, CSV), nor — unless the spec keeps dates — any of an instance's
+archive dates. The review's flags (:func:`rpacs.review.value_flags`) run on every exported
+tag as well, against the export's own identifiers and its (shifted) study dates. Values the
+spec itself adds (``set``, ``from_sidecar``) are the spec author's decision and are not
+flagged. Findings name the file and tag; values are masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
+
+from ..deid.encoding import decode_text, effective_vr, split_values, text_codec
+from ..review import ReviewContext, value_flags
+from .content import Finding
+
+_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
+                       "UR", "UT"})
+_MEMO_ENTRIES = 100_000
+_UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
+#: Research IDs shorter than this are not searched for in binary values (pixel data would
+#: hold them by chance).
+MIN_BYTES_ID = 6
+_DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{8}|\d{4}-\d{2}-\d{2})(?!\d)")
+
+
+def mask(value: str) -> str:
+    """The first two characters and the length: enough to find it, not to leak it."""
+    value = value.strip()
+    return f"{value[:2]}… ({len(value)} chars)" if value else ""
+
+
+@dataclass(frozen=True)
+class ScanRules:
+    """What counts as a finding in one export."""
+
+    #: Research IDs of the project that must not appear (empty with identity: keep).
+    research_ids: frozenset[str]
+    #: Archive UIDs of the exported studies and series (empty with identity: keep).
+    archive_uids: frozenset[str]
+    #: Whether archive dates must not appear (dates: shift or remove).
+    check_dates: bool
+    context: ReviewContext
+    #: Tags whose values the spec sets: never flagged.
+    spec_tags: frozenset[int] = frozenset()
+
+    def id_pattern(self) -> re.Pattern[str] | None:
+        if not self.research_ids:
+            return None
+        alternatives = "|".join(re.escape(r) for r in sorted(self.research_ids, key=len,
+                                                             reverse=True))
+        return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+
+
+#: What the scan keeps of one value: (keyword path, VR, its values split, reasons found).
+Entry = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+class InstanceScan:
+    """Scans written data sets.
+
+    Each distinct value (by tag path and raw bytes) is decoded and judged once; what an
+    instance then costs is a lookup per element. Only the values that matter per instance
+    are kept in the memo: those with a finding, and UIDs and dates (checked against the
+    instance's own archive values).
+    """
+
+    def __init__(self, rules: ScanRules):
+        self.rules = rules
+        self._ids = rules.id_pattern()
+        self._memo: dict[tuple, list[Entry]] = {}
+        self._uids = bool(rules.archive_uids)
+        self._dates = rules.check_dates
+
+    def scan(self, ds: Dataset, file: str, instance_uids: Iterable[str],
+             instance_dates: Iterable[str]) -> list[Finding]:
+        uids = self.rules.archive_uids | frozenset(instance_uids) if self._uids \
+            else frozenset()
+        dates = frozenset(instance_dates) if self._dates else frozenset()
+        findings: list[Finding] = []
+        for path, vr, values, reasons in self._entries(ds, "", text_codec(ds) or "latin-1"):
+            findings.extend(Finding(file, path, r, mask(v)) for r, v in reasons)
+            if vr == "UI" and uids:
+                findings.extend(Finding(file, path, "archive UID", mask(v))
+                                for v in values if v in uids)
+            elif vr in ("DA", "DT") and dates:
+                findings.extend(Finding(file, path, "archive date", mask(v))
+                                for v in values if v[:8] in dates)
+        return findings
+
+    def scan_bytes(self, data: bytes, file: str, instance_uids: Iterable[str],
+                   research_id: str) -> list[Finding]:
+        """The written bytes searched for the instance's own archive UIDs and research ID:
+        catches them where no element is read as text (private binary values, say)."""
+        findings = []
+        if self._uids:
+            findings += [Finding(file, "(file bytes)", "archive UID", mask(uid))
+                         for uid in sorted(set(instance_uids)) if uid.encode() in data]
+        if self._ids is not None and len(research_id) >= MIN_BYTES_ID and \
+                research_id.encode() in data:
+            findings.append(Finding(file, "(file bytes)", "research participant ID",
+                                    mask(research_id)))
+        return findings
+
+    def _entries(self, ds: Dataset, prefix: str, codec: str) -> list[Entry]:
+        found: list[Entry] = []
+        memo = self._memo
+        for tag, element in ds._dict.items():
+            number = int(tag)
+            if number >> 16 == 0x0002:
+                continue
+            vr = element.VR
+            if vr is None or vr == "UN" or len(vr) != 2:  # implicit, unknown or ambiguous
+                vr = effective_vr(element, number)
+            is_sequence = vr == "SQ"
+            if vr not in _TEXT_VRS and not is_sequence:
+                continue
+            raw = type(element) is RawDataElement and element.value is not None
+            key = (prefix, number, element.value, codec) if raw else None
+            entries = memo.get(key) if key is not None else None
+            if entries is None:
+                path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)
+                if is_sequence:
+                    entries = []
+                    for item in ds[tag].value or ():
+                        entries.extend(self._entries(item, path,
+                                                     text_codec(item, codec) or codec))
+                else:
+                    entries = self._judged(path, number, vr, _text(element, codec), prefix)
+                if key is not None and len(memo) < _MEMO_ENTRIES:
+                    memo[key] = entries
+            if entries:
+                found.extend(entries)
+        return found
+
+    def _judged(self, path: str, number: int, vr: str, text: str, prefix: str) -> list[Entry]:
+        if not text:
+            return []
+        reasons: list[tuple[str, str]] = []
+        # Values the spec itself sets are its author's decision.
+        if not (number in self.rules.spec_tags and not prefix):
+            if self._ids is not None and vr != "UI":
+                match = self._ids.search(text)
+                if match:
+                    reasons.append(("research participant ID", match.group(0)))
+            reasons.extend((r, text) for r in value_flags(path, vr, text, self.rules.context))
+        entries: list[Entry] = []
+        if reasons or (vr == "UI" and self._uids) or (vr in ("DA", "DT") and self._dates):
+            entries.append((path, vr, tuple(split_values(text, vr)), tuple(reasons)))
+        if self._uids and vr != "UI" and (tokens := _UID_IN_TEXT.findall(text)):
+            entries.append((path, "UI", tuple(tokens), ()))  # a UID written into text
+        return entries
+
+
+@cache
+def _keyword(number: int) -> str:
+    return keyword_for_tag(number) or f"({number >> 16:04X},{number & 0xFFFF:04X})"
+
+
+def _text(element: Any, codec: str) -> str:
+    if type(element) is RawDataElement:
+        return decode_text(element.value, codec).rstrip(" \x00")
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(map(str, value))
+    return str(value)
+
+
+def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:
+    """Findings in a CSV, TSV or JSON file written into the package."""
+    ids = rules.id_pattern()
+    findings = []
+    for where, value in _cells(name, text):
+        if ids is not None and (match := ids.search(value)):
+            findings.append(Finding(name, where, "research participant ID", mask(match[0])))
+        if rules.archive_uids:
+            findings.extend(Finding(name, where, "archive UID", mask(token))
+                            for token in re.findall(r"[0-9][0-9.]{8,63}", value)
+                            if token in rules.archive_uids)
+        if dates:
+            for token in _DATE_IN_TEXT.findall(value):
+                if token.replace("-", "") in dates:
+                    findings.append(Finding(name, where, "archive date", mask(token)))
+    return findings
+
+
+def _cells(name: str, text: str) -> Iterator[tuple[str, str]]:
+    if name.endswith(".json"):
+        try:
+            yield from _json_values(json.loads(text), "")
+        except json.JSONDecodeError:
+            yield "(text)", text
+        return
+    if not name.endswith((".csv", ".tsv")):
+        for number, line in enumerate(text.splitlines(), start=1):
+            yield f"line {number}", line
+        return
+    delimiter = "\t" if name.endswith(".tsv") else ","
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    header = rows[0] if rows else []
+    for number, row in enumerate(rows[1:], start=2):
+        for column, cell in zip(header, row, strict=False):
+            yield f"line {number}, {column}", cell
+
+
+def _json_values(data: object, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _json_values(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _json_values(value, f"{path}[{index}]")
+    elif data is not None:
+        yield path, str(data)

@@ -1,0 +1,186 @@
+"""The per-series work of an export, run in worker processes.
+
+A worker reads a series' stored files, rewrites them for the package
+(:mod:`rpacs.export.rewrite`), scans what it wrote (:mod:`rpacs.export.scan`), writes the
+DICOM files and/or converts the series to NIfTI, and records the series as done in the
+work folder, so that a killed export resumes at the first series not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import Dataset
+from pydicom.tag import BaseTag
+
+from ..deid import read_instance, write_instance
+from ..deid.encoding import element_text
+from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
+from .nifti import ConversionError, convert_series, nifti_header_text
+from .package import write_atomic
+from .rewrite import Rewrite, Rewriter, Subject
+from .scan import InstanceScan, ScanRules, scan_text
+
+_TRAITS = {"sex": 0x00100040, "age": 0x00101010, "birth_date": 0x00100030,
+           "study_date": 0x00080020}
+
+
+def traits_of(ds: Dataset) -> dict[str, str]:
+    """The quasi-identifiers of an exported instance (empty values left out)."""
+    values = {name: element_text(ds._dict.get(BaseTag(tag))) for name, tag in _TRAITS.items()}
+    return {k: v for k, v in values.items() if v}
+
+
+def series_label(series: PlannedSeries) -> str:
+    number = "" if series.series_number is None else f"{series.series_number}"
+    return f"{number} {series.series_description}".strip()
+
+
+@dataclass(frozen=True)
+class SeriesWork:
+    """Everything a worker needs, fixed for one export run."""
+
+    store_root: Path
+    #: The package's files while it is built.
+    tree: Path
+    #: One JSON record per series done.
+    done_dir: Path
+    #: Scratch space for NIfTI conversion.
+    scratch: Path
+    rewrite: Rewrite
+    scan: ScanRules
+    dicom: bool
+    nifti: bool
+    subjects: dict[str, Subject]
+
+
+def done_record(done_dir: Path, key: str) -> Path:
+    return done_dir / f"{key}.json"
+
+
+class SeriesExporter:
+    """Exports series after series with one rewriter and one scanner per process."""
+
+    def __init__(self, work: SeriesWork):
+        self.work = work
+        self.rewriter = Rewriter(work.rewrite)
+        self.scanner = InstanceScan(work.scan)
+        self._made: set[Path] = set()
+
+    def export(self, part: SeriesPart) -> SeriesResult:
+        work = self.work
+        series = part.series
+        subject = work.subjects[series.research_id]
+        result = SeriesResult(part.key)
+        label = series_label(series)
+        # Without DICOM output only the first instance is rewritten: for the risk report.
+        instances = series.instances[part.start:part.stop if work.dicom else part.start + 1]
+        for index, planned in enumerate(instances):
+            data = (work.store_root / planned.stored_path).read_bytes()
+            ds = read_instance(data, planned.path or series.key)
+            originals = self.rewriter.apply(ds, subject)
+            out = write_instance(ds)
+            if index == 0 and part.start == 0:
+                result.traits = traits_of(ds)
+            if not work.dicom:
+                break
+            # The data set just serialised holds exactly the values written (unchanged
+            # elements as the raw bytes copied): it is scanned without reading it back.
+            archive_uids = originals.uids | set(series.archive_uids)
+            found = self.scanner.scan(ds, planned.path, archive_uids, originals.dates)
+            # Byte search only when the elements showed nothing (else it would repeat them).
+            result.findings.extend(found or self.scanner.scan_bytes(
+                out, planned.path, archive_uids, series.research_id))
+            self._write(work.tree / planned.path, out)
+            result.rows.append(ManifestRow(
+                planned.path, series.participant, series.event, series.modality, label,
+                hashlib.sha256(out).hexdigest(), series.container))
+        if work.nifti and part.start == 0:
+            self._nifti(series, label, result)
+        write_atomic(done_record(work.done_dir, part.key),
+                     json.dumps(result.as_dict(), sort_keys=True).encode())
+        return result
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write into the work folder's tree. No temporary name is needed there: nobody
+        sees the tree before the whole package is renamed into place, and a series cut
+        short by a kill has no done record, so the rerun writes all of it again."""
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    def _nifti(self, series: PlannedSeries, label: str, result: SeriesResult) -> None:
+        """dcm2niix on the series' stored files, then the sidecar made the package's.
+
+        dcm2niix with ``-ba y`` writes no UID, ID or date into the image or the sidecar,
+        so converting the stored files gives the same image as converting the exported
+        ones (a test holds them byte-identical) without writing the series twice. The
+        sidecar then gets the spec's tag rules for fields of the same name and loses
+        identifying fields; sidecar and image header are scanned like everything else.
+        """
+        work = self.work
+        scratch = work.scratch / series.key
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        # dcm2niix reads a folder: one of links to exactly the planned instances (a store
+        # folder could hold a file the index does not list), in memory where possible.
+        links = Path(tempfile.mkdtemp(prefix="rpacs-export-", dir=_memory_dir()))
+        try:
+            for index, planned in enumerate(series.instances):
+                os.symlink(work.store_root / planned.stored_path, links / f"{index:05d}.dcm")
+            outputs = convert_series(links, scratch / "nifti", work.rewrite.rules,
+                                     work.subjects[series.research_id].sidecar)
+        except ConversionError as exc:
+            result.nifti_error = str(exc)
+            return
+        finally:
+            shutil.rmtree(links, ignore_errors=True)
+        for output in outputs:
+            relative = series.nifti_path + output.name[len("series"):]
+            data = output.read_bytes()
+            if output.suffix == ".json":
+                text = data.decode("utf-8")
+            elif output.name.endswith(".nii.gz"):
+                text = nifti_header_text(output)
+            else:
+                text = ""
+            result.findings.extend(
+                Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
+                    output.name, text, work.scan, frozenset(series.archive_dates)))
+            target = work.tree / relative
+            if target.parent not in self._made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(target.parent)
+            os.replace(output, target)  # the scratch folder is on the tree's file system
+            result.rows.append(ManifestRow(
+                relative, series.participant, series.event, series.modality, label,
+                hashlib.sha256(data).hexdigest(), series.container))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _memory_dir() -> str | None:
+    """A tmpfs folder for short-lived scratch files (None: the system's default)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+# The pool's worker processes keep one SeriesExporter each, made by the initializer.
+_exporter: SeriesExporter | None = None
+
+
+def init_worker(work: SeriesWork) -> None:
+    global _exporter
+    _exporter = SeriesExporter(work)
+
+
+def export_part(part: SeriesPart) -> SeriesResult:
+    assert _exporter is not None, "init_worker was not called in this process"
+    return _exporter.export(part)

@@ -1,0 +1,126 @@
+"""Built-in specs, NIfTI conversion and its failures, zips, and the risk report."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.fileset import FileSet
+from sqlalchemy import select
+
+from rpacs.db import ExportId, Study
+from rpacs.export import builtin_spec, risk_report, run_export
+from rpacs.export.package import write_zip
+from rpacs.ingest import import_paths
+
+from .. import dicom_factory as f
+from .conftest import SLICES, mr_slice
+
+
+def test_study_builtin_is_a_dicomdir_folder_with_a_new_id(archive, tmp_path):
+    with archive.inst.db.session() as session:
+        study_uid = session.scalars(select(Study.study_uid).order_by(Study.id)).first()
+    spec = builtin_spec(f"study:{study_uid}")
+    result = run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    package = Path(result.package)
+    fileset = FileSet(dcmread(package / "DICOMDIR"))
+    assert len(fileset) == 3 * SLICES
+    patient_ids = {instance.PatientID for instance in fileset}
+    assert len(patient_ids) == 1 and patient_ids.pop().startswith("STUDY")
+    for path in package.rglob("*"):
+        if path.is_file():
+            assert study_uid.encode() not in path.read_bytes()
+            assert b"EX-0001" not in path.read_bytes()
+    assert (package / "manifest.csv").read_text().count("\n") == 3 * SLICES + 2  # + DICOMDIR
+    with archive.inst.db.session() as session:
+        assert session.scalars(select(ExportId)).first() is None
+    assert not list((tmp_path / "out").glob("*coupling*"))
+
+
+def test_research_package_keeps_research_ids(archive, tmp_path):
+    result = run_export(archive.inst, archive.acronym, builtin_spec("research-package"),
+                        tmp_path / "out")
+    package = Path(result.package)
+    assert sorted(p.name for p in package.glob("*.zip")) == [
+        f"{p}.zip" for p in archive.participants]
+    with zipfile.ZipFile(package / "EX-0001.zip") as zipped:
+        names = zipped.namelist()
+        assert len(names) == 2 * 3 * SLICES
+        assert all(n.startswith("EX-0001/") for n in names)
+        assert dcmread(io.BytesIO(zipped.read(names[0]))).PatientID == "EX-0001"
+
+
+def test_nifti_builtin_and_a_series_that_cannot_be_converted(archive, tmp_path):
+    folder = tmp_path / "nopixels"
+    for number in range(1, 3):
+        ds = mr_slice(50, 9, "localizer", number, "PATX")
+        del ds.PixelData
+        f.write(ds, folder / f"{number}.dcm")
+    assert import_paths(archive.inst, archive.acronym, "EX-0001", "extra", [folder],
+                        workers=1).ok
+    result = run_export(archive.inst, archive.acronym, builtin_spec("nifti"), tmp_path / "out",
+                        workers=2)
+    package = Path(result.package)
+    images = sorted(package.rglob("*.nii.gz"))
+    assert len(images) == 3 * 2 * 3
+    assert not list(package.rglob("*.dcm"))
+    assert len(result.nifti_failed) == 1 and "series 9" in result.nifti_failed[0]
+    sidecar = json.loads(images[0].with_name(images[0].name.replace(".nii.gz", ".json"))
+                         .read_text())
+    assert "PatientID" not in sidecar and "SeriesInstanceUID" not in sidecar
+    assert sidecar["EchoTime"] == 0.01
+    assert "could not be converted" in (package / "README.txt").read_text()
+
+
+def test_zip_entries_are_sorted_timestamped_and_zip64_when_large(tmp_path, monkeypatch):
+    files = {}
+    for name in ("b/2.dcm", "a/1.dcm", "README.txt"):
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode() * 1000)
+        files[name] = path
+    write_zip(tmp_path / "small.zip", files)
+    with zipfile.ZipFile(tmp_path / "small.zip") as zipped:
+        infos = zipped.infolist()
+    assert [i.filename for i in infos] == ["README.txt", "a/1.dcm", "b/2.dcm"]
+    assert [i.compress_type for i in infos] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED,
+                                                zipfile.ZIP_STORED]
+    # Entries past 4 GiB need ZIP64 records: lower the limit rather than write 4 GiB.
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    write_zip(tmp_path / "large.zip", files)
+    data = (tmp_path / "large.zip").read_bytes()
+    assert b"PK\x06\x06" in data  # the ZIP64 end of central directory record
+    with zipfile.ZipFile(tmp_path / "large.zip") as zipped:
+        assert zipped.read("a/1.dcm") == files["a/1.dcm"].read_bytes()
+
+
+def test_k_anonymity_names_small_classes_and_what_lifts_them():
+    traits = {f"P{n}": {"sex": "F", "birth_date": f"19800{n % 9 + 1}01", "age": f"04{n % 5}Y"}
+              for n in range(10)}
+    report = risk_report(traits, k=5)
+    assert report.smallest_class == 1 and len(report.below_k) == 10
+    lifted = {name: still for name, still in report.generalisations.items()}
+    assert lifted["birth date → year"] == sorted(traits)  # ages still split them
+    assert lifted["birth date → year and age → 5-year band"] == []
+    assert report.as_dict()["generalisations"][-1]["lifts_all"] is True
+    assert risk_report({f"P{n}": {"sex": "F"} for n in range(5)}, k=5).below_k == []
+
+
+def test_zip_per_study_names_each_study(archive, tmp_path):
+    from rpacs.export import ExportSpec
+
+    spec = ExportSpec.from_yaml("name: studies\npackage: zip-per-study\n"
+                                "select: {participants: [EX-0001, EX-0003]}")
+    result = run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    package = Path(result.package)
+    assert sorted(p.name for p in package.glob("*.zip")) == [
+        "EX-0001_baseline_1.zip", "EX-0001_followup_1.zip",
+        "EX-0003_baseline_1.zip", "EX-0003_followup_1.zip"]
+    with zipfile.ZipFile(package / "EX-0003_followup_1.zip") as zipped:
+        names = zipped.namelist()
+    assert len(names) == 3 * SLICES and all(n.startswith("EX-0003/followup/") for n in names)
+    manifest = (package / "manifest.csv").read_text().splitlines()
+    assert manifest[0].endswith(",zip") and len(manifest) == 1 + 4 * 3 * SLICES

@@ -1,0 +1,87 @@
+"""The residual-PHI scan on data sets made for it: what it finds, and what it leaves."""
+
+from __future__ import annotations
+
+import json
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from rpacs.deid import read_instance, write_instance
+from rpacs.export.scan import InstanceScan, ScanRules, scan_text
+from rpacs.review import ReviewContext
+
+ARCHIVE_UID = "2.25.1234567890123456789012345678901234"
+RULES = ScanRules(
+    research_ids=frozenset({"EX-0001", "EX-0002"}),
+    archive_uids=frozenset({ARCHIVE_UID}),
+    check_dates=True,
+    context=ReviewContext(own_values=frozenset({"OSL0001", "baseline"}),
+                          first_date="20100101", last_date="20101231"),
+    spec_tags=frozenset({0x00081030}),
+)
+
+
+def _written(**values: str) -> tuple[Dataset, bytes]:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = "2.25.42"
+    ds.StudyInstanceUID = "2.25.43"
+    ds.SeriesInstanceUID = "2.25.44"
+    ds.PatientID = "OSL0001"
+    ds.StudyDate = "20100505"
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    data = write_instance(ds)
+    return read_instance(data, "x.dcm"), data
+
+
+def _reasons(ds: Dataset, uids=(), dates=()) -> set[tuple[str, str]]:
+    return {(f.tag, f.reason) for f in InstanceScan(RULES).scan(ds, "x.dcm", uids, dates)}
+
+
+def test_a_clean_instance_has_no_finding():
+    ds, data = _written(SeriesDescription="t1 mprage")
+    assert _reasons(ds, uids={"2.25.99"}, dates={"20230517"}) == set()
+    assert InstanceScan(RULES).scan_bytes(data, "x.dcm", {"2.25.99"}, "EX-0001") == []
+
+
+def test_research_ids_archive_uids_and_dates_are_found():
+    ds, _ = _written(ImageComments="seen as EX-0002 before",
+                     ReferencedSOPInstanceUID=ARCHIVE_UID,
+                     SeriesDescription=f"copy of {ARCHIVE_UID}",
+                     ContentDate="20230517")
+    found = _reasons(ds, dates={"20230517"})
+    assert ("ImageComments", "research participant ID") in found
+    assert ("ReferencedSOPInstanceUID", "archive UID") in found
+    assert ("SeriesDescription", "archive UID") in found  # a UID typed into text
+    assert ("ContentDate", "archive date") in found
+    assert ("ContentDate", "date outside the project's shifted study dates") in found
+
+
+def test_values_the_spec_sets_are_not_flagged_but_a_leak_still_is():
+    ds, _ = _written(StudyDescription="Dr Hansen Study 12345678")  # set by the spec
+    assert _reasons(ds) == set()
+    ds, _ = _written(OperatorsName="Hansen^Kari")
+    assert ("OperatorsName", "person name") in _reasons(ds)
+
+
+def test_bytes_are_searched_for_the_instances_own_uids_and_research_id():
+    _, data = _written()
+    data += b"\x00private\x00" + ARCHIVE_UID.encode() + b"EX-0001"
+    found = InstanceScan(RULES).scan_bytes(data, "x.dcm", {ARCHIVE_UID}, "EX-0001")
+    assert {f.reason for f in found} == {"archive UID", "research participant ID"}
+    assert all("EX-0001" not in f.masked and ARCHIVE_UID not in f.masked for f in found)
+
+
+def test_text_files_name_line_and_column():
+    found = scan_text("participants.tsv", "participant_id\tnote\nOSL0001\twas EX-0001\n",
+                      RULES, frozenset())
+    assert [(f.tag, f.reason) for f in found] == [("line 2, note", "research participant ID")]
+    text = json.dumps({"a": {"b": ["2010-01-01", ARCHIVE_UID]}})
+    found = scan_text("x.json", text, RULES, frozenset({"20100101"}))
+    assert {(f.tag, f.reason) for f in found} == {("a.b[0]", "archive date"),
+                                                  ("a.b[1]", "archive UID")}
