@@ -37,7 +37,7 @@ from rpacs.deid import (
 )
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
-from rpacs.ingest.worker import _INDEX_TAGS, _text
+from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text
 from rpacs.review import inventory, tag_entries
 
 from .. import dicom_factory as f
@@ -97,6 +97,7 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
             expected, ds, patient_id = _reference(data, reference)
             # Once: converting values resolves ambiguous VRs in place ("US or SS").
             entries = _uncached_entries(ds)
+            fields = _fields(ds)  # the index fields, as the worker reads them
         except RpacsError:
             assert deidentify_raw(data, fast) is None  # refused input: never written fast
             continue
@@ -112,6 +113,7 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
             assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018])
                           ) == _texts(ds)
             assert _text(result.original(), "PatientID") == patient_id
+            assert _fast_fields(result) == fields
             for tag in (0x0020000D, 0x0020000E, 0x00080018):
                 assert result.text(tag) == str(ds[tag].value)
         else:

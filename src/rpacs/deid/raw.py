@@ -128,6 +128,28 @@ class RawResult:
         ds.file_meta = meta
         return ds
 
+    def raw_value(self, tag: int) -> tuple[str | None, bytes | None] | None:
+        """(VR as written, raw value) of a written element, None when there is none; the
+        element itself when it is not raw (a sequence the engine walked in place)."""
+        source, elements, index_of, removed, overlay, _, _ = self._parts
+        if tag in overlay:
+            element = overlay[tag]
+            return (element.VR, element.value) if type(element) is RawDataElement else element
+        i = index_of.get(tag)
+        if tag in removed or i is None:
+            return None
+        _, vr, _, start, end = elements[i]
+        return vr, source[start:end]
+
+    def encoding(self) -> tuple[bool, Any, str]:
+        """What reading the written values depends on: implicit VR, the character set as
+        written, the transfer syntax."""
+        meta = self._parts[5]
+        charset = self.raw_value(_CHARSET)
+        if charset is not None and type(charset) is not tuple:
+            charset = ("converted", element_text(charset))
+        return self._parts[6], charset, element_text(meta._dict.get(BaseTag(0x00020010)))
+
     def text(self, tag: int) -> str:
         """A short text value of the written data set (a UID), "" when absent."""
         source, elements, index_of, removed, overlay, _, _ = self._parts

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
@@ -22,6 +23,7 @@ from ..deid import (
     Deidentifier,
     Identity,
     Profile,
+    RawResult,
     deidentify_raw,
     looks_like_dicom,
     read_instance,
@@ -36,11 +38,6 @@ _DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 _STUDY, _SERIES, _SOP_INSTANCE = 0x0020000D, 0x0020000E, 0x00080018
-#: What the index keeps of an instance (besides the UIDs of its path).
-_INDEX_KEYWORDS = ("SOPClassUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
-                   "Modality", "SeriesNumber", "SeriesDescription", "BodyPartExamined",
-                   "SeriesDate", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
-_INDEX_TAGS = tuple(tag_for_keyword(k) for k in _INDEX_KEYWORDS)
 
 
 @dataclass(frozen=True)
@@ -157,24 +154,7 @@ class Worker:
             return StoredInstance(source=name, relative_path=relative, size=len(out),
                                   sha256="", patient_key="", study_uid=study_uid,
                                   series_uid=series_uid, sop_uid=sop_uid)
-        ds = fast.subset(_INDEX_TAGS) if fast is not None else original
-        fields = {
-            "sop_class_uid": _text(ds, "SOPClassUID"),
-            "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
-            "study_id": _text(ds, "StudyID"),
-            "study_date": _text(ds, "StudyDate"),
-            "study_time": _text(ds, "StudyTime"),
-            "study_description": _text(ds, "StudyDescription"),
-            "modality": _text(ds, "Modality"),
-            "series_number": _number(ds, "SeriesNumber"),
-            "series_description": _text(ds, "SeriesDescription"),
-            "body_part": _text(ds, "BodyPartExamined"),
-            "series_date": _text(ds, "SeriesDate"),
-            "instance_number": _number(ds, "InstanceNumber"),
-            "rows": _number(ds, "Rows"),
-            "columns": _number(ds, "Columns"),
-            "frames": _number(ds, "NumberOfFrames"),
-        }
+        fields = _fast_fields(fast) if fast is not None else _fields(original)
         entries = tag_entries(fast.dataset() if fast is not None else original)
         return StoredInstance(
             source=name,
@@ -188,6 +168,66 @@ class Worker:
             tag_entries=frozenset(entries),
             **fields,
         )
+
+
+#: (StoredInstance field, keyword, whether a number) of what the index keeps of an instance.
+_INDEX_FIELDS = (
+    ("sop_class_uid", "SOPClassUID", False),
+    ("study_id", "StudyID", False),
+    ("study_date", "StudyDate", False),
+    ("study_time", "StudyTime", False),
+    ("study_description", "StudyDescription", False),
+    ("modality", "Modality", False),
+    ("series_number", "SeriesNumber", True),
+    ("series_description", "SeriesDescription", False),
+    ("body_part", "BodyPartExamined", False),
+    ("series_date", "SeriesDate", False),
+    ("instance_number", "InstanceNumber", True),
+    ("rows", "Rows", True),
+    ("columns", "Columns", True),
+    ("frames", "NumberOfFrames", True),
+)
+_INDEX_TAGS = tuple(tag_for_keyword(keyword) for _, keyword, _ in _INDEX_FIELDS)
+#: Index field values by the raw element and encoding they were read from: the files of a
+#: series repeat most of them, and reading a binary number converts it with pydicom.
+_FIELD_VALUES: dict[tuple, Any] = {}
+_MISSING = object()
+
+
+def _fields(ds: Dataset) -> dict[str, Any]:
+    """The index fields of a de-identified data set."""
+    out: dict[str, Any] = {name: (_number if number else _text)(ds, keyword)
+                           for name, keyword, number in _INDEX_FIELDS}
+    out["transfer_syntax"] = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    return out
+
+
+def _fast_fields(fast: RawResult) -> dict[str, Any]:
+    """:func:`_fields` of the byte path's output, each value read once per distinct
+    element (the data set of the few elements concerned is made only on a miss)."""
+    encoding = fast.encoding()
+    subset: Dataset | None = None
+    out: dict[str, Any] = {}
+    for (name, keyword, number), tag in zip(_INDEX_FIELDS, _INDEX_TAGS, strict=True):
+        raw = fast.raw_value(tag)
+        key = (tag, encoding, raw) if raw is None or type(raw) is tuple else None
+        value = _FIELD_VALUES.get(key, _MISSING) if key is not None else _MISSING
+        if value is _MISSING:
+            if subset is None:
+                subset = fast.subset(_INDEX_TAGS)
+            value = (_number if number else _text)(subset, keyword)
+            if key is not None:
+                if len(_FIELD_VALUES) > 10_000:
+                    _FIELD_VALUES.clear()
+                _FIELD_VALUES[key] = value
+        out[name] = value
+    key = ("syntax", encoding)
+    syntax = _FIELD_VALUES.get(key)
+    if syntax is None:
+        subset = subset or fast.subset(())
+        syntax = _FIELD_VALUES[key] = str(subset.file_meta.get("TransferSyntaxUID", ""))
+    out["transfer_syntax"] = syntax
+    return out
 
 
 # The pool's worker processes keep one Worker each, made by the initializer.
