@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests and the demo need (none yet for the core).
-APT_PACKAGES ?= postgresql
+# Debian packages the tests need: PostgreSQL for its tests, Chromium for the browser tests of
+# the web app (driven by Playwright, never a browser download of its own), and DCMTK as the
+# independent DICOM network client of the gateway tests and benchmark.
+APT_PACKAGES ?= postgresql chromium dcmtk
 
 .PHONY: demo test bench lint venv system-packages clean
 

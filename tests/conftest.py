@@ -106,3 +106,25 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def web_world(tmp_path_factory: pytest.TempPathFactory):
+    """Projects ALPHA (with data) and BRAVO, and one user per role (see tests/web_world.py).
+
+    Shared by the tests of a module: they may mark tags checked, but leave users and
+    memberships as they found them.
+    """
+    from .web_world import build_world
+
+    world = build_world(tmp_path_factory.mktemp("web") / "home",
+                        tmp_path_factory.mktemp("web-input"))
+    yield world
+    world.inst.close()
+
+
+@pytest.fixture(scope="module")
+def subprocess_env_module() -> dict[str, str]:
+    """The environment for a server the tests of a module share (RPACS_HOME set by them)."""
+    unset = {f"RPACS_{name.upper()}" for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k not in unset}

@@ -41,6 +41,17 @@ class ConflictError(RpacsError):
     exit_code = 2
 
 
+class AuthenticationError(RpacsError):
+    """A login or token was refused (wrong, unknown, throttled or locked).
+
+    The message never says which part was wrong, so it cannot be used to find user names.
+    """
+
+
+class PermissionDeniedError(RpacsError):
+    """The caller may see the thing but not do this to it (a member starting an export)."""
+
+
 class DicomInputError(RpacsError):
     """One input file cannot be taken in: not DICOM, truncated, missing a required UID...
 
@@ -66,11 +77,13 @@ class ResidualPhiError(RpacsError):
 
 
 __all__ = [
+    "AuthenticationError",
     "ConflictError",
     "DeidentificationError",
     "DicomInputError",
     "InvalidInputError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResidualPhiError",
     "RpacsError",
     "StorageError",

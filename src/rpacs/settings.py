@@ -36,6 +36,37 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(default=None, description="Optional TOML config file.")
     workers: int = Field(default=0, ge=0, description="Worker processes; 0 means one per core.")
+    web_session_hours: float = Field(
+        default=8.0, gt=0, description="How long a web login lasts without logging in again."
+    )
+    web_secure_cookie: bool = Field(
+        default=False,
+        description="Send the session cookie over HTTPS only (set it behind a TLS proxy).",
+    )
+    review_upload_max_mb: int = Field(
+        default=1024, gt=0,
+        description="Largest zip (and its unpacked content) the 'Review a zip' page accepts.",
+    )
+    login_lock_failures: int = Field(
+        default=10, ge=3,
+        description="Failed logins in a row that lock an account until an admin unlocks it.",
+    )
+    ae_title: str = Field(
+        default="RPACS", min_length=1, max_length=16,
+        description="AE title of the DICOM services (``rpacs scp --ae-title`` overrides).",
+    )
+    dicom_port: int = Field(default=11112, ge=1, le=65535, description="DICOM listening port.")
+    study_timeout: float = Field(
+        default=16.0, gt=0,
+        description="Seconds without a new instance after which a received study is complete.",
+    )
+    quarantine_days: float = Field(
+        default=7.0, gt=0,
+        description="Days an unassigned study stays in the quarantine before it is purged.",
+    )
+    coupling_days: float = Field(
+        default=14.0, gt=0, description="Days a coupling-list entry stays valid after upload.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -74,6 +105,11 @@ class Settings(BaseSettings):
         return self.home / "tmp"
 
     @property
+    def quarantine_dir(self) -> Path:
+        """Received originals (identifying by design): readable only by the service's user."""
+        return self.home / "quarantine"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 
@@ -87,10 +123,28 @@ class Settings(BaseSettings):
 
         Created once per installation with 256 random bits, readable only by its owner.
         """
-        path = self.home / "installation.key"
+        return self._key_file("installation.key")
+
+    @cached_property
+    def session_secret(self) -> bytes:
+        """The key that signs web session cookies; its own file, so it can be rotated alone.
+
+        Replacing the file logs every web user out and touches nothing else.
+        """
+        return self._key_file("web-session.key")
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        """Rendered series thumbnails: a cache, safe to delete."""
+        return self.home / "cache" / "thumbnails"
+
+    def _key_file(self, name: str) -> bytes:
+        """A 256-bit key kept in ``home/name`` (mode 0600), made on first use."""
+        path = self.home / name
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".key.tmp")
+            # A name of this process's own: two first starts at once must not share it.
+            tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(secrets.token_bytes(32))
@@ -104,7 +158,7 @@ class Settings(BaseSettings):
                 tmp.unlink(missing_ok=True)
         key = path.read_bytes()
         if len(key) != 32:
-            raise InvalidInputError(f"{path}: installation key must be 32 bytes")
+            raise InvalidInputError(f"{path}: a key file must hold exactly 32 bytes")
         return key
 
     def ensure_dirs(self) -> None:

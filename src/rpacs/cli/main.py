@@ -8,12 +8,21 @@ import click
 
 from .. import __version__
 from ..errors import InvalidInputError, RpacsError
+from ..net.apps import scp_command
+from .accounts import member, token, user
+from .assign import assign_command
+from .coupling import coupling
 from .demo import demo_command
 from .export import export_command
 from .ingest import deid_command, import_command
+from .participant import participant
 from .patient import patient
 from .project import project
+from .quarantine import quarantine
+from .remote import remote
 from .review import review_command
+from .route import route
+from .serve import serve_command
 
 
 class _RpacsGroup(click.Group):
@@ -52,6 +61,17 @@ cli.add_command(deid_command)
 cli.add_command(review_command)
 cli.add_command(demo_command)
 cli.add_command(patient)
+cli.add_command(user)
+cli.add_command(member)
+cli.add_command(token)
+cli.add_command(serve_command)
+cli.add_command(participant)
+cli.add_command(scp_command)
+cli.add_command(quarantine)
+cli.add_command(assign_command)
+cli.add_command(route)
+cli.add_command(coupling)
+cli.add_command(remote)
 cli.add_command(export_command)
 
 

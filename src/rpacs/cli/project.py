@@ -131,3 +131,24 @@ def profile(acronym: str) -> None:
 
     with installation() as inst:
         click.echo(deid_profile(get_project(inst, acronym)).to_yaml(), nl=False)
+
+
+@project.command("auto-id")
+@click.argument("acronym")
+@click.option("--ae-title", help="AE title senders use for this project's studies.")
+@click.option("--event", help="Event of auto-assigned studies [default: the first one].")
+@click.option("--off", is_flag=True, help="Switch auto-ID off.")
+def auto_id(acronym: str, ae_title: str | None, event: str | None, off: bool) -> None:
+    """Auto-ID: studies sent to AE title X get a random participant ID from the project's
+    pattern, the same one for every study of the same original patient.
+
+    The pattern must be made of literal text, \\d, classes like [A-Z0-9] and fixed repeats
+    like {4} (e.g. BICAM-\\d{4}); see docs/operations.md.
+    """
+    from ..routing import set_auto_id
+
+    if not off and not ae_title:
+        raise InvalidInputError("--ae-title: required to switch auto-ID on")
+    with installation() as inst:
+        set_auto_id(inst, acronym, ae_title, event, enabled=not off)
+    click.echo(f"auto-ID of {acronym} is {'off' if off else 'on for AE title ' + str(ae_title)}")

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -196,6 +197,257 @@ class AuditEvent(Base):
     )
     count: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    """A person who logs in to the web app or calls the API. Names are unique, any case."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Argon2id hash in PHC string form (algorithm, parameters and salt included).
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Failed logins since the last successful one; drives the slow-down and the lock.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    #: No password is even checked before this moment (the slow-down after failures).
+    retry_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Web sessions that began before this moment are void (set on logout and new password).
+    sessions_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ApiToken(Base):
+    """A user's token for scripts. Only its SHA-256 is kept: the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The first characters of the token, so a user can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+
+
+class Membership(Base):
+    """A user's role in a project: owner, data-manager or member."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class TagCheck(Base):
+    """A reviewer's mark that a tag path of a project was looked at, and what it held then.
+
+    The counts at the time of the check let the Review page show a checked tag again when
+    new data changed it (new values, or more instances carrying it).
+    """
+
+    __tablename__ = "tag_checks"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    checked_by: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    n_distinct: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- The DICOM gateway: quarantine, assignment and query/retrieve (migration 0004) ---
+
+
+class QuarantineStudy(Base):
+    """A study received over DICOM, waiting in the quarantine or already assigned.
+
+    The quarantine holds identifying originals by design; this row keeps only what the
+    quarantine list and the assignment need: the original StudyInstanceUID (to name the study
+    to ``rpacs assign``), study date, modalities, description and accession number, and the
+    keyed hash of the original PatientID — never the patient's name or ID.
+    ``folder`` is a keyed hash of the StudyInstanceUID, so quarantine paths say nothing.
+    """
+
+    __tablename__ = "quarantine_studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    folder: Mapped[str] = mapped_column(String(64), unique=True)
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    called_ae: Mapped[str] = mapped_column(String(16), default="")
+    first_arrival: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_arrival: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    modalities: Mapped[str] = mapped_column(String(64), default="")
+    study_description: Mapped[str] = mapped_column(String(64), default="")
+    accession_number: Mapped[str] = mapped_column(String(16), default="")
+    patient_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    #: receiving, complete (waiting for a human), assigned or refused.
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    #: Why a complete study still waits or was refused (never a value from the data).
+    note: Mapped[str] = mapped_column(String(200), default="")
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), nullable=True
+    )
+    participant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: user, rule, coupling-list or auto-id.
+    assigned_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+    instances: Mapped[list[QuarantineInstance]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class QuarantineInstance(Base):
+    """One received original in the quarantine, by its keyed-hash file name.
+
+    ``state`` is ``received`` until the import took it into the archive (``imported``,
+    after which the original is deleted) or refused it (``rejected``, the original kept
+    until the study is purged).
+    """
+
+    __tablename__ = "quarantine_instances"
+    __table_args__ = (UniqueConstraint("study_id", "sop_uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("quarantine_studies.id", ondelete="CASCADE"), index=True
+    )
+    sop_uid: Mapped[str] = mapped_column(String(64))
+    series_uid: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(String(80))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="received")
+
+    study: Mapped[QuarantineStudy] = relationship(back_populates="instances")
+
+
+class RemoteAE(Base):
+    """A DICOM node allowed to query and retrieve one project's data."""
+
+    __tablename__ = "remote_aes"
+    __table_args__ = (UniqueConstraint("project_id", "ae_title"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    ae_title: Mapped[str] = mapped_column(String(16), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingRule(Base):
+    """Assigns matching studies of a trusted sender to a project, PatientID as participant.
+
+    Empty criteria match everything; regular expressions are matched with ``re.fullmatch``.
+    """
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    called_ae: Mapped[str] = mapped_column(String(16), default="")
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    patient_id_regex: Mapped[str] = mapped_column(String(200), default="")
+    patient_name_regex: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class CouplingEntry(Base):
+    """One line of an uploaded coupling list, keyed by the hash of its AccessionNumber."""
+
+    __tablename__ = "coupling_entries"
+
+    #: HMAC-SHA256(installation secret, AccessionNumber), hex: the list's accession numbers
+    #: are not kept in the clear.
+    accession_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    participant: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AutoIdProject(Base):
+    """A project whose studies, sent to its own AE title, get participant IDs automatically."""
+
+    __tablename__ = "auto_id_projects"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AutoIdMapping(Base):
+    """Original patient (keyed hash of the PatientID) → the research ID auto-ID drew."""
+
+    __tablename__ = "auto_id_mappings"
+    __table_args__ = (UniqueConstraint("project_id", "research_id"),)
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    research_id: Mapped[str] = mapped_column(String(64))
+
+
+class Withdrawal(Base):
+    """A participant who withdrew: their studies are deleted, their patient refused later.
+
+    ``paths`` lists the store folders to delete, so that a withdrawal interrupted after its
+    index change and before its file deletions is completed by running it again.
+    """
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (UniqueConstraint("project_id", "research_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    research_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    files_removed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RefusedPatient(Base):
+    """An original patient (keyed hash) whose studies a project refuses after a withdrawal."""
+
+    __tablename__ = "refused_patients"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    withdrawal_id: Mapped[int] = mapped_column(ForeignKey("withdrawals.id", ondelete="CASCADE"))
 
 
 class ExportId(Base):

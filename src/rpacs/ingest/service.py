@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
-from ..db import AuditEvent, Project, Study
+from ..db import AuditEvent, Project, RefusedPatient, Study
 from ..deid import Identity
 from ..installation import Installation
 from ..projects import (
@@ -149,7 +149,16 @@ def import_paths(
     studies: set[str] = set()
     series: set[str] = set()
 
+    refused = refused_patients(inst, project.id)
+
     def commit() -> None:
+        if refused:
+            # A withdrawn participant's original patient: never stored in this project again.
+            for item in [i for i in pending if i.patient_key in refused]:
+                pending.remove(item)
+                plan.store.remove(item.relative_path)
+                summary.rejected.append(Rejection(
+                    item.source, "refused: this patient withdrew from the project"))
         with inst.db.session() as session:
             row = session.get(Project, project.id)
             assert row is not None
@@ -246,6 +255,13 @@ def _audit(
                 },
             )
         )
+
+
+def refused_patients(inst: Installation, project_id: int) -> set[str]:
+    """Keyed hashes of the original patients a project refuses (they withdrew)."""
+    with inst.db.session() as session:
+        return set(session.scalars(select(RefusedPatient.patient_key)
+                                   .where(RefusedPatient.project_id == project_id)))
 
 
 def studies_of_patient(inst: Installation, patient_key: str) -> list[tuple[str, str]]:

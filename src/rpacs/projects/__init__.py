@@ -1,6 +1,14 @@
 """Projects: ethics-approved containers of participants, events and their data."""
 
 from .content import ProjectSpec
+from .overview import (
+    ETHICS_WARNING_DAYS,
+    GridCell,
+    StudyGrid,
+    ethics_state,
+    series_list,
+    study_grid,
+)
 from .service import (
     check_assignment,
     create_project,
@@ -14,14 +22,20 @@ from .service import (
 )
 
 __all__ = [
+    "ETHICS_WARNING_DAYS",
+    "GridCell",
     "ProjectSpec",
+    "StudyGrid",
     "check_assignment",
     "create_project",
     "date_offset_for",
     "deid_profile",
+    "ethics_state",
     "get_or_create_participant",
     "get_project",
     "list_projects",
     "project_summary",
+    "series_list",
     "set_deid_profile",
+    "study_grid",
 ]

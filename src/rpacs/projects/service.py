@@ -198,6 +198,13 @@ def get_or_create_participant(session: Session, project: Project,
     )
     if participant is None:
         participant = Participant(project_id=project.id, research_id=research_id)
-        session.add(participant)
-        session.flush()
+        try:
+            # A savepoint: another import (the DICOM gateway's, say) may add the same
+            # participant at the same moment; then its row is the one to use.
+            with session.begin_nested():
+                session.add(participant)
+        except IntegrityError:
+            participant = session.scalars(select(Participant).where(
+                Participant.project_id == project.id,
+                Participant.research_id == research_id)).one()
     return participant

@@ -21,7 +21,7 @@ from pydicom.datadict import (
     private_dictionary_VR,
 )
 from pydicom.dataelem import RawDataElement
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..db import TagInventory, TagValue, upsert
@@ -227,6 +227,58 @@ def add_to_inventory(
     for start in range(0, len(rows), 5000):
         upsert(session, TagValue.__table__, rows[start:start + 5000],
                keys=("project_id", "tag_path", "value"), add=("n_instances",))
+    distinct = (
+        select(func.count())
+        .where(TagValue.project_id == TagInventory.project_id,
+               TagValue.tag_path == TagInventory.tag_path)
+        .scalar_subquery()
+    )
+    touched = sorted(paths)
+    for start in range(0, len(touched), 500):
+        session.execute(
+            update(TagInventory)
+            .where(TagInventory.project_id == project_id,
+                   TagInventory.tag_path.in_(touched[start:start + 500]))
+            .values(n_distinct=distinct)
+        )
+
+
+def remove_from_inventory(
+    session: Session, project_id: int, instances: Iterable[Iterable[TagEntry]]
+) -> None:
+    """Undo :func:`add_to_inventory` for instances deleted from the project.
+
+    Counts drop by what those instances contributed; a path or value no instance carries
+    any more disappears from the inventory.
+    """
+    paths: Counter[str] = Counter()
+    values: Counter[tuple[str, str]] = Counter()
+    for entries in instances:
+        seen_paths: set[str] = set()
+        seen_values: set[tuple[str, str]] = set()
+        for entry in entries:
+            path = entry.tag_path[:PATH_LENGTH]
+            seen_values.add((path, entry.value))
+            seen_paths.add(path)
+        paths.update(seen_paths)
+        values.update(seen_values)
+    if not paths:
+        return
+    for (path, value), n in values.items():
+        session.execute(
+            update(TagValue)
+            .where(TagValue.project_id == project_id, TagValue.tag_path == path,
+                   TagValue.value == value)
+            .values(n_instances=TagValue.n_instances - n))
+    for path, n in paths.items():
+        session.execute(
+            update(TagInventory)
+            .where(TagInventory.project_id == project_id, TagInventory.tag_path == path)
+            .values(n_instances=TagInventory.n_instances - n))
+    session.execute(delete(TagValue).where(TagValue.project_id == project_id,
+                                           TagValue.n_instances <= 0))
+    session.execute(delete(TagInventory).where(TagInventory.project_id == project_id,
+                                               TagInventory.n_instances <= 0))
     distinct = (
         select(func.count())
         .where(TagValue.project_id == TagInventory.project_id,

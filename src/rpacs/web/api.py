@@ -1,0 +1,170 @@
+"""The JSON API under ``/api``: what the pages do, for scripts (``Authorization: Bearer``).
+
+Errors are ``{"detail": message, "problems": [...]}`` with the HTTP status of their kind:
+401 without a valid token, 404 for a project the caller is not in, 403 for an action their
+role does not allow, 422 for bad input.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..accounts import (
+    Permission,
+    Principal,
+    ProjectAccess,
+    Role,
+    add_member,
+    project_members,
+    remove_member,
+    visible_projects,
+)
+from ..audit import AuditQuery, audit_events
+from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..review import (
+    ReviewFilter,
+    mark_checked,
+    record_zip_review,
+    review_table,
+    review_zip,
+    tag_values,
+)
+from .access import current_principal, installation, require, require_admin
+from .params import audit_query, review_filter_all
+from .uploads import receive_upload
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class TagPaths(BaseModel):
+    tag_paths: list[str] = Field(..., min_length=1, max_length=5000,
+                                 description="Tag paths of the inventory, e.g. '00100010'.")
+
+
+class MemberRole(BaseModel):
+    role: Role
+
+
+@router.get("/me", summary="Who the token (or session) belongs to")
+def me(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return {"name": principal.name, "admin": principal.is_admin}
+
+
+@router.get("/projects", summary="The caller's projects, with counts")
+def projects(request: Request,
+                   principal: Principal = Depends(current_principal)) -> list[dict[str, Any]]:
+    inst = installation(request)
+    rows = []
+    for access in visible_projects(inst, principal):
+        summary = project_summary(inst, access.project)
+        summary["role"] = access.role.value if access.role else None
+        summary["ethics_end"] = ethics_state(access.project.end_date) or "ok"
+        rows.append(summary)
+    return rows
+
+
+@router.get("/projects/{acronym}", summary="One project, with counts")
+def project(request: Request,
+                  access: ProjectAccess = Depends(require(Permission.VIEW))) -> dict[str, Any]:
+    summary = project_summary(installation(request), access.project)
+    summary["role"] = access.role.value if access.role else None
+    return summary
+
+
+@router.get("/projects/{acronym}/overview", summary="Participants × events grid")
+def overview(request: Request,
+                   access: ProjectAccess = Depends(require(Permission.VIEW))
+                   ) -> dict[str, Any]:
+    return study_grid(installation(request), access.project).as_dict()
+
+
+@router.get("/projects/{acronym}/series", summary="Series, optionally of one participant/event")
+def series(request: Request, participant: str = "", event: str = "",
+                 access: ProjectAccess = Depends(require(Permission.VIEW))
+                 ) -> list[dict[str, Any]]:
+    return series_list(installation(request), access.project, participant or None,
+                       event or None)
+
+
+@router.get("/projects/{acronym}/review", summary="The tag inventory with flags and checks")
+def review(request: Request, wanted: ReviewFilter = Depends(review_filter_all),
+                 access: ProjectAccess = Depends(require(Permission.REVIEW))
+                 ) -> dict[str, Any]:
+    rows = review_table(installation(request), access.project, wanted)
+    return {"project": access.project.acronym, "tags": [r.as_dict() for r in rows]}
+
+
+@router.get("/projects/{acronym}/review/values",
+            summary="All values of one tag path, with counts and the series carrying each")
+def review_values(request: Request, tag_path: str = Query(..., max_length=200),
+                        access: ProjectAccess = Depends(require(Permission.REVIEW))
+                        ) -> dict[str, Any]:
+    return tag_values(installation(request), access.project, tag_path).as_dict()
+
+
+@router.post("/projects/{acronym}/review/checks", summary="Mark tag paths as checked")
+def review_checks(request: Request, body: TagPaths,
+                        access: ProjectAccess = Depends(require(Permission.REVIEW))
+                        ) -> dict[str, Any]:
+    count = mark_checked(installation(request), access.project, body.tag_paths,
+                         access.principal.name)
+    return {"checked": count, "by": access.principal.name}
+
+
+@router.post("/review-zip", summary="The inventory of a zip of DICOM files; nothing is stored",
+             openapi_extra={"requestBody": {"content": {"application/zip": {}}}})
+async def review_zip_upload(request: Request,
+                            principal: Principal = Depends(current_principal)
+                            ) -> dict[str, Any]:
+    inst = installation(request)
+    limit = inst.settings.review_upload_max_mb * 2**20
+    with tempfile.TemporaryDirectory(dir=inst.settings.tmp_dir, prefix="upload-") as folder:
+        upload = await receive_upload(request, Path(folder), limit)
+        result = await run_in_threadpool(review_zip, upload, Path(folder), limit)
+    await run_in_threadpool(record_zip_review, inst, principal.name, result)
+    return result.as_dict()
+
+
+@router.get("/projects/{acronym}/members", summary="Members and their roles")
+def members(request: Request,
+                  access: ProjectAccess = Depends(require(Permission.MEMBERS))
+                  ) -> list[dict[str, str]]:
+    return project_members(installation(request), access.project)
+
+
+@router.put("/projects/{acronym}/members/{name}", summary="Add a member or change the role")
+def member_put(request: Request, name: str, body: MemberRole = Body(...),
+                     access: ProjectAccess = Depends(require(Permission.MEMBERS))
+                     ) -> dict[str, str]:
+    add_member(installation(request), access.project.acronym, name, body.role.value,
+               actor=access.principal.name)
+    return {"name": name, "role": body.role.value}
+
+
+@router.delete("/projects/{acronym}/members/{name}", summary="Remove a member")
+def member_delete(request: Request, name: str,
+                        access: ProjectAccess = Depends(require(Permission.MEMBERS))
+                        ) -> dict[str, str]:
+    remove_member(installation(request), access.project.acronym, name,
+                  actor=access.principal.name)
+    return {"removed": name}
+
+
+@router.get("/projects/{acronym}/audit", summary="The project's audit log, newest first")
+def project_audit(request: Request, query: AuditQuery = Depends(audit_query),
+                        access: ProjectAccess = Depends(require(Permission.AUDIT))
+                        ) -> list[dict[str, Any]]:
+    return audit_events(installation(request),
+                        AuditQuery(**{**query.__dict__, "project_id": access.project.id}))
+
+
+@router.get("/audit", summary="The whole audit log (admins)")
+def audit(request: Request, query: AuditQuery = Depends(audit_query),
+                principal: Principal = Depends(require_admin)) -> list[dict[str, Any]]:
+    return audit_events(installation(request), query)

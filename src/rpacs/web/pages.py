@@ -1,0 +1,265 @@
+"""The HTML pages. Each handler is thin: authorization by dependency, work by a service."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from ..accounts import (
+    Permission,
+    Principal,
+    ProjectAccess,
+    Role,
+    add_member,
+    authenticate,
+    end_sessions,
+    project_members,
+    remove_member,
+    visible_projects,
+)
+from ..audit import AuditQuery, audit_events
+from ..errors import AuthenticationError, InvalidInputError
+from ..preview import series_thumbnail
+from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..review import (
+    ReviewFilter,
+    mark_checked,
+    record_zip_review,
+    review_table,
+    review_zip,
+    tag_values,
+)
+from ..review.table import SORT_KEYS
+from .access import (
+    check_login_form,
+    csrf_token,
+    current_principal,
+    installation,
+    require,
+    require_admin,
+    start_session,
+)
+from .params import audit_query, review_filter
+from .uploads import receive_upload
+
+router = APIRouter(include_in_schema=False)
+
+_PLACEHOLDER = (Path(__file__).parent / "static" / "no-image.svg").read_bytes()
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    context.setdefault("principal", getattr(request.state, "principal", None))
+    context["csrf_token"] = csrf_token(request)
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never ``//host`` or ``https://host`` (an open redirect)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/projects"
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- logging in and out -----------------------------------------------------------------
+
+
+@router.get("/")
+def home() -> Response:
+    return _see_other("/projects")
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/projects") -> Response:
+    return page(request, "login.html", next=_safe_next(next), error=None, name="")
+
+
+@router.post("/login", dependencies=[Depends(check_login_form)])
+def login(request: Request, name: str = Form(""), password: str = Form(""),
+                next: str = Form("/projects")) -> Response:
+    try:
+        principal = authenticate(installation(request), name, password)
+    except AuthenticationError as exc:
+        return page(request, "login.html", status=401, next=_safe_next(next),
+                    error=str(exc), name=name)
+    start_session(request, principal)
+    return _see_other(_safe_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request,
+                 principal: Principal = Depends(current_principal)) -> Response:
+    end_sessions(installation(request), principal)
+    request.session.clear()
+    return _see_other("/login")
+
+
+# --- projects ---------------------------------------------------------------------------
+
+
+@router.get("/projects")
+def projects(request: Request,
+                   principal: Principal = Depends(current_principal)) -> Response:
+    inst = installation(request)
+    rows = []
+    for access in visible_projects(inst, principal):
+        summary = project_summary(inst, access.project)
+        summary["role"] = access.role.value if access.role else "admin"
+        summary["ethics"] = ethics_state(access.project.end_date)
+        rows.append(summary)
+    return page(request, "projects.html", projects=rows)
+
+
+def _nav(access: ProjectAccess) -> dict[str, bool]:
+    return {p.value: access.allows(p) for p in Permission}
+
+
+@router.get("/projects/{acronym}")
+def project_overview(request: Request,
+                           access: ProjectAccess = Depends(require(Permission.VIEW))
+                           ) -> Response:
+    inst = installation(request)
+    return page(request, "project.html", access=access, can=_nav(access),
+                summary=project_summary(inst, access.project),
+                grid=study_grid(inst, access.project),
+                ethics=ethics_state(access.project.end_date))
+
+
+@router.get("/projects/{acronym}/series")
+def project_series(request: Request, participant: str = "", event: str = "",
+                         access: ProjectAccess = Depends(require(Permission.VIEW))
+                         ) -> Response:
+    rows = series_list(installation(request), access.project, participant or None,
+                       event or None)
+    return page(request, "series.html", access=access, can=_nav(access), series=rows,
+                participant=participant, event=event)
+
+
+@router.get("/projects/{acronym}/series/{series_id}/thumbnail.png")
+def thumbnail(request: Request, series_id: int,
+                    access: ProjectAccess = Depends(require(Permission.VIEW))) -> Response:
+    png = series_thumbnail(installation(request), access.project, series_id)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if png is None:
+        return Response(_PLACEHOLDER, media_type="image/svg+xml", headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+# --- review -----------------------------------------------------------------------------
+
+
+@router.get("/projects/{acronym}/review")
+def review(request: Request, wanted: ReviewFilter = Depends(review_filter),
+                 access: ProjectAccess = Depends(require(Permission.REVIEW))) -> Response:
+    rows = review_table(installation(request), access.project, wanted)
+    params = {k: v for k, v in request.query_params.items() if k not in ("sort", "desc")}
+
+    def sort_link(column: str) -> str:
+        desc = column == wanted.sort and not wanted.descending
+        return "?" + urlencode({**params, "sort": column, **({"desc": "1"} if desc else {})})
+
+    return page(request, "review.html", access=access, can=_nav(access), rows=rows,
+                wanted=wanted, sort_link=sort_link, columns=list(SORT_KEYS),
+                query_string=request.url.query)
+
+
+@router.get("/projects/{acronym}/review/values")
+def review_values(request: Request, tag_path: str = Query(..., max_length=200),
+                        access: ProjectAccess = Depends(require(Permission.REVIEW))
+                        ) -> Response:
+    found = tag_values(installation(request), access.project, tag_path)
+    return page(request, "values.html", access=access, can=_nav(access), found=found)
+
+
+@router.post("/projects/{acronym}/review/checks")
+async def review_checks(request: Request,
+                        access: ProjectAccess = Depends(require(Permission.REVIEW))
+                        ) -> Response:
+    form = await request.form()
+    paths = [str(p) for p in form.getlist("tag_path")]
+    await run_in_threadpool(mark_checked, installation(request), access.project, paths,
+                            access.principal.name)
+    back = str(form.get("back", ""))
+    url = f"/projects/{access.project.acronym}/review"
+    return _see_other(url + (f"?{back}" if back and not back.startswith(("/", "?")) else ""))
+
+
+@router.get("/review-zip")
+def review_zip_form(request: Request,
+                          principal: Principal = Depends(current_principal)) -> Response:
+    limit = installation(request).settings.review_upload_max_mb
+    return page(request, "review_zip.html", result=None, limit_mb=limit, error=None)
+
+
+@router.post("/review-zip")
+async def review_zip_upload(request: Request,
+                            principal: Principal = Depends(current_principal)) -> Response:
+    inst = installation(request)
+    limit = inst.settings.review_upload_max_mb
+    with tempfile.TemporaryDirectory(dir=inst.settings.tmp_dir, prefix="upload-") as folder:
+        try:
+            upload = await receive_upload(request, Path(folder), limit * 2**20,
+                                          form_field="package")
+            result = await run_in_threadpool(review_zip, upload, Path(folder), limit * 2**20)
+        except InvalidInputError as exc:
+            return page(request, "review_zip.html", status=422, result=None, limit_mb=limit,
+                        error=exc.problems)
+    await run_in_threadpool(record_zip_review, inst, principal.name, result)
+    return page(request, "review_zip.html", result=result, limit_mb=limit, error=None)
+
+
+# --- members and audit ------------------------------------------------------------------
+
+
+@router.get("/projects/{acronym}/members")
+def members(request: Request,
+                  access: ProjectAccess = Depends(require(Permission.MEMBERS))) -> Response:
+    return page(request, "members.html", access=access, can=_nav(access),
+                members=project_members(installation(request), access.project),
+                roles=[r.value for r in Role])
+
+
+@router.post("/projects/{acronym}/members")
+def members_add(request: Request, name: str = Form(...), role: str = Form(...),
+                      access: ProjectAccess = Depends(require(Permission.MEMBERS))
+                      ) -> Response:
+    add_member(installation(request), access.project.acronym, name, role,
+               actor=access.principal.name)
+    return _see_other(f"/projects/{access.project.acronym}/members")
+
+
+@router.post("/projects/{acronym}/members/remove")
+def members_remove(request: Request, name: str = Form(...),
+                         access: ProjectAccess = Depends(require(Permission.MEMBERS))
+                         ) -> Response:
+    remove_member(installation(request), access.project.acronym, name,
+                  actor=access.principal.name)
+    return _see_other(f"/projects/{access.project.acronym}/members")
+
+
+@router.get("/projects/{acronym}/audit")
+def project_audit(request: Request, query: AuditQuery = Depends(audit_query),
+                        access: ProjectAccess = Depends(require(Permission.AUDIT))
+                        ) -> Response:
+    events = audit_events(installation(request),
+                          AuditQuery(**{**query.__dict__, "project_id": access.project.id}))
+    return page(request, "audit.html", access=access, can=_nav(access), events=events,
+                query=query)
+
+
+@router.get("/audit")
+def audit(request: Request, query: AuditQuery = Depends(audit_query),
+                principal: Principal = Depends(require_admin)) -> Response:
+    return page(request, "audit.html", access=None, can={}, query=query,
+                events=audit_events(installation(request), query))

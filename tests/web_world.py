@@ -1,0 +1,91 @@
+"""A small installation for the web tests: two projects, data, and one user per role."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from rpacs.accounts import add_member, add_user, create_token
+from rpacs.db import Series
+from rpacs.ingest import import_paths
+from rpacs.installation import Installation
+from rpacs.projects import ProjectSpec, create_project
+from rpacs.settings import Settings
+from rpacs.web import create_app
+
+from . import dicom_factory as f
+from .conftest import PROJECT
+
+PASSWORD = "correct horse battery staple"
+#: User name → (project, role); "root" is an admin in no project, "nora" is in BRAVO only.
+PEOPLE = {
+    "root": None,
+    "olivia": ("ALPHA", "owner"),
+    "dana": ("ALPHA", "data-manager"),
+    "mike": ("ALPHA", "member"),
+    "nora": ("BRAVO", "member"),
+}
+
+
+@dataclass
+class World:
+    settings: Settings
+    inst: Installation
+    tokens: dict[str, str] = field(default_factory=dict)
+    series_ids: list[int] = field(default_factory=list)
+
+    def client(self) -> TestClient:
+        return TestClient(create_app(self.settings), follow_redirects=False)
+
+    def login(self, name: str) -> tuple[TestClient, str]:
+        """A client with a logged-in session, and the session's CSRF token."""
+        client = self.client()
+        form = client.get("/login")
+        token = csrf_of(form.text)
+        done = client.post("/login", data={"name": name, "password": PASSWORD,
+                                           "csrf_token": token, "next": "/projects"})
+        assert done.status_code == 303, done.text
+        return client, csrf_of(client.get("/projects").text)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def zip_of_study(folder: Path) -> bytes:
+    """A zip holding a small study with planted values (and one file that is not DICOM)."""
+    paths = f.write_study(folder, series=2, per_series=2)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for path in paths:
+            archive.write(path, f"study/{path.name}")
+        archive.writestr("study/README.txt", "not an image")
+    return out.getvalue()
+
+
+def build_world(home: Path, inputs: Path) -> World:
+    settings = Settings(home=home, database_url=None, config=None, workers=1)
+    inst = Installation.open(settings)
+    create_project(inst, ProjectSpec(**{**PROJECT, "acronym": "ALPHA"}))
+    create_project(inst, ProjectSpec(**{**PROJECT, "acronym": "BRAVO", "end_date": "2099-01-01"}))
+    import_paths(inst, "ALPHA", "TP-0001", "baseline",
+                 f.write_study(inputs / "a", series=2, per_series=3), workers=1)
+    import_paths(inst, "ALPHA", "TP-0002", "followup",
+                 f.write_study(inputs / "b", study=2, series=1, per_series=2,
+                               patient_id="OTHER-1"), workers=1)
+    world = World(settings=settings, inst=inst)
+    for name, membership in PEOPLE.items():
+        add_user(inst, name, PASSWORD, is_admin=name == "root")
+        if membership:
+            add_member(inst, membership[0], name, membership[1])
+        world.tokens[name] = create_token(inst, name)
+    add_user(inst, "zed", PASSWORD)  # moved in and out of ALPHA by the member routes
+    with inst.db.session() as session:
+        world.series_ids = list(session.scalars(select(Series.id).order_by(Series.id)))
+    return world
