@@ -30,8 +30,10 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ..db import AuditEvent, ExportId, ExportRun, Instance, Participant, Project, Series, Study
+from ..audit import record_event
+from ..db import ExportId, ExportRun, Instance, Participant, Project, Series, Study
 from ..deid import Option, date_offset_days, read_instance, shift_da, write_instance
 from ..errors import ConflictError, InvalidInputError, NotFoundError, ResidualPhiError
 from ..installation import Installation
@@ -572,7 +574,8 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
         write_atomic(report, json.dumps([f.__dict__ for f in findings], indent=2).encode(),
                      0o600)
         shutil.rmtree(work, ignore_errors=True)
-        _audit(inst, prepared, actor, "export.refused", out, len(rows), len(findings))
+        with inst.db.session() as session:
+            _audit(session, prepared, actor, "export.refused", out, len(rows), len(findings))
         raise ResidualPhiError(
             f"the scan found {len(findings)} identifying value(s) in the package, which was "
             f"removed; first: {_finding_text(findings[0])}; all in {report}")
@@ -590,12 +593,12 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
         coupling = str(path)
     _assemble(spec, work, tree, texts, rows, target, workers)
     shutil.rmtree(work, ignore_errors=True)
-    with inst.db.session() as session:
+    with inst.db.session() as session:  # the export's record and its audit event together
         session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,
                               spec_sha256=spec.sha256, content_sha256=prepared.digest,
                               made_on=made_on, output=str(target), n_files=len(rows)))
-    _audit(inst, prepared, actor, "export", target, len(rows), len(findings),
-           sidecar=with_sidecar)
+        _audit(session, prepared, actor, "export", target, len(rows), len(findings),
+               sidecar=with_sidecar)
     return ExportResult(
         package=str(target), files=len(rows), participants=len(plan.participants),
         series=len(plan.series), instances=plan.n_instances,
@@ -665,16 +668,14 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
     os.replace(package, target)
 
 
-def _audit(inst: Installation, prepared: _Prepared, actor: str, action: str, target: Path,
+def _audit(session: Session, prepared: _Prepared, actor: str, action: str, target: Path,
            files: int, findings: int, **details: Any) -> None:
+    """The export's audit event, in the caller's transaction."""
     plan = prepared.plan
-    with inst.db.session() as session:
-        session.add(AuditEvent(
-            actor=actor[:100], action=action, project_id=prepared.project.id, count=files,
-            details={"spec": prepared.spec.name, "spec_sha256": prepared.spec.sha256,
-                     "output": str(target), "participants": len(plan.participants),
-                     "series": len(plan.series), "instances": plan.n_instances,
-                     "files": files, "findings": findings, **details}))
+    record_event(session, actor[:100], action, prepared.project.id, files,
+                 spec=prepared.spec.name, spec_sha256=prepared.spec.sha256, output=str(target),
+                 participants=len(plan.participants), series=len(plan.series),
+                 instances=plan.n_instances, files=files, findings=findings, **details)
 
 
 def readme_text(prepared: _Prepared, made_on: dt.date, files: int,

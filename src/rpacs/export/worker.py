@@ -23,7 +23,7 @@ from ..deid import read_instance, write_instance
 from ..deid.encoding import element_text
 from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
 from .nifti import ConversionError, convert_series, nifti_header_text
-from .package import write_atomic
+from .package import sha256_file, write_atomic
 from .rewrite import Rewrite, Rewriter, Subject
 from .scan import InstanceScan, ScanRules, scan_text
 
@@ -145,9 +145,8 @@ class SeriesExporter:
             shutil.rmtree(links, ignore_errors=True)
         for output in outputs:
             relative = series.nifti_path + output.name[len("series"):]
-            data = output.read_bytes()
             if output.suffix == ".json":
-                text = data.decode("utf-8")
+                text = output.read_text(encoding="utf-8")
             elif output.name.endswith(".nii.gz"):
                 text = nifti_header_text(output)
             else:
@@ -162,7 +161,7 @@ class SeriesExporter:
             os.replace(output, target)  # the scratch folder is on the tree's file system
             result.rows.append(ManifestRow(
                 relative, series.participant, series.event, series.modality, label,
-                hashlib.sha256(data).hexdigest(), series.container))
+                sha256_file(target), series.container))  # streamed: an fMRI run is large
         shutil.rmtree(scratch, ignore_errors=True)
 
 
