@@ -38,7 +38,7 @@ from rpacs.deid import (
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
 from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text
-from rpacs.review import inventory, tag_entries
+from rpacs.review import inventory, tag_entries, written_entries
 
 from .. import dicom_factory as f
 
@@ -109,6 +109,7 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
             assert result.data == expected
             out = result.dataset()
             assert tag_entries(out) == entries
+            assert written_entries(result.file_meta, result.written(), result.subset) == entries
             assert _texts(out) == _texts(ds)
             assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018])
                           ) == _texts(ds)

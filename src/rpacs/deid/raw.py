@@ -19,7 +19,7 @@ the reference path, which also gives the proper error for a damaged file.
 from __future__ import annotations
 
 import struct
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
 from pydicom import Dataset
@@ -107,6 +107,28 @@ class RawResult:
             ds.file_meta = meta
             self._dataset = ds
         return self._dataset
+
+    @property
+    def file_meta(self) -> FileMetaDataset:
+        """The written file meta information."""
+        return self._parts[5]
+
+    def written(self) -> Iterator[tuple[int, str | None, Any]]:
+        """The written top-level elements in :meth:`dataset`'s order, without making it:
+        ``(tag, VR as written, raw value bytes)``, or ``(tag, VR, element)`` for an element
+        the engine made in memory (a sequence it walked)."""
+        source, elements, _, removed, overlay, _, _ = self._parts
+        raw = RawDataElement
+        for tag, vr, _, start, end in elements:
+            if tag in overlay:
+                element = overlay[tag]
+                yield tag, element.VR, element.value if type(element) is raw else element
+            elif tag not in removed:
+                yield tag, vr, source[start:end]
+        seen = {element[0] for element in elements}
+        for tag, element in overlay.items():
+            if tag not in seen:
+                yield tag, element.VR, element.value if type(element) is raw else element
 
     def subset(self, tags: Iterable[int]) -> Dataset:
         """The written data set's elements under ``tags`` only (and its character set and

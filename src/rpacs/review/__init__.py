@@ -2,7 +2,13 @@
 
 from .checks import CheckMark, mark_checked, tag_checks
 from .flags import ReviewContext, value_flags
-from .inventory import TagEntry, add_to_inventory, remove_from_inventory, tag_entries
+from .inventory import (
+    TagEntry,
+    add_to_inventory,
+    remove_from_inventory,
+    tag_entries,
+    written_entries,
+)
 from .package import PackageReview, record_zip_review, review_zip
 from .service import TagReview, review_project
 from .table import ReviewFilter, ReviewRow, filter_rows, review_table
@@ -29,4 +35,5 @@ __all__ = [
     "tag_entries",
     "tag_values",
     "value_flags",
+    "written_entries",
 ]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydicom import Dataset
 from pydicom.datadict import (
@@ -173,6 +173,77 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
     return entries
 
 
+def written_entries(
+    file_meta: Dataset,
+    elements: Iterable[tuple[int, str | None, Any]],
+    subset: Callable[[Sequence[int]], Dataset],
+) -> set[TagEntry]:
+    """:func:`tag_entries` of a data set given as its top-level elements — ``(tag, VR,
+    raw value bytes)`` or ``(tag, VR, element)`` — without making the data set.
+
+    The import's byte path writes most elements unchanged from file to file of a series, so
+    their entries are looked up by their bytes; only an element not met before is read,
+    from ``subset(tags)`` (a data set of just that element and its private creator).
+    """
+    parts: list[frozenset[TagEntry] | set[TagEntry]] = [tag_entries(file_meta)]
+    creators: dict[int, object] = {}
+    cache = _WRITTEN_ENTRIES
+    for tag, vr, value in elements:
+        creator_tag = 0
+        creator: object = b""
+        if tag >> 16 & 1:
+            element = tag & 0xFFFF
+            if 0x0010 <= element <= 0x00FF:
+                creators[tag] = value
+            elif element >= 0x0100:
+                creator_tag = (tag & 0xFFFF0000) | element >> 8
+                creator = creators.get(creator_tag, b"")
+        if (value is None or type(value) is bytes) and type(creator) is bytes:
+            if value is None or len(value) <= _CACHED_VALUE_BYTES:
+                key: object = (tag, vr, value, creator)
+            else:  # a large value (pixel data): its entries are known when its VR is binary
+                key = (tag, vr, "binary", creator)
+            hit = cache.get(key)
+            if hit is not None:
+                parts.append(hit)
+                continue
+        else:
+            key = None
+        found = _public_raw_entries(tag, vr, value) if not tag >> 16 & 1 else None
+        if found is None:
+            ds = subset((tag, creator_tag) if creator_tag else (tag,))
+            base = BaseTag(tag)
+            found = _element_entries(ds, base, ds._dict[base], tag, "", "")
+        if key is not None and (key[2] != "binary" or _all_binary(found)):
+            if len(cache) >= _CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = found
+        parts.append(found)
+    return set().union(*parts)
+
+
+def _public_raw_entries(tag: int, vr: str | None, value: object) -> frozenset[TagEntry] | None:
+    """The entries of a public element read from its bytes alone — text or binary, as
+    :func:`_element_entries` reads them — or None when its value must be converted."""
+    if value is not None and type(value) is not bytes:
+        return None
+    vr = vr or _dictionary_vr(tag)
+    if vr in BINARY_VRS:
+        text = ""
+    elif vr in _RAW_TEXT_VRS:
+        text = _raw_text(value)  # type: ignore[arg-type]
+    else:
+        return None
+    name, keyword = _names(tag, "")
+    return frozenset({TagEntry(name, keyword, vr, text)})
+
+
+def _all_binary(entries: frozenset[TagEntry]) -> bool:
+    return all(entry.vr in BINARY_VRS for entry in entries)
+
+
+#: Per worker process: (tag, VR, raw value, raw creator) → entries, for written_entries.
+_WRITTEN_ENTRIES: dict[object, frozenset[TagEntry]] = {}
 #: Per worker process: element → its entries (holding the element, so an id stays its own).
 _ELEMENT_ENTRIES: dict[object, tuple[object, frozenset[TagEntry]]] = {}
 _CACHED_VALUE_BYTES = 1024
