@@ -430,7 +430,7 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
                allow_findings: bool = False, progress: Progress | None = None,
                actor: str | None = None) -> ExportResult:
     """Export ``spec`` of project ``acronym`` into ``out``; resumes a killed run."""
-    out = Path(out)
+    out = Path(out).absolute()  # a relative --out: pydicom gives the file-set absolute paths
     target = _package_path(out, spec)
     if target.exists():
         raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
