@@ -18,9 +18,11 @@ from fastapi.routing import APIRoute
 
 from rpacs.accounts import ROLE_PERMISSIONS, Permission, Role, add_member, remove_member
 from rpacs.errors import NotFoundError
+from rpacs.export import save_spec, stored_spec
+from rpacs.projects import get_project
 from rpacs.web import api, pages
 
-from .web_world import PEOPLE, World, zip_of_study
+from .web_world import PEOPLE, World, failed_export, finished_export, zip_of_study
 
 #: Who may call a route that names no project.
 PUBLIC, LOGGED_IN, ADMIN = "public", "logged-in", "admin"
@@ -61,7 +63,30 @@ def _zip(world: World) -> bytes:
     return cached
 
 
+#: A stored spec that selects nothing: the jobs the matrix starts end at once (failed).
+NOTHING = "name: nothing\nselect: {participants: [TP-9999]}\n"
+
+
+def _nothing_spec(world: World) -> None:
+    project = get_project(world.inst, "ALPHA")
+    if stored_spec(world.inst, project, "nothing") is None:
+        save_spec(world.inst, project, NOTHING, "olivia")
+
+
+def _done_export(world: World) -> None:
+    """A finished export of ALPHA for the routes that look at one."""
+    if getattr(world, "done_export", None) is None:
+        world.done_export = finished_export(world)  # type: ignore[attr-defined]
+    world.export_id = world.done_export  # type: ignore[attr-defined]
+
+
+def _failed_export(world: World) -> None:
+    """A failed export for each resume (a resumed one is queued, then fails again)."""
+    world.export_id = failed_export(world, NOTHING)  # type: ignore[attr-defined]
+
+
 V, R, M, A = Permission.VIEW, Permission.REVIEW, Permission.MEMBERS, Permission.AUDIT
+E, D = Permission.EXPORT, Permission.DOWNLOAD
 ROUTES = [
     Route("GET", "/", PUBLIC),
     Route("GET", "/login", PUBLIC),
@@ -96,6 +121,14 @@ ROUTES = [
     Route("DELETE", "/api/projects/{acronym}/members/zed", M, None, _zed_in),
     Route("GET", "/api/projects/{acronym}/audit", A),
     Route("GET", "/api/audit", ADMIN),
+    Route("GET", "/api/projects/{acronym}/export-specs", E),
+    Route("POST", "/api/projects/{acronym}/export-specs", E, lambda w: NOTHING.encode()),
+    Route("GET", "/api/projects/{acronym}/exports/plan?spec=research-package", E),
+    Route("GET", "/api/projects/{acronym}/exports", E),
+    Route("POST", "/api/projects/{acronym}/exports", E, {"spec": "nothing"}, _nothing_spec),
+    Route("GET", "/api/exports/{export_id}", E, None, _done_export),
+    Route("POST", "/api/exports/{export_id}/resume", E, None, _failed_export),
+    Route("GET", "/api/exports/{export_id}/download", D, None, _done_export),
 ]
 
 
@@ -138,7 +171,8 @@ def _call(world: World, sessions: dict[str, Any], route: Route, role: str) -> An
     if route.setup:
         route.setup(world)
     path = route.path.replace("{acronym}", "ALPHA").replace(
-        "{series_id}", str(world.series_ids[0]))
+        "{series_id}", str(world.series_ids[0])).replace(
+        "{export_id}", str(getattr(world, "export_id", 0)))
     body = route.body(world) if callable(route.body) else route.body
     if route.api or route.access == PUBLIC:
         client = world.client()

@@ -24,7 +24,7 @@ from ..accounts import (
     principal_for_token,
     principal_for_user,
 )
-from ..errors import AuthenticationError, PermissionDeniedError
+from ..errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from ..installation import Installation
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -119,3 +119,26 @@ async def require_admin(principal: Principal = Depends(current_principal)) -> Pr
     if not principal.is_admin:
         raise PermissionDeniedError("only an administrator may see this")
     return principal
+
+
+def require_export(permission: Permission) -> Callable[..., Coroutine[Any, Any, ProjectAccess]]:
+    """The dependency of a route about one export job: ``permission`` in the job's project.
+
+    A job of a project the caller is not in answers like a job that does not exist.
+    """
+
+    async def dependency(export_id: int, request: Request,
+                         principal: Principal = Depends(current_principal)) -> ProjectAccess:
+        from ..export import job_project
+
+        inst = installation(request)
+        try:
+            acronym = await run_in_threadpool(job_project, inst, export_id)
+            access = await run_in_threadpool(authorize, inst, principal, acronym, permission)
+        except NotFoundError:
+            raise NotFoundError(f"no export {export_id}") from None
+        request.state.access = access
+        return access
+
+    dependency.__name__ = f"require_export_{permission.value}"
+    return dependency
