@@ -26,6 +26,19 @@ from ..accounts import (
 )
 from ..audit import AuditQuery, audit_events
 from ..errors import AuthenticationError, InvalidInputError
+from ..export import (
+    LISTED_BUILTINS,
+    dry_run,
+    export_job,
+    export_risk,
+    project_exports,
+    resolve_spec,
+    resume_export,
+    save_spec,
+    start_export,
+    stored_spec,
+    stored_specs,
+)
 from ..preview import series_thumbnail
 from ..projects import ethics_state, project_summary, series_list, study_grid
 from ..review import (
@@ -44,6 +57,7 @@ from .access import (
     installation,
     require,
     require_admin,
+    require_export,
     start_session,
 )
 from .params import audit_query, review_filter
@@ -263,3 +277,84 @@ def audit(request: Request, query: AuditQuery = Depends(audit_query),
                 principal: Principal = Depends(require_admin)) -> Response:
     return page(request, "audit.html", access=None, can={}, query=query,
                 events=audit_events(installation(request), query))
+
+
+# --- exports ----------------------------------------------------------------------------
+
+#: What the spec editor starts with: a small spec that says what each key is for.
+SPEC_EXAMPLE = """\
+name: my-export
+description: What the collaborator gets, in one line
+select: {events: [baseline], modalities: [MR]}
+identity: {participant: random, pattern: "EXP{n:04d}", coupling_list: true}
+dates: shift
+formats: [dicom]
+package: zip-per-participant
+"""
+
+
+def _exports_page(request: Request, access: ProjectAccess, *, status: int = 200,
+                  spec_text: str = "", problems: list[str] | None = None,
+                  saved: str = "") -> Response:
+    inst = installation(request)
+    return page(request, "exports.html", status=status, access=access, can=_nav(access),
+                builtins=LISTED_BUILTINS, stored=stored_specs(inst, access.project),
+                jobs=project_exports(inst, access.project),
+                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], saved=saved)
+
+
+@router.get("/projects/{acronym}/exports")
+def exports(request: Request, edit: str = Query("", max_length=64),
+            saved: str = Query("", max_length=64),
+            access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    found = stored_spec(installation(request), access.project, edit) if edit else None
+    return _exports_page(request, access, spec_text=found.text if found else "",
+                         saved=saved)
+
+
+@router.post("/projects/{acronym}/export-specs")
+def export_spec_save(request: Request, text: str = Form(""),
+                     access: ProjectAccess = Depends(require(Permission.EXPORT))
+                     ) -> Response:
+    try:
+        spec = save_spec(installation(request), access.project, text, access.principal.name)
+    except InvalidInputError as exc:  # shown in place, beside the text as typed
+        return _exports_page(request, access, status=422, spec_text=text,
+                             problems=exc.problems)
+    return _see_other(f"/projects/{access.project.acronym}/exports?"
+                      + urlencode({"saved": spec.name}) + "#specs")
+
+
+@router.get("/projects/{acronym}/exports/plan")
+def export_plan(request: Request, spec: str = Query(..., min_length=1, max_length=200),
+                access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    inst = installation(request)
+    plan = dry_run(inst, access.project, resolve_spec(inst, access.project, spec))
+    return page(request, "export_plan.html", access=access, can=_nav(access), plan=plan,
+                spec_name=spec)
+
+
+@router.post("/projects/{acronym}/exports")
+def export_start(request: Request, spec: str = Form(..., min_length=1, max_length=200),
+                 access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    inst = installation(request)
+    job = start_export(inst, access.project, resolve_spec(inst, access.project, spec),
+                       access.principal.name)
+    return _see_other(f"/exports/{job.id}")
+
+
+@router.get("/exports/{export_id}")
+def export_page(request: Request, export_id: int,
+                access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                ) -> Response:
+    inst = installation(request)
+    return page(request, "export_job.html", access=access, can=_nav(access),
+                job=export_job(inst, export_id), risk=export_risk(inst, export_id))
+
+
+@router.post("/exports/{export_id}/resume")
+def export_resume(request: Request, export_id: int,
+                  access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                  ) -> Response:
+    resume_export(installation(request), export_id, access.principal.name)
+    return _see_other(f"/exports/{export_id}")
