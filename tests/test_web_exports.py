@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from rpacs.audit import AuditQuery, audit_events
+from rpacs.db import ExportJob
 
 from .gateway_support import wait_for
 from .web_world import World, wait_for_export
@@ -20,17 +21,22 @@ def _bearer(world: World, name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[name]}"}
 
 
-def _job_processes(job_id: int) -> list[int]:
-    """PIDs of the processes running ``rpacs export-job JOB_ID``."""
-    wanted = f"export-job\0{job_id}\0".encode()
+def _job_processes(world: World, job_id: int) -> list[int]:
+    """PIDs of the processes holding the lock of export JOB_ID (its process, and any
+    worker it forked): found by the lock file they hold open, which no other test's
+    job shares (job numbers do repeat across the homes of parallel test workers)."""
+    with world.inst.db.session() as session:
+        token = session.get(ExportJob, job_id).lock_token
+    lock = str(world.settings.exports_dir / ".locks" / f"{token}.lock")
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if wanted in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == lock for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+        except OSError:
+            continue
     return found
 
 
@@ -149,14 +155,14 @@ def test_a_job_whose_process_dies_is_failed_and_resumable(web_world: World):
         dana = _bearer(web_world, "dana")
         job = client.post("/api/projects/ALPHA/exports", json={"spec": "research-package"},
                           headers=dana).json()["id"]
-        processes = wait_for(lambda: _job_processes(job), timeout=60)
+        processes = wait_for(lambda: _job_processes(web_world, job), timeout=60)
         assert processes
         # A server restart while the process lives: the job stays queued.
         restarted = web_world.client()
         assert restarted.get(f"/api/exports/{job}", headers=dana).json()["state"] == "queued"
         for pid in processes:
             os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not _job_processes(job), timeout=30)
+        wait_for(lambda: not _job_processes(web_world, job), timeout=30)
         restarted = web_world.client()  # the start-up sweep marks it
         state = restarted.get(f"/api/exports/{job}", headers=dana).json()
         assert state["state"] == "failed" and state["error"] == "interrupted; resume"
