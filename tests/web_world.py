@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import time
@@ -18,6 +19,7 @@ from rpacs.export import ExportJobView, ExportSpec, export_job, resolve_spec, st
 from rpacs.ingest import import_paths
 from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project, get_project
+from rpacs.quarantine import Arrival, Quarantine
 from rpacs.settings import Settings
 from rpacs.web import create_app
 
@@ -124,3 +126,15 @@ def failed_export(world: World, spec_text: str) -> int:
         session.add(job)
         session.flush()
         return job.id
+
+
+def quarantined_study(world: World, study: int = 7) -> int:
+    """A study filed in the quarantine as the gateway files a C-STORE; its number there."""
+    folder = world.settings.home.parent / f"received-{study}"
+    paths = f.write_study(folder, study=study, series=1, per_series=2, patient_id="PAT-77")
+    quarantine = Quarantine(world.inst)
+    arrival = Arrival("SCANNER", "RPACS", dt.datetime.now(dt.UTC))
+    for path in paths:
+        quarantine.receive(path.read_bytes(), arrival)
+    return next(e.id for e in quarantine.entries() if e.images == len(paths)
+                and e.calling_ae == "SCANNER" and e.state == "receiving")

@@ -27,6 +27,7 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
+from ..errors import InvalidInputError
 from ..export import (
     builtin_names,
     dry_run,
@@ -40,6 +41,7 @@ from ..export import (
     stored_specs,
 )
 from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..quarantine import Quarantine
 from ..review import (
     ReviewFilter,
     mark_checked,
@@ -48,7 +50,16 @@ from ..review import (
     review_zip,
     tag_values,
 )
-from .access import current_principal, installation, require, require_admin, require_export
+from ..routing import assign_study, upload_coupling_list
+from .access import (
+    assign_access,
+    current_principal,
+    installation,
+    require,
+    require_admin,
+    require_assigner,
+    require_export,
+)
 from .params import audit_query, review_filter_all
 from .uploads import receive_upload
 
@@ -263,3 +274,50 @@ def export_download_zip(request: Request, export_id: int,
     path = export_download(inst, export_id, access.principal.name)
     name = export_job(inst, export_id).download_name
     return FileResponse(path, media_type="application/zip", filename=name)
+
+
+# --- assigning received studies -----------------------------------------------------------
+
+
+class AssignRequest(BaseModel):
+    project: str = Field(..., min_length=1, max_length=64)
+    participant: str = Field(..., min_length=1, max_length=64,
+                             description="A research ID (the project's pattern)")
+    event: str = Field(..., min_length=1, max_length=64)
+
+
+@router.get("/quarantine", summary="Received studies waiting for an assignment (no names)")
+def quarantine(request: Request, projects: list[ProjectAccess] = Depends(require_assigner)
+               ) -> list[dict[str, Any]]:
+    entries = Quarantine(installation(request)).entries(("complete", "receiving", "refused"))
+    return [{"id": e.id, **e.as_dict()} for e in entries]
+
+
+@router.post("/quarantine/{study_id}/assign",
+             summary="Assign a received study to project, participant and event; import it")
+def quarantine_assign(request: Request, study_id: int, body: AssignRequest,
+                      projects: list[ProjectAccess] = Depends(require_assigner)
+                      ) -> dict[str, Any]:
+    access = assign_access(projects, body.project)
+    inst = installation(request)
+    outcome = assign_study(inst, Quarantine(inst).study_uid(study_id), access.project.acronym,
+                           body.participant, body.event, actor=access.principal.name)
+    return {"state": outcome.state, "note": outcome.note, "imported": outcome.imported,
+            "rejected": outcome.rejected}
+
+
+@router.post("/coupling-lists", summary="Upload a coupling list (CSV body: accession_number,"
+             "project,participant,event)",
+             openapi_extra={"requestBody": {"content": {"text/csv": {}}}})
+async def coupling_lists(request: Request,
+                         projects: list[ProjectAccess] = Depends(require_assigner)
+                         ) -> dict[str, int]:
+    data = await request.body()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the coupling list is not UTF-8 text") from None
+    count = await run_in_threadpool(
+        upload_coupling_list, installation(request), text, source="coupling list",
+        actor=projects[0].principal.name, projects={a.project.acronym for a in projects})
+    return {"stored": count}
