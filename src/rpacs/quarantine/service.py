@@ -338,7 +338,7 @@ class Quarantine:
                     called_ae=s.called_ae, first_arrival=as_utc(s.first_arrival),
                     last_arrival=as_utc(s.last_arrival), project=acronym,
                     participant=s.participant, event=s.event, assigned_by=s.assigned_by,
-                    note=s.note,
+                    note=s.note, id=s.id,
                 )
                 for s, series, images, acronym in session.execute(query)
             ]
@@ -350,6 +350,15 @@ class Quarantine:
         if found is None:
             raise NotFoundError("no study with this StudyInstanceUID in the quarantine "
                                 "(see: rpacs quarantine list)")
+        return found
+
+    def study_uid(self, study_id: int) -> str:
+        """The StudyInstanceUID of quarantined study ``study_id`` (NotFoundError if none)."""
+        with self.inst.db.session() as session:
+            found = session.scalar(select(QuarantineStudy.study_uid)
+                                   .where(QuarantineStudy.id == study_id))
+        if found is None:
+            raise NotFoundError(f"no study {study_id} in the quarantine")
         return found
 
     # --- retention ---------------------------------------------------------------------
