@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from pydicom import dcmread
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom._handlers import standard_dimse_recv_handler
 from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
@@ -73,10 +74,13 @@ def test_c_store_statuses_over_a_prompt_association(gateway: Gateway,
     try:
         statuses = [int(assoc.send_c_store(ds).Status) for ds in (good, no_study, blocked)]
         sockets = [a.dul.socket for a in gateway.ae.active_associations]
+        logging = [h for a in gateway.ae.active_associations
+                   for h, _ in a.get_handlers(evt.EVT_DIMSE_RECV)]
     finally:
         assoc.release()
     assert statuses == [Status.SUCCESS, Status.CANNOT_UNDERSTAND, Status.OUT_OF_RESOURCES]
     assert sockets and all(isinstance(s, PromptSocket) for s in sockets)
+    assert standard_dimse_recv_handler not in logging
     assert not assoc.is_established and assoc.is_released
     gateway.quarantine.flush()
     (entry,) = Quarantine(installation).entries()

@@ -33,6 +33,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pynetdicom import evt
+from pynetdicom._handlers import (
+    standard_dimse_recv_handler,
+    standard_dimse_sent_handler,
+    standard_pdu_recv_handler,
+    standard_pdu_sent_handler,
+)
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
@@ -47,8 +54,14 @@ IDLE_WAIT = 0.02
 REPLACED = {
     "dul": ("socket", "to_provider_queue", "to_user_queue", "_run_loop_delay"),
     "dimse": ("msg_queue", "send_msg", "maximum_pdu_size"),
-    "assoc": ("_accepted_cx", "_sent_release", "is_established"),
+    "assoc": ("_accepted_cx", "_sent_release", "is_established", "unbind", "get_handlers"),
 }
+_STANDARD_LOGGING = (
+    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+)
 
 
 class Doorbell:
@@ -282,3 +295,7 @@ def make_prompt(event: Any) -> None:
     dimse.send_msg = functools.partial(_send_message, dimse, dimse.send_msg)  # type: ignore[method-assign]
     # The DUL sleeps this long after a loop without work; its select already waited.
     dul._run_loop_delay = 0.0
+    # pynetdicom's standard handlers format every PDU and DIMSE message for its DEBUG log,
+    # which rpacs keeps at WARNING anyway (the messages hold identifiers).
+    for logged, handler in _STANDARD_LOGGING:
+        assoc.unbind(logged, handler)
