@@ -20,6 +20,7 @@ _IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 _ENCAPSULATED_ROOTS = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.8.")
 _DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
 _TAG_LENGTH = struct.Struct("<HHL").unpack_from
+_EXPLICIT_HEADER = struct.Struct("<HH2sH").unpack_from
 _SHORT_LENGTH = struct.Struct("<H").unpack_from
 _LENGTH = struct.Struct("<L").unpack_from
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
@@ -125,14 +126,33 @@ def _scan(data: bytes) -> dict[str, str] | None:
     else:
         return None
     found: dict[int, bytes] = {}
-    previous = 0x0002FFFF
-    while position < len(data):
-        tag, start, end, after = _element(data, position, implicit)
-        if tag <= previous or tag >> 16 == 0xFFFE:
+    previous, size = 0x0002FFFF, len(data)
+    # The loop of every received instance: the common element (defined length) inline.
+    while position < size:
+        if position + 8 > size:
+            return None
+        start = position + 8
+        if implicit:
+            group, number, length = _TAG_LENGTH(data, position)
+        else:
+            group, number, code, length = _EXPLICIT_HEADER(data, position)
+            if code in _LONG_VRS:
+                length = _LENGTH(data, start)[0]
+                start += 4
+            elif code not in _VRS:
+                return None
+        tag = group << 16 | number
+        if tag <= previous or group == 0xFFFE:
             return None  # out of order: pydicom would still find what comes later
         if tag > _LAST:
             break
-        if tag in WANTED:
-            found[tag] = data[start:end]
-        previous, position = tag, after
+        if length == _UNDEFINED:
+            position = _element(data, position, implicit)[3]
+        else:
+            position = start + length
+            if position > size:
+                return None
+            if tag in WANTED:
+                found[tag] = data[start:position]
+        previous = tag
     return {keyword: _text(found.get(tag, b"")) for tag, keyword in WANTED.items()}
