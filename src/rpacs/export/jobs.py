@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -280,7 +280,7 @@ def _finished_files(inst: Installation, package: Path) -> int | None:
             ExportRun.output == str(package)).order_by(ExportRun.id.desc()).limit(1))
 
 
-def _progress(inst: Installation, job_id: int):  # type: ignore[no-untyped-def]
+def _progress(inst: Installation, job_id: int) -> Callable[[int, int], None]:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
