@@ -16,7 +16,7 @@ from rpacs.quarantine import Quarantine
 
 from .dicom_factory import PATIENT_ID, PATIENT_NAME, uid, write_study
 from .gateway_support import storescu
-from .web_world import World
+from .web_world import World, quarantined_study
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None,
                                 reason="DCMTK is not installed (make test installs it)")
@@ -110,3 +110,27 @@ def test_coupling_list_upload_on_the_assign_page(web_world: World):
     assert 'href="/assign"' not in mike.get("/projects").text
     assert mike.get("/assign").status_code == 403
     assert 'href="/assign"' in client.get("/projects").text
+
+
+def test_assign_through_the_api(web_world: World):
+    study_id = quarantined_study(web_world, study=41)
+    client = web_world.client()
+    olivia = {"Authorization": f"Bearer {web_world.tokens['olivia']}"}
+    listed = client.get("/api/quarantine", headers=olivia).json()
+    entry = next(e for e in listed if e["id"] == study_id)
+    assert entry["images"] == 2 and entry["calling_ae"] == "SCANNER"
+    assert "Testesen" not in str(listed)
+    bad = client.post(f"/api/quarantine/{study_id}/assign", headers=olivia,
+                      json={"project": "ALPHA", "participant": "X1", "event": "baseline"})
+    assert bad.status_code == 422 and "pattern" in bad.json()["detail"]
+    done = client.post(f"/api/quarantine/{study_id}/assign", headers=olivia,
+                       json={"project": "ALPHA", "participant": "TP-0041", "event": "baseline"})
+    assert done.json() == {"state": "assigned", "note": "", "imported": 2, "rejected": 0}
+    # Assigned elsewhere afterwards: refused, whoever asks.
+    again = client.post(f"/api/quarantine/{study_id}/assign", headers=olivia,
+                        json={"project": "ALPHA", "participant": "TP-0042", "event": "baseline"})
+    assert again.status_code == 409
+    stored = client.post("/api/coupling-lists", headers=olivia,
+                         content=b"accession_number,project,participant,event\n"
+                                 b"B-1,ALPHA,TP-0043,followup\n")
+    assert stored.json() == {"stored": 1}

@@ -180,3 +180,27 @@ def test_a_job_whose_process_dies_is_failed_and_resumable(web_world: World):
     resumed = [e for e in audit_events(web_world.inst, AuditQuery(action="export.resume"))
                if e["details"]["job"] == job]
     assert [e["actor"] for e in resumed] == ["dana"]
+
+
+def test_a_job_stopped_after_its_package_was_complete_resumes_to_done(web_world: World):
+    """Killed between the package's rename and the job's last write: resuming finds the
+    package complete (its export recorded) and only makes the download."""
+    client = web_world.client()
+    dana = _bearer(web_world, "dana")
+    job = client.post("/api/projects/ALPHA/exports", json={"spec": "anonymized-package"},
+                      headers=dana).json()["id"]
+    done = wait_for_export(web_world, job)
+    assert done.state == "done"
+    folder = web_world.settings.exports_dir / str(job)
+    for leftover in folder.glob("*.download.zip"):
+        leftover.unlink()
+    with web_world.inst.db.session() as session:
+        row = session.get(ExportJob, job)
+        row.state, row.download, row.error = "failed", "", "interrupted; resume"
+    assert client.post(f"/api/exports/{job}/resume", headers=dana).status_code == 202
+    again = wait_for_export(web_world, job)
+    assert again.state == "done", again.error
+    assert again.n_files == done.n_files
+    answer = client.get(f"/api/exports/{job}/download", headers=dana)
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert "anonymized-package/manifest.csv" in archive.namelist()

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -40,14 +40,14 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ..audit import record_event
-from ..db import ExportJob, Project
+from ..db import ExportJob, ExportRun, Project
 from ..errors import ConflictError, NotFoundError, RpacsError
 from ..installation import Installation
 from ..settings import Settings
 from .content import ExportJobView
 from .enum import JobState
 from .package import write_zip
-from .service import plan_export, run_export
+from .service import package_path, plan_export, run_export
 from .spec import ExportSpec
 
 LOG = logging.getLogger("rpacs.export.jobs")
@@ -241,15 +241,21 @@ def run_job(inst: Installation, job_id: int) -> JobState:
             spec = ExportSpec.from_yaml(text)
             out.mkdir(parents=True, exist_ok=True)
             os.chmod(out, 0o700)
-            result = run_export(inst, acronym, spec, out, actor=actor,
-                                progress=_progress(inst, job_id))
-            package = Path(result.package)
+            package = package_path(out, spec)
+            files = _finished_files(inst, package)
+            values = {}
+            if files is None:
+                result = run_export(inst, acronym, spec, out, actor=actor,
+                                    progress=_progress(inst, job_id))
+                files = result.files
+                values = {"done": result.instances, "total": result.instances}
+            # else: an earlier run of this job completed the package and was stopped
+            # before it could say so: the package stands, only the download is made.
             download = _download_zip(out, package)
             state = JobState.DONE
-            values = {"package": package.relative_to(out).as_posix(),
-                      "download": download.relative_to(out).as_posix(),
-                      "n_files": result.files, "done": result.instances,
-                      "total": result.instances, "error": ""}
+            values.update({"package": package.relative_to(out).as_posix(),
+                           "download": download.relative_to(out).as_posix(),
+                           "n_files": files, "error": ""})
     except RpacsError as exc:
         values = {"error": str(exc)[:2000]}
     except BaseException:
@@ -265,7 +271,16 @@ def run_job(inst: Installation, job_id: int) -> JobState:
     return state
 
 
-def _progress(inst: Installation, job_id: int):  # type: ignore[no-untyped-def]
+def _finished_files(inst: Installation, package: Path) -> int | None:
+    """The file count of the completed export whose package is at ``package``, if any."""
+    if not package.exists():
+        return None
+    with inst.db.session() as session:
+        return session.scalar(select(ExportRun.n_files).where(
+            ExportRun.output == str(package)).order_by(ExportRun.id.desc()).limit(1))
+
+
+def _progress(inst: Installation, job_id: int) -> Callable[[int, int], None]:
     last = [0.0]
 
     def report(done: int, total: int) -> None:

@@ -334,6 +334,11 @@ def _package_path(out: Path, spec: ExportSpec) -> Path:
     return out / (f"{spec.name}.zip" if spec.package is PackageKind.ZIP else spec.name)
 
 
+def package_path(out: Path, spec: ExportSpec) -> Path:
+    """Where the package of ``spec`` appears in ``out`` once it is complete."""
+    return _package_path(out, spec)
+
+
 def beside(out: Path, spec: ExportSpec, what: str) -> Path:
     """A file beside the package: ``<name>.risk-report.json``, ``<name>.coupling-list.csv``."""
     return out / f"{spec.name}.{what}"
@@ -756,4 +761,4 @@ def _wrap(line: str, width: int = 88) -> str:
         "  ") else ""))
 
 
-__all__ = ["beside", "plan_export", "readme_text", "run_export"]
+__all__ = ["beside", "package_path", "plan_export", "readme_text", "run_export"]

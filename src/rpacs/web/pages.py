@@ -384,9 +384,11 @@ def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int
 
 
 @router.get("/assign")
-def assign_list(request: Request, done: str = Query("", max_length=200),
+def assign_list(request: Request,
                 projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
-    return _assign_page(request, projects, message=done)
+    # What the last assignment or upload did, kept in the session for this one page (a
+    # message in the URL could be written by anyone who sends a link).
+    return _assign_page(request, projects, message=str(request.session.pop("flash", "")))
 
 
 def _study_form(request: Request, projects: list[ProjectAccess], study_id: int,
@@ -433,7 +435,8 @@ def assign(request: Request, study_id: int, project: str = Form(...),
     else:
         message = (f"assigned to {access.project.acronym} {research_id} {event}: "
                    f"{outcome.imported} imported, {outcome.rejected} not imported")
-    return _see_other("/assign?" + urlencode({"done": message[:200]}))
+    request.session["flash"] = message[:200]
+    return _see_other("/assign")
 
 
 @router.post("/coupling-lists")
@@ -461,8 +464,8 @@ async def coupling_upload(request: Request,
             actor=principal.name, projects={a.project.acronym for a in projects})
     except InvalidInputError as exc:
         return _assign_page(request, projects, status=422, problems=exc.problems)
-    return _see_other("/assign?" + urlencode(
-        {"done": f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"}))
+    request.session["flash"] = f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"
+    return _see_other("/assign")
 
 
 #: Largest coupling list accepted (a line is about 60 bytes: some 80,000 lines).
