@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,12 @@ def test_failed_logins_slow_down_then_lock(tmp_path):
     for _ in range(3):
         with pytest.raises(AuthenticationError, match="wrong"):
             authenticate(inst, "alice", "guess")
+    with inst.db.session() as session:
+        user = session.query(User).one()
+        wait = user.retry_after.replace(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+        assert dt.timedelta(0) < wait <= dt.timedelta(seconds=1)  # 1 s after the third
+        # Lengthened, so that a slow machine cannot let it run out before the next try.
+        user.retry_after = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     # Third failure: even the right password is not checked during the wait.
     with pytest.raises(AuthenticationError, match="try again in"):
         authenticate(inst, "alice", PASSWORD)

@@ -56,3 +56,14 @@ def test_a_leftover_temporary_name_is_stepped_over(tmp_path: Path):
         assert len(list(store.tmp_dir.glob("put-*.part"))) == 3  # the leftovers only
     finally:
         store_module._NO_UNNAMED.discard(root)
+
+
+@pytest.mark.skipif(not getattr(os, "O_TMPFILE", 0) or not Path("/proc/self/fd").is_dir(),
+                    reason="unnamed files need Linux O_TMPFILE and /proc")
+def test_on_linux_the_unnamed_way_is_the_one_taken(tmp_path: Path):
+    # A silent fallback once hid that linking the unnamed file never worked (EXDEV).
+    store = FileStore(tmp_path / "store", tmp_path / "tmp")
+    assert store.put("c/1.dcm", b"data") is PutOutcome.CREATED
+    assert store.root not in store_module._NO_UNNAMED
+    assert not store.tmp_dir.exists()  # no named temporary file was needed
+    assert store_module.link_unnamed(store.path_of("c/1.dcm"), b"again", 0o640) is False

@@ -2,7 +2,7 @@
 
 from .content import StoredInstance
 from .index import IndexOutcome, IndexResult, record_instances
-from .store import FileStore, PutOutcome
+from .store import FileStore, PutOutcome, link_unnamed
 
 __all__ = [
     "FileStore",
@@ -10,5 +10,6 @@ __all__ = [
     "IndexResult",
     "PutOutcome",
     "StoredInstance",
+    "link_unnamed",
     "record_instances",
 ]

@@ -21,11 +21,12 @@ from pathlib import Path
 from ..errors import StorageError
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 #: Folders this process has made already (each store folder is made once, not per file).
 _MADE_DIRS: set[str] = set()
 _COUNTER = itertools.count()
-#: Store roots where an unnamed file could not be linked into place (e.g. a sandbox whose
-#: /proc gives EXDEV): this process writes named temporary files there from then on, instead
+#: Store roots where an unnamed file could not be linked into place (no /proc, a file
+#: system without O_TMPFILE): this process writes named temporary files there from then on, instead
 #: of paying for a wasted unnamed write on every file.
 _NO_UNNAMED: set[Path] = set()
 
@@ -113,22 +114,10 @@ class FileStore:
         The file has no name until it is complete, so no reader and no crash can ever see
         it half-written, and nothing is left to clean up. None when the file system cannot.
         """
-        try:
-            fd = os.open(target.parent, _O_TMPFILE | os.O_WRONLY, 0o640)
-        except OSError:
+        created = link_unnamed(target, data, 0o640)
+        if created is None:
             return None
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as fh:
-                fh.write(data)
-            try:
-                os.link(f"/proc/self/fd/{fd}", target)
-            except FileExistsError:
-                return self._compare(target, data)
-            except OSError:
-                return None
-        finally:
-            os.close(fd)
-        return PutOutcome.CREATED
+        return PutOutcome.CREATED if created else self._compare(target, data)
 
     def _put_exclusive(self, target: Path, data: bytes) -> PutOutcome:
         partial = target.with_name(target.name + ".part")
@@ -155,3 +144,40 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def link_unnamed(target: Path, data: bytes, mode: int) -> bool | None:
+    """Write ``data`` as a new file ``target`` that has no name until it is complete.
+
+    Linux only: an ``O_TMPFILE`` in the target's folder, linked into place with
+    ``linkat(AT_SYMLINK_FOLLOW)`` of its ``/proc/self/fd`` link (os.link does that only
+    when given a folder descriptor; plain ``link(2)`` would link the /proc symlink itself
+    and fail with EXDEV). True when written, False when ``target`` exists already, None
+    when this file system or sandbox cannot (the caller writes a named temporary file).
+    """
+    if not _O_TMPFILE:
+        return None
+    try:
+        folder = os.open(target.parent, _O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        try:
+            fd = os.open(".", _O_TMPFILE | os.O_WRONLY, mode, dir_fd=folder)
+        except OSError:
+            return None
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the process' umask
+            try:
+                os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder,
+                        follow_symlinks=True)
+            except FileExistsError:
+                return False
+            except OSError:
+                return None
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)
+    return True

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..archive import link_unnamed
 from ..errors import StorageError
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -24,7 +25,6 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _UNNAMED = {"works": bool(_O_TMPFILE)}
 #: Name of the folder of files being written where O_TMPFILE is not available.
 _PARTIAL = ".partial"
-_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 @dataclass(frozen=True)
@@ -66,45 +66,14 @@ class QuarantineStore:
             if target.exists():
                 return False
             if _UNNAMED["works"]:
-                created = self._put_unnamed(directory, target, data)
+                created = link_unnamed(target, data, 0o600)
                 if created is not None:
                     return created
+                _UNNAMED["works"] = False  # e.g. no /proc: named files from now on
             return self._put_named(directory, target, data)
         except OSError as exc:
             # The message names the quarantine folder, never a value from the data.
             raise StorageError(f"cannot write to the quarantine: {exc.strerror}") from exc
-
-    @staticmethod
-    def _put_unnamed(directory: Path, target: Path, data: bytes) -> bool | None:
-        try:
-            folder = os.open(directory, _O_PATH | os.O_DIRECTORY)
-        except OSError:
-            return None
-        try:
-            try:
-                fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o600, dir_fd=folder)
-            except OSError:
-                return None
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                try:
-                    # linkat(AT_SYMLINK_FOLLOW) of the /proc link. Without a directory
-                    # descriptor os.link calls plain link(2), which links the /proc
-                    # symlink itself and fails (EXDEV): the unnamed path never worked.
-                    os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder,
-                            follow_symlinks=True)
-                except FileExistsError:
-                    return False
-                except OSError:
-                    _UNNAMED["works"] = False  # e.g. no /proc: use named files
-                    return None
-            finally:
-                os.close(fd)
-        finally:
-            os.close(folder)
-        return True
 
     @staticmethod
     def _put_named(directory: Path, target: Path, data: bytes) -> bool:
