@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -29,7 +30,14 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from ..installation import Installation
 from ..quarantine import Quarantine
-from .handlers import handle_echo, handle_find, handle_get, handle_move, handle_store
+from .handlers import (
+    handle_echo,
+    handle_find,
+    handle_get,
+    handle_move,
+    handle_store,
+    receive_instance,
+)
 from .remotes import check_ae_title
 from .transport import make_prompt
 
@@ -145,7 +153,9 @@ def start_gateway(inst: Installation, config: GatewayConfig | None = None) -> Ga
     ae = build_ae(config)
     handlers = [
         # Before an association's threads start: they wait for work instead of polling.
-        (evt.EVT_CONN_OPEN, make_prompt),
+        # C-STORE requests are filed by net.receiver through receive_instance, without
+        # pynetdicom's messages; EVT_C_STORE serves any it leaves to pynetdicom.
+        (evt.EVT_CONN_OPEN, make_prompt, [partial(receive_instance, quarantine)]),
         (evt.EVT_C_ECHO, handle_echo),
         # pynetdicom passes the listed arguments after the event.
         (evt.EVT_C_STORE, handle_store, [quarantine]),

@@ -28,7 +28,6 @@ import functools
 import os
 import queue
 import select
-import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -41,19 +40,19 @@ from pynetdicom._handlers import (
     standard_pdu_sent_handler,
 )
 from pynetdicom.association import Association
-from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 from pynetdicom.transport import AssociationSocket
+
+from .receiver import StoreFunction, StoreReceiver, send_command, store_response_command
 
 #: Longest a waiting reactor sleeps before it looks at its timers and flags again.
 IDLE_WAIT = 0.02
 #: pynetdicom attributes this module replaces; a test holds them to the pinned versions.
 REPLACED = {
     "dul": ("socket", "to_provider_queue", "to_user_queue", "_run_loop_delay"),
-    "dimse": ("msg_queue", "send_msg", "maximum_pdu_size"),
+    "dimse": ("msg_queue", "send_msg", "maximum_pdu_size", "receive_primitive"),
     "assoc": ("_accepted_cx", "_sent_release", "is_established", "unbind", "get_handlers"),
 }
 _STANDARD_LOGGING = (
@@ -211,49 +210,12 @@ class PromptSocket(AssociationSocket):
         self.doorbell.close()
 
 
-def _element(tag: int, value: bytes) -> bytes:
-    """One element of a command set (implicit VR little endian, PS3.7 6.3.1)."""
-    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
-
-
-def _uid(value: str) -> bytes:
-    raw = value.encode("ascii")
-    return raw + b"\x00" if len(raw) % 2 else raw
-
-
-def store_response_command(rsp: C_STORE) -> bytes | None:
-    """The command set of a C-STORE response as pynetdicom encodes it (a test holds the
-    two equal), without building and encoding a pydicom data set for a few fixed fields.
-
-    None for a response that carries more than its status (an error comment or an
-    offending element): pynetdicom encodes those.
-    """
-    if rsp.ErrorComment is not None or rsp.OffendingElement is not None:
-        return None
-    if rsp.MessageIDBeingRespondedTo is None or rsp.Status is None:
-        return None
-    body = b"".join((
-        _element(0x00000002, _uid(str(rsp.AffectedSOPClassUID))),
-        _element(0x00000100, struct.pack("<H", 0x8001)),  # C-STORE-RSP
-        _element(0x00000120, struct.pack("<H", rsp.MessageIDBeingRespondedTo)),
-        _element(0x00000800, struct.pack("<H", 0x0101)),  # no data set
-        _element(0x00000900, struct.pack("<H", rsp.Status)),
-        _element(0x00001000, _uid(str(rsp.AffectedSOPInstanceUID))),
-    ))
-    return _element(0x00000000, struct.pack("<L", len(body))) + body
-
-
-def _send_message(dimse: DIMSEServiceProvider, send_msg: Callable[[Any, int], None],
+def _send_message(assoc: Association, send_msg: Callable[[Any, int], None],
                   primitive: Any, context_id: int) -> None:
     """DIMSEServiceProvider.send_msg, with C-STORE responses encoded directly."""
     if isinstance(primitive, C_STORE) and primitive.MessageIDBeingRespondedTo is not None:
         command = store_response_command(primitive)
-        limit = dimse.maximum_pdu_size
-        if command is not None and (not limit or len(command) + 6 <= limit):
-            pdata = P_DATA()
-            # Message control header 0x03: a command, its last (and only) fragment.
-            pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-            dimse.dul.send_pdu(pdata)
+        if command is not None and send_command(assoc, context_id, command):
             return
     send_msg(primitive, context_id)
 
@@ -280,8 +242,10 @@ def _serve_store_now(assoc: Association, context_id: Any, primitive: Any) -> boo
     return True
 
 
-def make_prompt(event: Any) -> None:
-    """EVT_CONN_OPEN: make a new acceptor association wait for its work instead of polling."""
+def make_prompt(event: Any, store: StoreFunction | None = None) -> None:
+    """EVT_CONN_OPEN: make a new acceptor association wait for its work instead of polling;
+    with ``store``, C-STORE requests are received by a :class:`StoreReceiver` filing with it.
+    """
     assoc: Association = event.assoc
     dul, dimse = assoc.dul, assoc.dimse
     if dul.is_alive() or not isinstance(dul.socket, AssociationSocket):
@@ -292,7 +256,11 @@ def make_prompt(event: Any) -> None:
     dul.to_provider_queue = RingingQueue(doorbell)
     dul.to_user_queue = NudgingQueue(messages)
     dimse.msg_queue = messages
-    dimse.send_msg = functools.partial(_send_message, dimse, dimse.send_msg)  # type: ignore[method-assign]
+    dimse.send_msg = functools.partial(  # type: ignore[method-assign]
+        _send_message, assoc, dimse.send_msg)
+    if store is not None:
+        dimse.receive_primitive = StoreReceiver(  # type: ignore[method-assign]
+            assoc, store).receive_primitive
     # The DUL sleeps this long after a loop without work; its select already waited.
     dul._run_loop_delay = 0.0
     # pynetdicom's standard handlers format every PDU and DIMSE message for its DEBUG log,
