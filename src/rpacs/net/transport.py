@@ -11,7 +11,7 @@ turns them into busy loops competing for the GIL and the CPU.
 acceptor's association and before it starts its threads) keeps pynetdicom's reactors but
 lets each of them *wait* for its work instead:
 
-- the DUL blocks in ``select`` on the peer's socket and a doorbell that rings whenever
+- the DUL blocks in ``poll`` on the peer's socket and a doorbell that rings whenever
   the association queues a primitive to send;
 - the reactor's non-blocking look for a message waits until one arrives (or the peer asks
   to release or abort), at most :data:`IDLE_WAIT`;
@@ -64,7 +64,7 @@ _STANDARD_LOGGING = (
 
 
 class Doorbell:
-    """A pipe that wakes a ``select``: :meth:`ring` from any thread, :meth:`clear` after.
+    """A pipe that wakes a ``poll``: :meth:`ring` from any thread, :meth:`clear` after.
 
     Closed with the socket; a ring after that is ignored (under the lock, so that it can
     never write into a descriptor number the system has handed out again).
@@ -169,6 +169,7 @@ class PromptSocket(AssociationSocket):
     a whole PDU into one buffer."""
 
     doorbell: Doorbell
+    _poller: Any
 
     @classmethod
     def adopt(cls, original: AssociationSocket, doorbell: Doorbell) -> PromptSocket:
@@ -177,21 +178,29 @@ class PromptSocket(AssociationSocket):
         prompt = cls.__new__(cls)
         prompt.__dict__.update(original.__dict__)
         prompt.doorbell = doorbell
+        # poll, not select: no limit on descriptor numbers (a busy server has many).
+        prompt._poller = select.poll()
+        prompt._poller.register(doorbell.fileno(), select.POLLIN)
+        if prompt.socket is not None:
+            prompt._poller.register(prompt.socket.fileno(), select.POLLIN)
         return prompt
 
     @property
     def ready(self) -> bool:
-        sock = self.socket
-        if sock is None or self._is_connected is False:
+        if self.socket is None or self._is_connected is False:
             return False
         try:
-            readable, _, _ = select.select([sock, self.doorbell], [], [], IDLE_WAIT)
-        except (OSError, ValueError):
+            events = self._poller.poll(IDLE_WAIT * 1000)
+        except OSError:
             self.event_queue.put("Evt17")  # the transport connection closed
             return False
-        if self.doorbell in readable:
-            self.doorbell.clear()
-        return sock in readable
+        readable = False
+        for fd, _ in events:
+            if fd == self.doorbell.fileno():
+                self.doorbell.clear()
+            else:  # data, or the peer closed (recv then reads nothing)
+                readable = True
+        return readable
 
     def recv(self, nr_bytes: int) -> bytearray:
         assert self.socket is not None
@@ -261,7 +270,7 @@ def make_prompt(event: Any, store: StoreFunction | None = None) -> None:
     if store is not None:
         dimse.receive_primitive = StoreReceiver(  # type: ignore[method-assign]
             assoc, store).receive_primitive
-    # The DUL sleeps this long after a loop without work; its select already waited.
+    # The DUL sleeps this long after a loop without work; its poll already waited.
     dul._run_loop_delay = 0.0
     # pynetdicom's standard handlers format every PDU and DIMSE message for its DEBUG log,
     # which rpacs keeps at WARNING anyway (the messages hold identifiers).
