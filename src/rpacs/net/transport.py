@@ -1,6 +1,6 @@
 """Prompt associations: pynetdicom's association threads woken by events, not by polling.
 
-pynetdicom (2.x, 3.0) runs two threads per association that poll: the upper layer (DUL)
+pynetdicom (3.0) runs two threads per association that poll: the upper layer (DUL)
 checks its socket and its outgoing queue and sleeps ``_run_loop_delay`` (1 ms) when both
 were empty; the association's reactor looks for a received DIMSE message every 1 ms.
 A C-STORE sender waits for each response before it sends the next instance, so these
@@ -9,13 +9,18 @@ turns them into busy loops competing for the GIL and the CPU.
 
 :func:`make_prompt` (bound to ``EVT_CONN_OPEN``, which pynetdicom fires after it built the
 acceptor's association and before it starts its threads) keeps pynetdicom's reactors but
-lets each of them *wait* for its work instead:
+lets each of them *wait* for its work instead, and shortens the way of a C-STORE:
 
 - the DUL blocks in ``poll`` on the peer's socket and a doorbell that rings whenever
   the association queues a primitive to send;
 - the reactor's non-blocking look for a message waits until one arrives (or the peer asks
   to release or abort), at most :data:`IDLE_WAIT`;
-- PDUs are read with ``recv_into`` into one buffer instead of in 4 KB pieces.
+- PDUs are read with ``recv_into`` into one buffer instead of in 4 KB pieces;
+- C-STORE requests are served on the DUL's thread, which received them: by a
+  :class:`~rpacs.net.receiver.StoreReceiver` when given a store function, else (and for
+  what the receiver leaves to pynetdicom) by pynetdicom's Storage service class; the
+  response is encoded directly;
+- pynetdicom's standard handlers, which format every PDU for a DEBUG log, are unbound.
 
 Both waits end after :data:`IDLE_WAIT` at the latest, so timers, kills and anything else
 the reactors check once per loop are seen as before, only without the spinning.
@@ -107,15 +112,21 @@ class Doorbell:
 
 
 class RingingQueue(queue.Queue[Any]):
-    """A queue that rings a doorbell when something is put on it."""
+    """A queue that rings a doorbell when another thread than its reader puts on it.
 
-    def __init__(self, doorbell: Doorbell) -> None:
+    The reader (the DUL) looks at the queue before it waits again: what it put there
+    itself, it sends without being woken.
+    """
+
+    def __init__(self, doorbell: Doorbell, reader: threading.Thread) -> None:
         super().__init__()
         self._doorbell = doorbell
+        self._reader = reader
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item, block, timeout)
-        self._doorbell.ring()
+        if threading.current_thread() is not self._reader:
+            self._doorbell.ring()
 
 
 class MessageQueue(queue.Queue[Any]):
@@ -262,7 +273,7 @@ def make_prompt(event: Any, store: StoreFunction | None = None) -> None:
     doorbell = Doorbell()
     messages = MessageQueue(functools.partial(_serve_store_now, assoc))
     dul.socket = PromptSocket.adopt(dul.socket, doorbell)
-    dul.to_provider_queue = RingingQueue(doorbell)
+    dul.to_provider_queue = RingingQueue(doorbell, dul)
     dul.to_user_queue = NudgingQueue(messages)
     dimse.msg_queue = messages
     dimse.send_msg = functools.partial(  # type: ignore[method-assign]
