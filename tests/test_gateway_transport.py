@@ -4,6 +4,7 @@ response they encode, and C-STORE statuses over a real association."""
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from pynetdicom._handlers import standard_dimse_recv_handler
 from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import MRImageStorage, Verification  # type: ignore[attr-defined]
@@ -26,6 +28,7 @@ from rpacs.net.transport import REPLACED, PromptSocket
 from rpacs.quarantine import Quarantine
 
 from .dicom_factory import Instance, mr_dataset, uid
+from .gateway_support import wait_for
 
 
 def test_the_pynetdicom_internals_replaced_are_there() -> None:
@@ -165,3 +168,44 @@ def test_a_c_store_on_a_context_not_accepted_is_left_to_pynetdicom() -> None:
     assert assoc.dul.to_provider_queue.empty()
     context_id, passed = assoc.dimse.msg_queue.get_nowait()
     assert (context_id, type(passed), passed.MessageID) == (5, C_STORE, 3)
+
+
+def pdu(primitive: P_DATA) -> bytes:
+    encoder = P_DATA_TF()
+    encoder.from_primitive(primitive)
+    return encoder.encode()
+
+
+def test_a_sender_gone_mid_instance_leaves_nothing_and_the_gateway_serves_on(
+        gateway: Gateway, installation: Installation) -> None:
+    ds = mr_dataset(Instance(8, 1, 1), rows=64, cols=64)
+    rq = C_STORE()
+    rq.MessageID, rq.Priority = 1, 0
+    rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID = MRImageStorage, ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=False, implicit_vr=False, little_endian=True)
+    rq.DataSet = io.BytesIO(out.getvalue())
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(MRImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", gateway.port, ae_title="RPACS")
+    assert assoc.is_established
+    context_id = assoc.accepted_contexts[0].context_id
+    message = C_STORE_RQ()
+    message.primitive_to_message(rq)
+    command, data = (pdu(p) for p in message.encode_msg(context_id, 0))
+    raw = assoc.dul.socket.socket
+    # The whole command, then half of the data set's PDU, then the connection is gone.
+    raw.sendall(command + data[:len(data) // 2])
+    raw.shutdown(socket.SHUT_RDWR)
+    wait_for(lambda: not gateway.ae.active_associations, timeout=10)
+    assoc.kill()
+    assert not gateway.ae.active_associations
+
+    again = ae.associate("127.0.0.1", gateway.port, ae_title="RPACS")
+    try:
+        assert int(again.send_c_store(ds).Status) == Status.SUCCESS
+    finally:
+        again.release()
+    gateway.quarantine.flush()
+    assert [e.images for e in Quarantine(installation).entries()] == [1]
+    assert len(list(installation.settings.quarantine_dir.rglob("*.dcm"))) == 1
