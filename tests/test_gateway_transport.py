@@ -26,6 +26,7 @@ from rpacs.net import Gateway, GatewayConfig, Status, start_gateway
 from rpacs.net.receiver import StoreReceiver, read_command, store_response_command
 from rpacs.net.transport import REPLACED, PromptSocket
 from rpacs.quarantine import Quarantine
+from rpacs.quarantine import service as quarantine_service
 
 from .dicom_factory import Instance, mr_dataset, uid
 from .gateway_support import wait_for
@@ -209,3 +210,22 @@ def test_a_sender_gone_mid_instance_leaves_nothing_and_the_gateway_serves_on(
     gateway.quarantine.flush()
     assert [e.images for e in Quarantine(installation).entries()] == [1]
     assert len(list(installation.settings.quarantine_dir.rglob("*.dcm"))) == 1
+
+
+def test_a_stopped_gateway_has_recorded_what_it_received(
+        installation: Installation, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A recorder slower than stopping the server: only waiting for it records them.
+    monkeypatch.setattr(quarantine_service, "RECORD_WINDOW", 2.0)
+    gw = start_gateway(installation, GatewayConfig(host="127.0.0.1", port=0,
+                                                   study_timeout=3600))
+    try:
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(MRImageStorage)
+        assoc = ae.associate("127.0.0.1", gw.port, ae_title="RPACS")
+        statuses = [int(assoc.send_c_store(mr_dataset(Instance(9, 1, n))).Status)
+                    for n in range(3)]
+        assoc.release()
+    finally:
+        gw.stop()  # no flush: stopping records what was received
+    assert statuses == [Status.SUCCESS] * 3
+    assert [e.images for e in Quarantine(installation).entries()] == [3]

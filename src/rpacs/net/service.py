@@ -44,6 +44,8 @@ from .transport import make_prompt
 LOG = logging.getLogger("rpacs.net")
 #: How often the quarantine is purged of studies past their retention.
 PURGE_INTERVAL = 24 * 3600.0
+#: Seconds a stopping gateway waits for the recorder to record what was received.
+STOP_FLUSH = 10.0
 #: The largest PDU we receive: larger PDUs mean fewer Python-level reads per instance.
 MAX_PDU = 1 << 20
 
@@ -106,10 +108,16 @@ class Gateway:
         return int(self.server.server_address[1])
 
     def stop(self) -> None:
+        """Stop receiving; what was received is recorded in the index before this returns
+        (unless the index cannot be written for STOP_FLUSH seconds: the next start's
+        recovery records it then)."""
         self._stop.set()
         self.server.shutdown()
         if self._monitor is not None:
             self._monitor.join()
+        if not self.quarantine.flush(STOP_FLUSH):
+            LOG.warning("stopped with received instances not yet recorded in the index; "
+                        "the next start records them")
 
     def wait(self) -> None:
         """Block until :meth:`stop` (or Ctrl-C in the caller)."""
