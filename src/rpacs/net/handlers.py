@@ -1,8 +1,8 @@
 """The event handlers of the gateway's DICOM services: each small, each one job.
 
-C-STORE writes what was sent, byte for byte (``event.encoded_dataset()``), into the
-quarantine and answers success only once the file is in place. C-FIND, C-MOVE and C-GET
-answer from the archive index, limited to the projects the calling AE is registered for.
+C-STORE writes what was sent, byte for byte, into the quarantine and answers success only
+once the file is in place. C-FIND, C-MOVE and C-GET answer from the archive index, limited
+to the projects the calling AE is registered for.
 No handler logs a value of the data.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydicom import Dataset, dcmread
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 
 from ..errors import DicomInputError, RpacsError
@@ -28,9 +29,13 @@ LOG = logging.getLogger("rpacs.net")
 
 def called_ae_of(event: Event) -> str:
     """The AE title the peer called us by (one service answers to several titles)."""
-    primitive = event.assoc.requestor.primitive
+    return called_ae_in(event.assoc)
+
+
+def called_ae_in(assoc: Association) -> str:
+    primitive = assoc.requestor.primitive
     called = getattr(primitive, "called_ae_title", "") if primitive is not None else ""
-    return str(called or event.assoc.acceptor.ae_title).strip()
+    return str(called or assoc.acceptor.ae_title).strip()
 
 
 def calling_ae_of(event: Event) -> str:
@@ -42,27 +47,30 @@ def handle_echo(event: Event) -> int:
     return Status.SUCCESS
 
 
-def received_file(event: Event) -> bytes:
-    """The C-STORE data set exactly as sent, in the DICOM file format (the sender's
-    transfer syntax: compressed pixel data stays as it came)."""
-    request = event.request
-    return file_meta(
-        str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),
-        str(event.context.transfer_syntax), calling_ae_of(event),
-    ) + request.DataSet.getvalue()
-
-
 def handle_store(event: Event, quarantine: Quarantine) -> int:
-    """C-STORE: file the dataset as sent into the quarantine; failure when it cannot be."""
-    arrival = Arrival(calling_ae=calling_ae_of(event), called_ae=called_ae_of(event),
-                      at=utcnow())
+    """C-STORE (pynetdicom's event): file the dataset as sent into the quarantine."""
+    request = event.request
+    return receive_instance(quarantine, event.assoc, str(request.AffectedSOPClassUID),
+                            str(request.AffectedSOPInstanceUID),
+                            str(event.context.transfer_syntax), request.DataSet.getvalue())
+
+
+def receive_instance(quarantine: Quarantine, assoc: Association, sop_class: str,
+                     sop_instance: str, transfer_syntax: str, data_set: bytes) -> int:
+    """File a received data set as sent into the quarantine, in the DICOM file format (the
+    sender's transfer syntax: compressed pixel data stays as it came); the C-STORE status,
+    a failure when it was not kept. Also called by net.receiver without pynetdicom's event.
+    """
+    calling = str(assoc.requestor.ae_title).strip()
+    arrival = Arrival(calling_ae=calling, called_ae=called_ae_in(assoc), at=utcnow())
     try:
-        quarantine.receive(received_file(event), arrival)
+        quarantine.receive(file_meta(sop_class, sop_instance, transfer_syntax, calling)
+                           + data_set, arrival)
     except DicomInputError as exc:
-        LOG.warning("C-STORE from %s refused: %s", arrival.calling_ae, exc.reason)
+        LOG.warning("C-STORE from %s refused: %s", calling, exc.reason)
         return Status.CANNOT_UNDERSTAND
     except Exception as exc:  # never answer success for an instance that was not kept
-        LOG.error("C-STORE from %s failed: %s", arrival.calling_ae, type(exc).__name__)
+        LOG.error("C-STORE from %s failed: %s", calling, type(exc).__name__)
         return Status.OUT_OF_RESOURCES
     return Status.SUCCESS
 

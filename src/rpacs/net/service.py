@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -29,13 +30,22 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from ..installation import Installation
 from ..quarantine import Quarantine
-from .handlers import handle_echo, handle_find, handle_get, handle_move, handle_store
+from .handlers import (
+    handle_echo,
+    handle_find,
+    handle_get,
+    handle_move,
+    handle_store,
+    receive_instance,
+)
 from .remotes import check_ae_title
 from .transport import make_prompt
 
 LOG = logging.getLogger("rpacs.net")
 #: How often the quarantine is purged of studies past their retention.
 PURGE_INTERVAL = 24 * 3600.0
+#: Seconds a stopping gateway waits for the recorder to record what was received.
+STOP_FLUSH = 10.0
 #: The largest PDU we receive: larger PDUs mean fewer Python-level reads per instance.
 MAX_PDU = 1 << 20
 
@@ -98,10 +108,16 @@ class Gateway:
         return int(self.server.server_address[1])
 
     def stop(self) -> None:
+        """Stop receiving; what was received is recorded in the index before this returns
+        (unless the index cannot be written for STOP_FLUSH seconds: the next start's
+        recovery records it then)."""
         self._stop.set()
         self.server.shutdown()
         if self._monitor is not None:
             self._monitor.join()
+        if not self.quarantine.flush(STOP_FLUSH):
+            LOG.warning("stopped with received instances not yet recorded in the index; "
+                        "the next start records them")
 
     def wait(self) -> None:
         """Block until :meth:`stop` (or Ctrl-C in the caller)."""
@@ -145,7 +161,9 @@ def start_gateway(inst: Installation, config: GatewayConfig | None = None) -> Ga
     ae = build_ae(config)
     handlers = [
         # Before an association's threads start: they wait for work instead of polling.
-        (evt.EVT_CONN_OPEN, make_prompt),
+        # C-STORE requests are filed by net.receiver through receive_instance, without
+        # pynetdicom's messages; EVT_C_STORE serves any it leaves to pynetdicom.
+        (evt.EVT_CONN_OPEN, make_prompt, [partial(receive_instance, quarantine)]),
         (evt.EVT_C_ECHO, handle_echo),
         # pynetdicom passes the listed arguments after the event.
         (evt.EVT_C_STORE, handle_store, [quarantine]),

@@ -1,6 +1,6 @@
 """Prompt associations: pynetdicom's association threads woken by events, not by polling.
 
-pynetdicom (2.x, 3.0) runs two threads per association that poll: the upper layer (DUL)
+pynetdicom (3.0) runs two threads per association that poll: the upper layer (DUL)
 checks its socket and its outgoing queue and sleeps ``_run_loop_delay`` (1 ms) when both
 were empty; the association's reactor looks for a received DIMSE message every 1 ms.
 A C-STORE sender waits for each response before it sends the next instance, so these
@@ -9,13 +9,18 @@ turns them into busy loops competing for the GIL and the CPU.
 
 :func:`make_prompt` (bound to ``EVT_CONN_OPEN``, which pynetdicom fires after it built the
 acceptor's association and before it starts its threads) keeps pynetdicom's reactors but
-lets each of them *wait* for its work instead:
+lets each of them *wait* for its work instead, and shortens the way of a C-STORE:
 
-- the DUL blocks in ``select`` on the peer's socket and a doorbell that rings whenever
+- the DUL blocks in ``poll`` on the peer's socket and a doorbell that rings whenever
   the association queues a primitive to send;
 - the reactor's non-blocking look for a message waits until one arrives (or the peer asks
   to release or abort), at most :data:`IDLE_WAIT`;
-- PDUs are read with ``recv_into`` into one buffer instead of in 4 KB pieces.
+- PDUs are read with ``recv_into`` into one buffer instead of in 4 KB pieces;
+- C-STORE requests are served on the DUL's thread, which received them: by a
+  :class:`~rpacs.net.receiver.StoreReceiver` when given a store function, else (and for
+  what the receiver leaves to pynetdicom) by pynetdicom's Storage service class; the
+  response is encoded directly;
+- pynetdicom's standard handlers, which format every PDU for a DEBUG log, are unbound.
 
 Both waits end after :data:`IDLE_WAIT` at the latest, so timers, kills and anything else
 the reactors check once per loop are seen as before, only without the spinning.
@@ -28,7 +33,6 @@ import functools
 import os
 import queue
 import select
-import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -41,19 +45,19 @@ from pynetdicom._handlers import (
     standard_pdu_sent_handler,
 )
 from pynetdicom.association import Association
-from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 from pynetdicom.transport import AssociationSocket
+
+from .receiver import StoreFunction, StoreReceiver, send_command, store_response_command
 
 #: Longest a waiting reactor sleeps before it looks at its timers and flags again.
 IDLE_WAIT = 0.02
 #: pynetdicom attributes this module replaces; a test holds them to the pinned versions.
 REPLACED = {
     "dul": ("socket", "to_provider_queue", "to_user_queue", "_run_loop_delay"),
-    "dimse": ("msg_queue", "send_msg", "maximum_pdu_size"),
+    "dimse": ("msg_queue", "send_msg", "maximum_pdu_size", "receive_primitive"),
     "assoc": ("_accepted_cx", "_sent_release", "is_established", "unbind", "get_handlers"),
 }
 _STANDARD_LOGGING = (
@@ -65,7 +69,7 @@ _STANDARD_LOGGING = (
 
 
 class Doorbell:
-    """A pipe that wakes a ``select``: :meth:`ring` from any thread, :meth:`clear` after.
+    """A pipe that wakes a ``poll``: :meth:`ring` from any thread, :meth:`clear` after.
 
     Closed with the socket; a ring after that is ignored (under the lock, so that it can
     never write into a descriptor number the system has handed out again).
@@ -108,15 +112,21 @@ class Doorbell:
 
 
 class RingingQueue(queue.Queue[Any]):
-    """A queue that rings a doorbell when something is put on it."""
+    """A queue that rings a doorbell when another thread than its reader puts on it.
 
-    def __init__(self, doorbell: Doorbell) -> None:
+    The reader (the DUL) looks at the queue before it waits again: what it put there
+    itself, it sends without being woken.
+    """
+
+    def __init__(self, doorbell: Doorbell, reader: threading.Thread) -> None:
         super().__init__()
         self._doorbell = doorbell
+        self._reader = reader
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item, block, timeout)
-        self._doorbell.ring()
+        if threading.current_thread() is not self._reader:
+            self._doorbell.ring()
 
 
 class MessageQueue(queue.Queue[Any]):
@@ -170,6 +180,7 @@ class PromptSocket(AssociationSocket):
     a whole PDU into one buffer."""
 
     doorbell: Doorbell
+    _poller: Any
 
     @classmethod
     def adopt(cls, original: AssociationSocket, doorbell: Doorbell) -> PromptSocket:
@@ -178,21 +189,29 @@ class PromptSocket(AssociationSocket):
         prompt = cls.__new__(cls)
         prompt.__dict__.update(original.__dict__)
         prompt.doorbell = doorbell
+        # poll, not select: no limit on descriptor numbers (a busy server has many).
+        prompt._poller = select.poll()
+        prompt._poller.register(doorbell.fileno(), select.POLLIN)
+        if prompt.socket is not None:
+            prompt._poller.register(prompt.socket.fileno(), select.POLLIN)
         return prompt
 
     @property
     def ready(self) -> bool:
-        sock = self.socket
-        if sock is None or self._is_connected is False:
+        if self.socket is None or self._is_connected is False:
             return False
         try:
-            readable, _, _ = select.select([sock, self.doorbell], [], [], IDLE_WAIT)
-        except (OSError, ValueError):
+            events = self._poller.poll(IDLE_WAIT * 1000)
+        except OSError:
             self.event_queue.put("Evt17")  # the transport connection closed
             return False
-        if self.doorbell in readable:
-            self.doorbell.clear()
-        return sock in readable
+        readable = False
+        for fd, _ in events:
+            if fd == self.doorbell.fileno():
+                self.doorbell.clear()
+            else:  # data, or the peer closed (recv then reads nothing)
+                readable = True
+        return readable
 
     def recv(self, nr_bytes: int) -> bytearray:
         assert self.socket is not None
@@ -211,49 +230,12 @@ class PromptSocket(AssociationSocket):
         self.doorbell.close()
 
 
-def _element(tag: int, value: bytes) -> bytes:
-    """One element of a command set (implicit VR little endian, PS3.7 6.3.1)."""
-    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
-
-
-def _uid(value: str) -> bytes:
-    raw = value.encode("ascii")
-    return raw + b"\x00" if len(raw) % 2 else raw
-
-
-def store_response_command(rsp: C_STORE) -> bytes | None:
-    """The command set of a C-STORE response as pynetdicom encodes it (a test holds the
-    two equal), without building and encoding a pydicom data set for a few fixed fields.
-
-    None for a response that carries more than its status (an error comment or an
-    offending element): pynetdicom encodes those.
-    """
-    if rsp.ErrorComment is not None or rsp.OffendingElement is not None:
-        return None
-    if rsp.MessageIDBeingRespondedTo is None or rsp.Status is None:
-        return None
-    body = b"".join((
-        _element(0x00000002, _uid(str(rsp.AffectedSOPClassUID))),
-        _element(0x00000100, struct.pack("<H", 0x8001)),  # C-STORE-RSP
-        _element(0x00000120, struct.pack("<H", rsp.MessageIDBeingRespondedTo)),
-        _element(0x00000800, struct.pack("<H", 0x0101)),  # no data set
-        _element(0x00000900, struct.pack("<H", rsp.Status)),
-        _element(0x00001000, _uid(str(rsp.AffectedSOPInstanceUID))),
-    ))
-    return _element(0x00000000, struct.pack("<L", len(body))) + body
-
-
-def _send_message(dimse: DIMSEServiceProvider, send_msg: Callable[[Any, int], None],
+def _send_message(assoc: Association, send_msg: Callable[[Any, int], None],
                   primitive: Any, context_id: int) -> None:
     """DIMSEServiceProvider.send_msg, with C-STORE responses encoded directly."""
     if isinstance(primitive, C_STORE) and primitive.MessageIDBeingRespondedTo is not None:
         command = store_response_command(primitive)
-        limit = dimse.maximum_pdu_size
-        if command is not None and (not limit or len(command) + 6 <= limit):
-            pdata = P_DATA()
-            # Message control header 0x03: a command, its last (and only) fragment.
-            pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-            dimse.dul.send_pdu(pdata)
+        if command is not None and send_command(assoc, context_id, command):
             return
     send_msg(primitive, context_id)
 
@@ -280,8 +262,10 @@ def _serve_store_now(assoc: Association, context_id: Any, primitive: Any) -> boo
     return True
 
 
-def make_prompt(event: Any) -> None:
-    """EVT_CONN_OPEN: make a new acceptor association wait for its work instead of polling."""
+def make_prompt(event: Any, store: StoreFunction | None = None) -> None:
+    """EVT_CONN_OPEN: make a new acceptor association wait for its work instead of polling;
+    with ``store``, C-STORE requests are received by a :class:`StoreReceiver` filing with it.
+    """
     assoc: Association = event.assoc
     dul, dimse = assoc.dul, assoc.dimse
     if dul.is_alive() or not isinstance(dul.socket, AssociationSocket):
@@ -289,11 +273,15 @@ def make_prompt(event: Any) -> None:
     doorbell = Doorbell()
     messages = MessageQueue(functools.partial(_serve_store_now, assoc))
     dul.socket = PromptSocket.adopt(dul.socket, doorbell)
-    dul.to_provider_queue = RingingQueue(doorbell)
+    dul.to_provider_queue = RingingQueue(doorbell, dul)
     dul.to_user_queue = NudgingQueue(messages)
     dimse.msg_queue = messages
-    dimse.send_msg = functools.partial(_send_message, dimse, dimse.send_msg)  # type: ignore[method-assign]
-    # The DUL sleeps this long after a loop without work; its select already waited.
+    dimse.send_msg = functools.partial(  # type: ignore[method-assign]
+        _send_message, assoc, dimse.send_msg)
+    if store is not None:
+        dimse.receive_primitive = StoreReceiver(  # type: ignore[method-assign]
+            assoc, store).receive_primitive
+    # The DUL sleeps this long after a loop without work; its poll already waited.
     dul._run_loop_delay = 0.0
     # pynetdicom's standard handlers format every PDU and DIMSE message for its DEBUG log,
     # which rpacs keeps at WARNING anyway (the messages hold identifiers).

@@ -42,8 +42,9 @@ LOG = logging.getLogger("rpacs.quarantine")
 RECORD_BATCH = 500
 #: Seconds after which the gateway imports what an assignment's own import left behind.
 ASSIGNER_GRACE = 600.0
-#: Seconds the recorder lets instances gather before it writes them.
-RECORD_WINDOW = 0.1
+#: Seconds the recorder lets instances gather before it writes them: a transaction costs
+#: about as much CPU as a few instances take to receive.
+RECORD_WINDOW = 0.25
 
 
 def utcnow() -> dt.datetime:
@@ -151,10 +152,21 @@ class Quarantine:
                 self._record(session, [item])
         return created
 
-    def flush(self) -> None:
-        """Wait until every instance received so far is recorded in the index."""
-        if self._queue is not None:
-            self._queue.join()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every instance received so far is recorded in the index (at most
+        ``timeout`` seconds: the recorder retries while the index cannot be written);
+        whether they are."""
+        if self._queue is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                done.wait(remaining)
+        return True
 
     def _record_forever(self) -> None:
         assert self._queue is not None
