@@ -15,6 +15,7 @@ from pydicom.uid import (
 
 from rpacs.quarantine import read_header
 from rpacs.quarantine.header import WANTED, scan_header
+from rpacs.quarantine.service import shown_description
 
 from .dicom_factory import Instance, mr_dataset
 
@@ -103,7 +104,9 @@ def test_the_fast_reader_answers_as_pydicom_or_not_at_all(name: str) -> None:
     assert (header.sop_uid, header.series_uid, header.study_uid, header.study_description,
             header.accession_number, header.modality, header.study_date) == (
         reference["SOPInstanceUID"], reference["SeriesInstanceUID"],
-        reference["StudyInstanceUID"], reference["StudyDescription"][:64],
+        reference["StudyInstanceUID"], shown_description(
+            reference["StudyDescription"], reference["PatientName"], reference["PatientID"],
+            reference["PatientBirthDate"])[:64],
         reference["AccessionNumber"][:16], reference["Modality"], reference["StudyDate"])
 
 
@@ -112,3 +115,12 @@ def test_damaged_files_are_left_to_pydicom() -> None:
     assert scan_header(data[:400]) is None  # cut inside the elements before the UIDs
     assert scan_header(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff") is None
     assert scan_header(b"not dicom at all") is None
+
+
+def test_the_description_kept_and_listed_loses_the_patients_own_values() -> None:
+    ds = plain()
+    ds.PatientName = "Nordmann^Kari"
+    ds.PatientBirthDate = "19780512"
+    ds.StudyDescription = "MR caput Nordmann Kari 12.05.1978 kontroll"
+    header = read_header(encoded(ds), b"secret")
+    assert header.study_description == "MR caput *** *** *** kontroll"

@@ -1,6 +1,6 @@
 """De-identification of DICOM datasets by PS3.15 profiles (depends on pydicom and PyYAML only)."""
 
-from .clean import TextCleaner
+from .clean import TextCleaner, identifying_values
 from .dates import date_offset_days, shift_da, shift_dt
 from .enum import Action, Option
 from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
@@ -26,6 +26,7 @@ __all__ = [
     "default_safe_private",
     "deidentify_instance",
     "deidentify_raw",
+    "identifying_values",
     "is_valid_uid",
     "keeps_uid",
     "looks_like_dicom",

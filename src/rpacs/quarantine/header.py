@@ -39,7 +39,9 @@ WANTED = {
     0x00080050: "AccessionNumber",
     0x00080060: "Modality",
     0x00081030: "StudyDescription",
+    0x00100010: "PatientName",  # read only to cut it out of the description shown
     0x00100020: "PatientID",
+    0x00100030: "PatientBirthDate",  # likewise
     0x0020000D: "StudyInstanceUID",
     0x0020000E: "SeriesInstanceUID",
 }

@@ -16,13 +16,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Project, QuarantineInstance, QuarantineStudy, upsert
+from ..deid import TextCleaner, identifying_values
 from ..errors import DicomInputError, NotFoundError, StorageError
 from ..ingest import patient_key
 from ..installation import Installation
@@ -63,6 +65,19 @@ def _text(ds: object, keyword: str) -> str:
     return str(value or "").strip()
 
 
+@lru_cache(maxsize=1024)
+def shown_description(description: str, patient_name: str, patient_id: str,
+                      birth_date: str) -> str:
+    """The StudyDescription as the quarantine keeps and lists it: Cleaned of the patient's
+    own name, ID and birth date and of identifying patterns (a clinical description may
+    well carry them, and the list must never show who the patient is)."""
+    if not description:
+        return description
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = patient_name, patient_id, birth_date
+    return TextCleaner(identifying_values(ds)).clean(description)
+
+
 def read_header(data: bytes, installation_secret: bytes, source: str = "received dataset"
                 ) -> InstanceHeader:
     """The indexed values of an instance in the DICOM file format; never decodes pixels.
@@ -87,7 +102,9 @@ def read_header(data: bytes, installation_secret: bytes, source: str = "received
         patient_key=patient_key(installation_secret, values["PatientID"][:64]),
         study_date=values["StudyDate"][:8],
         modality=values["Modality"][:16],
-        study_description=values["StudyDescription"][:64],
+        study_description=shown_description(
+            values["StudyDescription"], values["PatientName"], values["PatientID"],
+            values["PatientBirthDate"])[:64],
         accession_number=values["AccessionNumber"][:16],
     )
     missing = [k for k in ("sop_uid", "series_uid", "study_uid") if not getattr(header, k)]
