@@ -13,6 +13,7 @@ reference, which a differential test holds the two to.
 from __future__ import annotations
 
 import struct
+import warnings
 
 _EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LITTLE = "1.2.840.10008.1.2"
@@ -39,13 +40,17 @@ WANTED = {
     0x00080050: "AccessionNumber",
     0x00080060: "Modality",
     0x00081030: "StudyDescription",
-    0x00100010: "PatientName",  # read only to cut it out of the description shown
     0x00100020: "PatientID",
-    0x00100030: "PatientBirthDate",  # likewise
     0x0020000D: "StudyInstanceUID",
     0x0020000E: "SeriesInstanceUID",
 }
 _LAST = max(WANTED)
+#: Read whatever their characters, only to cut the patient's own values out of the
+#: description the quarantine keeps (they are never kept themselves).
+FOR_CLEANING = {
+    0x00100010: "PatientName",
+    0x00100030: "PatientBirthDate",
+}
 #: Bytes that make a value pydicom's to decode: non-ASCII, ISO 2022 escapes, several values.
 _NOT_PLAIN = frozenset(range(0x80, 0x100)) | {0x1B, ord("\\")}
 
@@ -154,7 +159,26 @@ def _scan(data: bytes) -> dict[str, str] | None:
             position = start + length
             if position > size:
                 return None
-            if tag in WANTED:
+            if tag in WANTED or tag in FOR_CLEANING:
                 found[tag] = data[start:position]
         previous = tag
-    return {keyword: _text(found.get(tag, b"")) for tag, keyword in WANTED.items()}
+    values = {keyword: _text(found.get(tag, b"")) for tag, keyword in WANTED.items()}
+    charsets = values["SpecificCharacterSet"].split("\\")
+    for tag, keyword in FOR_CLEANING.items():
+        values[keyword] = _any_text(found.get(tag, b""), charsets)
+    return values
+
+
+def _any_text(raw: bytes, charsets: list[str]) -> str:
+    """A value decoded with its character set, however unusual (pydicom's decoder)."""
+    if not raw:
+        return ""
+    if _NOT_PLAIN.isdisjoint(raw):
+        return raw.decode("ascii").rstrip("\x00 ").strip()
+    from pydicom.charset import convert_encodings, decode_bytes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a wrong character set: decoded as well as it goes
+        text = decode_bytes(raw, convert_encodings([c for c in charsets if c] or [""]),
+                            {0x5E, 0x3D})
+    return text.rstrip("\x00 ").strip()

@@ -36,7 +36,7 @@ from .content import (
     QuarantineEntry,
     StudyState,
 )
-from .header import WANTED, scan_header
+from .header import FOR_CLEANING, WANTED, scan_header
 from .store import QuarantineStore
 
 LOG = logging.getLogger("rpacs.quarantine")
@@ -89,8 +89,9 @@ def read_header(data: bytes, installation_secret: bytes, source: str = "received
     if values is None:
         try:
             ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
-                         specific_tags=list(WANTED.values()))
-            values = {keyword: _text(ds, keyword) for keyword in WANTED.values()}
+                         specific_tags=[*WANTED.values(), *FOR_CLEANING.values()])
+            values = {keyword: _text(ds, keyword)
+                      for keyword in (*WANTED.values(), *FOR_CLEANING.values())}
         except (InvalidDicomError, ValueError, TypeError, EOFError, OSError,
                 LookupError) as exc:
             raise DicomInputError(source, f"not a readable DICOM dataset "
