@@ -51,6 +51,7 @@ from .content import (
 )
 from .enum import DatesMode, Format, PackageKind, TagAction
 from .identity import Sidecar, draw_ids, parse_date, spec_key
+from .instance import traits_of
 from .layout import render, safe_name
 from .package import (
     MANIFEST,
@@ -68,7 +69,7 @@ from .rewrite import Rewrite, Rewriter, Subject, apply_rules
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
 from .scan import InstanceScan, ScanRules, mask, scan_text
 from .spec import ExportSpec
-from .worker import SeriesWork, done_record, export_part, init_worker, traits_of
+from .worker import SeriesWork, done_record, export_part, init_worker
 
 Progress = Callable[[int, int], None]
 _SERIES_DESCRIPTION, _STUDY_DESCRIPTION = 0x0008103E, 0x00081030
