@@ -46,6 +46,9 @@ class SeriesWork:
     dicom: bool
     nifti: bool
     subjects: dict[str, Subject]
+    #: Where the DICOM files of a zip package go: one blob per part (None: into the tree,
+    #: a file each).
+    blobs: Path | None = None
 
 
 def done_record(done_dir: Path, key: str) -> Path:
@@ -69,24 +72,37 @@ class SeriesExporter:
         label = series_label(series)
         # Without DICOM output only the first instance is rewritten: for the risk report.
         instances = series.instances[part.start:part.stop if work.dicom else part.start + 1]
-        for index, planned in enumerate(instances):
-            data = (work.store_root / planned.stored_path).read_bytes()
-            if not work.dicom:  # the first instance, for the risk report's traits
-                result.traits = export_instance(
-                    data, planned.path or series.key, planned.path, self.rewriter,
-                    self.scanner, subject, series.archive_uids, scan=False).traits
-                break
-            done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
-                              series.archive_uids) \
-                or export_instance(data, planned.path or series.key, planned.path,
-                                   self.rewriter, self.scanner, subject, series.archive_uids)
-            if index == 0 and part.start == 0:
-                result.traits = done.traits
-            result.findings.extend(done.findings)
-            self._write(work.tree / planned.path, done.data)
-            result.rows.append(ManifestRow(
-                planned.path, series.participant, series.event, series.modality, label,
-                hashlib.sha256(done.data).hexdigest(), series.container))
+        blob = None
+        if work.dicom and work.blobs is not None:
+            blob_name = f"{part.key}.bin"
+            blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
+        try:
+            for index, planned in enumerate(instances):
+                data = (work.store_root / planned.stored_path).read_bytes()
+                if not work.dicom:  # the first instance, for the risk report's traits
+                    result.traits = export_instance(
+                        data, planned.path or series.key, planned.path, self.rewriter,
+                        self.scanner, subject, series.archive_uids, scan=False).traits
+                    break
+                done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
+                                  series.archive_uids) \
+                    or export_instance(data, planned.path or series.key, planned.path,
+                                       self.rewriter, self.scanner, subject,
+                                       series.archive_uids)
+                if index == 0 and part.start == 0:
+                    result.traits = done.traits
+                result.findings.extend(done.findings)
+                if blob is not None:
+                    result.spans[planned.path] = (blob_name, blob.tell(), len(done.data))
+                    blob.write(done.data)
+                else:
+                    self._write(work.tree / planned.path, done.data)
+                result.rows.append(ManifestRow(
+                    planned.path, series.participant, series.event, series.modality, label,
+                    hashlib.sha256(done.data).hexdigest(), series.container))
+        finally:
+            if blob is not None:
+                blob.close()
         if work.nifti and part.start == 0:
             self._nifti(series, label, result)
         write_atomic(done_record(work.done_dir, part.key),
