@@ -94,6 +94,9 @@ def write_zip(target: Path, entries: Mapping[str, Path | Span]) -> None:
                 info.file_size = source.stat().st_size
                 with open(source, "rb") as src, archive.open(info, "w") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         for blob in blobs.values():
             blob.close()
