@@ -27,7 +27,7 @@ from ..deid import PlainFile, parse_plain, read_instance, write_instance, write_
 from ..deid.encoding import element_text, vr_acted_on
 from .content import Finding
 from .rewrite import RawChanges, Rewriter, Subject
-from .scan import InstanceScan
+from .scan import SCANNED_VRS, InstanceScan
 
 #: The quasi-identifiers of the risk report: name -> tag.
 TRAITS = {"sex": 0x00100040, "age": 0x00101010, "birth_date": 0x00100030,
@@ -87,7 +87,7 @@ def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan
         removed = changes.removed | changes.dropped if changes.dropped else changes.removed
         out = write_plain(data, plain, removed, changes.overlay, changes.meta)
         archive_uids = changes.originals.uids | set(series_uids)
-        findings = scanner.scan_raw(_written(data, plain, changes), changes.codec,
+        findings = scanner.scan_raw(_written(data, plain, changes, SCANNED_VRS), changes.codec,
                                     plain.implicit, file, archive_uids,
                                     changes.originals.dates)
         if findings is None:
@@ -100,29 +100,25 @@ def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan
         return None
 
 
-def _written(data: bytes, plain: PlainFile, changes: RawChanges
+def _written(data: bytes, plain: PlainFile, changes: RawChanges, vrs: frozenset[str]
              ) -> Iterator[tuple[int, str, bytes]]:
-    """The written data set's elements in its order — the file's, then the added ones —
-    as (tag, VR acted on, value)."""
+    """The written data set's non-empty elements of ``vrs`` in its order — the file's, then
+    the added ones — as (tag, VR acted on, value)."""
     overlay, removed = changes.overlay, changes.removed
-    for number, vr, _, start, end in plain.elements:
-        if number in removed:
+    for (number, _, _, start, end), vr in zip(plain.elements, changes.vrs, strict=True):
+        if vr not in vrs or number in removed:
             continue
         element = overlay.get(number)
-        if element is not None:
-            vr = element.VR
-            value = element.value or b""
-        else:
-            value = data[start:end]
-        if vr is None or vr == "UN" or len(vr) != 2:
-            vr = vr_acted_on(vr, number)
-        yield number, vr, value
+        value = data[start:end] if element is None else element.value
+        if value:
+            yield number, vr, value
     for number in changes.added:
         element = overlay[number]
         vr = element.VR
         if vr is None or vr == "UN" or len(vr) != 2:
             vr = vr_acted_on(vr, number)
-        yield number, vr, element.value or b""
+        if vr in vrs and element.value:
+            yield number, vr, element.value
 
 
 def _text(data: bytes, plain: PlainFile, changes: RawChanges, tag: int) -> str:

@@ -158,6 +158,8 @@ class RawChanges:
     codec: str
     #: The file meta to write.
     meta: dict[BaseTag, RawDataElement]
+    #: The VR acted on of each of the file's elements (as read, or the dictionary's).
+    vrs: list[str]
 
 
 class Rewriter:
@@ -211,19 +213,18 @@ class Rewriter:
         elements, index_of = plain.elements, plain.index_of
         i = index_of.get(_CHARSET)
         codec = _codec_of(None if i is None else data[elements[i][3]:elements[i][4]])
-        rewrite = self.rewrite
-        map_uids = rewrite.uid_key is not None
-        change_dates = rewrite.dates is not DatesMode.KEEP
-        replace_id = subject.research_id != subject.export_id
+        changing = self._changing(subject)
         overlay: dict[int, RawDataElement] = {}
         dropped: set[int] = set()
         originals = Originals()
+        vrs: list[str] = []
         for number, raw_vr, _, start, end in elements:
+            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
+                                                                                   number)
+            vrs.append(vr)
             if not number & 0xFFFF:
                 dropped.add(number)  # a group length: not a value apply() would change
                 continue
-            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
-                                                                                   number)
             if vr == "SQ":
                 if end == start:
                     continue  # no items: nothing to change
@@ -238,15 +239,14 @@ class Rewriter:
                     originals.uids |= uids
                     originals.dates |= dates
                 continue
-            if end == start or not ((map_uids and vr == "UI")
-                                    or (change_dates and vr in ("DA", "DT"))
-                                    or (replace_id and vr in _FREE_TEXT_VRS)):
+            if vr not in changing or end == start:
                 continue
             outcome = self._element(number, vr, data[start:end], subject, codec, implicit,
                                     originals)
             if outcome is not None:
                 overlay[number] = outcome
-        changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta))
+        changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta),
+                             vrs)
         self._identity_raw(data, plain, changes, subject)
         if not self._rules_raw(data, plain, changes, subject):
             return None
@@ -270,10 +270,7 @@ class Rewriter:
         items = parse_items(value, 0, len(value), implicit)
         if items is None:
             return _MISSING
-        rewrite = self.rewrite
-        map_uids = rewrite.uid_key is not None
-        change_dates = rewrite.dates is not DatesMode.KEEP
-        replace_id = subject.research_id != subject.export_id
+        changing = self._changing(subject)
         inner = Originals()
         walked: list[tuple[list[Any], set[int], dict[int, RawDataElement]]] = []
         for elements in items:
@@ -301,9 +298,7 @@ class Rewriter:
                         inner.uids |= nested[1]
                         inner.dates |= nested[2]
                     continue
-                if end == start or not ((map_uids and vr == "UI")
-                                        or (change_dates and vr in ("DA", "DT"))
-                                        or (replace_id and vr in _FREE_TEXT_VRS)):
+                if vr not in changing or end == start:
                     continue
                 outcome = self._element(tag, vr, value[start:end], subject, codec, implicit,
                                         inner)
@@ -321,6 +316,14 @@ class Rewriter:
         found = memo[key] = (raw_element(number, "SQ", b"".join(parts), implicit, True),
                              frozenset(inner.uids), frozenset(inner.dates))
         return found
+
+    def _changing(self, subject: Subject) -> frozenset[str]:
+        """The VRs whose values :meth:`_walk` may change for ``subject``."""
+        rewrite = self.rewrite
+        return frozenset({
+            *(("UI",) if rewrite.uid_key is not None else ()),
+            *(("DA", "DT") if rewrite.dates is not DatesMode.KEEP else ()),
+            *(_FREE_TEXT_VRS if subject.research_id != subject.export_id else ())})
 
     def _element(self, number: int, vr: str, value: bytes, subject: Subject, codec: str,
                  implicit: bool, originals: Originals) -> RawDataElement | None:

@@ -36,6 +36,8 @@ from .content import Finding
 
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
+#: The VRs of the elements the scan reads: text, and sequences for the text in them.
+SCANNED_VRS = _TEXT_VRS | {"SQ"}
 _MEMO_ENTRIES = 100_000
 _UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
 #: Research IDs shorter than this are not searched for in binary values (pixel data would
