@@ -35,6 +35,7 @@ bench: venv system-packages
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/deid_throughput.py
 	$(BIN)/python benchmarks/export_throughput.py
+	$(BIN)/python benchmarks/dicom_ingest.py
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -8,7 +8,8 @@ RPACS_HOME. A warm-up copy first puts the input in the page cache, so every run 
 memory and the comparison is of the work, not of the disk; each run starts after a sync,
 so none pays for the previous one's write-back. Times include starting the command, as a
 user would see them. Prints files/s and the ratio to ``cp -r`` for each, and the issue's
-targets (deid --workers 2 ≤ 3×, import ≤ 4×) with PASS or MISS.
+targets (deid --workers 2 ≤ 3×, import ≤ 4×) with PASS or MISS; also each run's CPU seconds
+and the load average, since on a shared machine the wall-clock ratios move with the load.
 
     .venv/bin/python benchmarks/deid_throughput.py [--files 2000] [--json] [--work DIR]
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,29 +47,43 @@ def _rpacs() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "rpacs.cli.main"]
 
 
+#: CPU seconds (user + system) of each timed command, by command: on a shared machine
+#: they vary less than the wall-clock times, and show what a run costs whatever the load.
+CPU_SECONDS: dict[str, float] = {}
+
+
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     """Seconds ``cmd`` took, and its stdout; exits with its stderr if it fails."""
     os.sync()
+    cpu = _cpu_of_children()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    CPU_SECONDS[" ".join(cmd)] = _cpu_of_children() - cpu
     if done.returncode != 0:
         sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{done.stderr[-2000:]}")
     return elapsed, done.stdout
 
 
-def _checked(cmd: list[str], env: dict[str, str], files: int) -> float:
-    """Time an rpacs command run with ``--json`` and make sure it handled every file."""
+def _checked(cmd: list[str], env: dict[str, str], files: int) -> tuple[float, float]:
+    """Time an rpacs command run with ``--json`` and make sure it handled every file:
+    (seconds, CPU seconds)."""
     elapsed, stdout = _run([*cmd, "--json"], env)
     summary = json.loads(stdout)
     if summary["stored"] != files or summary["rejected"]:
         sys.exit(f"{' '.join(cmd[1:3])}: {summary['stored']} of {files} files written, "
                  f"{len(summary['rejected'])} rejected: the timing would mean nothing")
-    return elapsed
+    return elapsed, CPU_SECONDS[" ".join([*cmd, "--json"])]
 
 
 def measure(files: int, work: Path) -> dict[str, Any]:
     """Generate the input in ``work`` and time every run; the report as a dict."""
+    load = os.getloadavg()
     src = work / "src"
     start = time.perf_counter()
     write_mr_study(src, seed=7, n_series=SERIES, slices=max(1, files // SERIES))
@@ -84,26 +100,30 @@ def measure(files: int, work: Path) -> dict[str, Any]:
           "--participant-pattern", r"B-\d{4}", "--events", "baseline"], env)
     _run(["cp", "-r", str(src), str(work / "warm")], env)  # page cache warm-up
     # cp -r is the yardstick: the median of three, as a single copy varies most.
-    copies = sorted(_run(["cp", "-r", str(src), str(work / f"copy{i}")], env)[0]
-                    for i in range(3))
-    seconds = {"cp -r": copies[1]}
+    copies = sorted((_run(["cp", "-r", str(src), str(work / f"copy{i}")], env)[0],
+                     CPU_SECONDS[f"cp -r {src} {work / f'copy{i}'}"]) for i in range(3))
+    seconds = {"cp -r": copies[1][0]}
+    cpu = {"cp -r": copies[1][1]}
     for workers in (1, 2):
-        seconds[f"deid --workers {workers}"] = _checked(
+        seconds[f"deid --workers {workers}"], cpu[f"deid --workers {workers}"] = _checked(
             [*rpacs, "deid", str(src), str(work / f"deid{workers}"), "--project", "BENCH",
              "--participant", "B-0001", "--workers", str(workers)], env, count)
-    seconds["import --workers 2"] = _checked(
+    seconds["import --workers 2"], cpu["import --workers 2"] = _checked(
         [*rpacs, "import", str(src), "--project", "BENCH", "--participant", "B-0001",
          "--event", "baseline", "--workers", "2"], env, count)
     base = seconds["cp -r"]
     runs: dict[str, dict[str, Any]] = {}
     for name, sec in seconds.items():
         row: dict[str, Any] = {"seconds": round(sec, 3), "files_per_second": round(count / sec),
-                               "ratio_to_cp": round(sec / base, 2)}
+                               "ratio_to_cp": round(sec / base, 2),
+                               "cpu_seconds": round(cpu[name], 2)}
         if name in TARGETS:
             row |= {"target": TARGETS[name], "meets_target": sec / base <= TARGETS[name]}
         runs[name] = row
     return {"files": count, "megabytes": round(size_mb, 1), "cpus": os.cpu_count(),
-            "generated_files_per_second": round(count / generated), "runs": runs}
+            "generated_files_per_second": round(count / generated),
+            "load_average_at_start": [round(x, 2) for x in load],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "runs": runs}
 
 
 def render(report: dict[str, Any]) -> str:
@@ -111,14 +131,16 @@ def render(report: dict[str, Any]) -> str:
         f"{report['files']} files, {report['megabytes']:.0f} MB, {report['cpus']} CPUs; "
         f"generated at {report['generated_files_per_second']} files/s; times include "
         "starting the command",
-        f"{'run':<22} {'seconds':>8} {'files/s':>8} {'× cp -r':>8}  target",
+        f"load average {report['load_average_at_start']} at the start, "
+        f"{report['load_average_at_end']} at the end (a busy machine slows rpacs more than cp)",
+        f"{'run':<22} {'seconds':>8} {'files/s':>8} {'× cp -r':>8} {'CPU s':>6}  target",
     ]
     for name, row in report["runs"].items():
         target = ""
         if "target" in row:
             target = f"≤ {row['target']:.0f}× {'PASS' if row['meets_target'] else 'MISS'}"
         lines.append(f"{name:<22} {row['seconds']:>8.2f} {row['files_per_second']:>8} "
-                     f"{row['ratio_to_cp']:>8.2f}  {target}")
+                     f"{row['ratio_to_cp']:>8.2f} {row['cpu_seconds']:>6.2f}  {target}")
     lines.append(f"({REFERENCE})")
     return "\n".join(lines)
 

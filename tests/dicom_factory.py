@@ -6,10 +6,13 @@ searched for, byte by byte, in whatever rpacs writes.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
@@ -108,6 +111,15 @@ def mr_dataset(spec: Instance = Instance(), rows: int = 16, cols: int = 16) -> D
     return ds
 
 
+def encoded(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
+    """``ds`` as the bytes of a Part 10 file in ``syntax`` (``ds`` itself is left as it is)."""
+    ds = copy.deepcopy(ds)
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def write(ds: Dataset, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
@@ -122,3 +134,16 @@ def write_study(folder: Path, *, study: int = 1, series: int = 2, per_series: in
             ds = mr_dataset(Instance(study, s, n, patient_id))
             paths.append(write(ds, folder / f"Testesen_{study}_{s}_{n}.dcm"))
     return paths
+
+
+def shipped_data_folders() -> list[Path]:
+    """The folders of real-world files that pydicom and the ``pydicom-data`` package ship
+    (read in place: nothing is downloaded)."""
+    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
+    try:
+        import data_store  # the pydicom-data package
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    return [folder for folder in folders if folder.is_dir()]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .server import free_port, running
-from .web_world import PASSWORD, World, build_world
+from .web_world import PASSWORD, World, build_world, failed_export
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -139,3 +140,64 @@ def test_a_member_cannot_reach_what_the_role_forbids(server, page):  # type: ign
     page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                            arg=first.element_handle())
     assert page.problems == []
+
+
+def test_an_export_in_the_browser(server, page, tmp_path):  # type: ignore[no-untyped-def]
+    url, _world = server
+    _login(page, url, "dana")
+    page.goto(f"{url}/projects/ALPHA")
+    page.get_by_role("navigation", name="Project ALPHA").get_by_role("link",
+                                                                      name="Export").click()
+    # A stored spec with a mistake: the engine's messages, in place, the text kept.
+    editor = page.get_by_label("Spec (YAML", exact=False)
+    editor.fill("name: mine\ndates: sometimes\n")
+    page.get_by_role("button", name="Save spec").click()
+    alert = page.get_by_role("alert")
+    assert "dates:" in alert.inner_text()
+    assert editor.input_value() == "name: mine\ndates: sometimes\n"
+    assert page.problems == ["Failed to load resource: the server responded with a status "
+                             "of 422 (Unprocessable Entity)"]  # the refused save itself
+    page.problems.clear()
+    # Choose a built-in spec, see the dry run, start it.
+    page.get_by_label("Spec", exact=True).select_option("research-package")
+    page.get_by_role("button", name="See the dry run").click()
+    assert "2 participant(s), 3 series, 8 instance(s)" in page.locator(
+        "#plan-summary").inner_text()
+    page.get_by_role("button", name="Start the export").click()
+    page.wait_for_url(f"{url}/exports/*")
+    assert page.get_by_label("Progress").is_visible()
+    # The page follows the job and shows the download once it is done.
+    download_link = page.get_by_role("link", name="Download the package", exact=False)
+    download_link.wait_for(timeout=180_000)
+    assert page.locator("#export-state").inner_text() == "done"
+    assert page.get_by_label("Progress").get_attribute("value") == "100"
+    with page.expect_download() as info:
+        download_link.click()
+    saved = tmp_path / "export.zip"
+    info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        manifest = archive.read("research-package/manifest.csv").decode().splitlines()
+        assert {"research-package/TP-0001.zip", "research-package/TP-0002.zip"} <= set(
+            archive.namelist())
+    assert manifest[0].startswith("path,") and len(manifest) == 9
+    assert sum(1 for row in manifest[1:] if row.startswith("TP-0001/")) == 6
+    # The past exports list who ran it.
+    page.goto(f"{url}/projects/ALPHA/exports")
+    assert "dana" in page.locator("#exports tbody tr").first.inner_text()
+    assert page.problems == []
+
+
+def test_a_member_sees_no_export(server, page):  # type: ignore[no-untyped-def]
+    url, world = server
+    _login(page, url, "mike")
+    page.goto(f"{url}/projects/ALPHA")
+    nav = page.get_by_role("navigation", name="Project ALPHA")
+    assert nav.get_by_role("link", name="Review").is_visible()
+    assert nav.get_by_role("link", name="Export").count() == 0
+    assert page.get_by_role("button", name="Start the export").count() == 0
+    assert page.goto(f"{url}/projects/ALPHA/exports").status == 403
+    assert page.goto(f"{url}/projects/ALPHA/exports/plan?spec=research-package").status == 403
+    job = failed_export(world, "name: nothing\n")
+    assert page.goto(f"{url}/exports/{job}").status == 403
+    assert page.goto(f"{url}/api/exports/{job}/download").status == 403
+    assert page.goto(f"{url}/projects/BRAVO/exports").status == 404

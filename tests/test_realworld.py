@@ -10,7 +10,6 @@ import warnings
 from io import BytesIO
 from pathlib import Path
 
-import pydicom
 import pytest
 from pydicom import dcmread
 
@@ -28,18 +27,11 @@ from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project, get_project
 from rpacs.settings import Settings
 
+from .dicom_factory import shipped_data_folders
+
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010, 0x00420011)
 
 
-def _data_folders() -> list[Path]:
-    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store  # the pydicom-data package
-
-        folders.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    return [f for f in folders if f.is_dir()]
 
 
 def _uids(path: Path) -> tuple[str, str, str] | None:
@@ -69,7 +61,7 @@ def _raw_pixels(path: Path | str) -> dict[int, bytes]:
 
 @pytest.mark.slow
 def test_every_shipped_file_is_stored_or_rejected_with_pixels_intact(tmp_path: Path):
-    folders = _data_folders()
+    folders = shipped_data_folders()
     assert len(folders) == 2, "pydicom's test files and pydicom-data must both be installed"
     inst = Installation.open(Settings(home=tmp_path / "home"))
     total = 0
@@ -122,7 +114,7 @@ def test_engine_keeps_pixels_of_every_readable_shipped_file():
     """Each file alone (no archive conflicts): read, de-identify, write, read back."""
     engine = Deidentifier(Profile.default(), b"\x05" * 32, Identity("RW-001", "RW", "e"), -9)
     checked = 0
-    for folder in _data_folders():
+    for folder in shipped_data_folders():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             try:
                 ds = read_instance(path.read_bytes(), path.name)

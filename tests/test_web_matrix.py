@@ -18,12 +18,23 @@ from fastapi.routing import APIRoute
 
 from rpacs.accounts import ROLE_PERMISSIONS, Permission, Role, add_member, remove_member
 from rpacs.errors import NotFoundError
+from rpacs.export import save_spec, stored_spec
+from rpacs.projects import get_project
 from rpacs.web import api, pages
 
-from .web_world import PEOPLE, World, zip_of_study
+from .web_world import (
+    PEOPLE,
+    World,
+    failed_export,
+    finished_export,
+    quarantined_study,
+    zip_of_study,
+)
 
 #: Who may call a route that names no project.
 PUBLIC, LOGGED_IN, ADMIN = "public", "logged-in", "admin"
+#: Routes of the quarantine: whoever may assign into some project (data managers, owners).
+ASSIGNER = "assigner"
 ROLES = ["admin", "owner", "data-manager", "member", "non-member", "anonymous"]
 USER_OF = {"admin": "root", "owner": "olivia", "data-manager": "dana", "member": "mike",
            "non-member": "nora"}
@@ -38,6 +49,8 @@ class Route:
     body: Any = None
     #: Run before each call, e.g. to put back what the previous call removed.
     setup: Callable[[World], None] | None = None
+    #: The form field of an uploaded file (pages).
+    upload_field: str = "package"
 
     @property
     def api(self) -> bool:
@@ -61,7 +74,42 @@ def _zip(world: World) -> bytes:
     return cached
 
 
+#: A stored spec that selects nothing: the jobs the matrix starts end at once (failed).
+NOTHING = "name: nothing\nselect: {participants: [TP-9999]}\n"
+
+
+def _nothing_spec(world: World) -> None:
+    project = get_project(world.inst, "ALPHA")
+    if stored_spec(world.inst, project, "nothing") is None:
+        save_spec(world.inst, project, NOTHING, "olivia")
+
+
+def _done_export(world: World) -> None:
+    """A finished export of ALPHA for the routes that look at one."""
+    if getattr(world, "done_export", None) is None:
+        world.done_export = finished_export(world)  # type: ignore[attr-defined]
+    world.export_id = world.done_export  # type: ignore[attr-defined]
+
+
+def _failed_export(world: World) -> None:
+    """A failed export for each resume (a resumed one is queued, then fails again)."""
+    world.export_id = failed_export(world, NOTHING)  # type: ignore[attr-defined]
+
+
+ASSIGN_FORM = {"project": "ALPHA", "participant": "", "new_participant": "TP-0003",
+               "event": "baseline"}
+COUPLING = b"accession_number,project,participant,event\nACC-1,ALPHA,TP-0009,baseline\n"
+
+
+def _quarantined(world: World) -> None:
+    """A study received over DICOM, waiting in the quarantine (assigned by the first call;
+    the same assignment again is allowed)."""
+    if getattr(world, "study_id", None) is None:
+        world.study_id = quarantined_study(world)  # type: ignore[attr-defined]
+
+
 V, R, M, A = Permission.VIEW, Permission.REVIEW, Permission.MEMBERS, Permission.AUDIT
+E, D = Permission.EXPORT, Permission.DOWNLOAD
 ROUTES = [
     Route("GET", "/", PUBLIC),
     Route("GET", "/login", PUBLIC),
@@ -96,6 +144,28 @@ ROUTES = [
     Route("DELETE", "/api/projects/{acronym}/members/zed", M, None, _zed_in),
     Route("GET", "/api/projects/{acronym}/audit", A),
     Route("GET", "/api/audit", ADMIN),
+    Route("GET", "/projects/{acronym}/exports", E),
+    Route("POST", "/projects/{acronym}/export-specs", E, {"text": NOTHING}),
+    Route("GET", "/projects/{acronym}/exports/plan?spec=research-package", E),
+    Route("POST", "/projects/{acronym}/exports", E, {"spec": "nothing"}, _nothing_spec),
+    Route("GET", "/exports/{export_id}", E, None, _done_export),
+    Route("POST", "/exports/{export_id}/resume", E, None, _failed_export),
+    Route("GET", "/assign", ASSIGNER),
+    Route("GET", "/assign/{study_id}?project=ALPHA", ASSIGNER, None, _quarantined),
+    Route("POST", "/assign/{study_id}", ASSIGNER, ASSIGN_FORM, _quarantined),
+    Route("POST", "/coupling-lists", ASSIGNER, lambda w: COUPLING, None, "coupling_list"),
+    Route("GET", "/api/quarantine", ASSIGNER),
+    Route("POST", "/api/quarantine/{study_id}/assign", ASSIGNER,
+          {"project": "ALPHA", "participant": "TP-0003", "event": "baseline"}, _quarantined),
+    Route("POST", "/api/coupling-lists", ASSIGNER, lambda w: COUPLING),
+    Route("GET", "/api/projects/{acronym}/export-specs", E),
+    Route("POST", "/api/projects/{acronym}/export-specs", E, lambda w: NOTHING.encode()),
+    Route("GET", "/api/projects/{acronym}/exports/plan?spec=research-package", E),
+    Route("GET", "/api/projects/{acronym}/exports", E),
+    Route("POST", "/api/projects/{acronym}/exports", E, {"spec": "nothing"}, _nothing_spec),
+    Route("GET", "/api/exports/{export_id}", E, None, _done_export),
+    Route("POST", "/api/exports/{export_id}/resume", E, None, _failed_export),
+    Route("GET", "/api/exports/{export_id}/download", D, None, _done_export),
 ]
 
 
@@ -109,6 +179,10 @@ def expected(route: Route, role: str) -> str:
         return "ok"
     if route.access == ADMIN:
         return "ok" if role == "admin" else "403"
+    if route.access == ASSIGNER:
+        assigns = role == "admin" or (role in {r.value for r in Role}
+                                      and Permission.ASSIGN in ROLE_PERMISSIONS[Role(role)])
+        return "ok" if assigns else "403"
     if role == "admin":
         return "ok"
     if role == "non-member":
@@ -138,7 +212,9 @@ def _call(world: World, sessions: dict[str, Any], route: Route, role: str) -> An
     if route.setup:
         route.setup(world)
     path = route.path.replace("{acronym}", "ALPHA").replace(
-        "{series_id}", str(world.series_ids[0]))
+        "{series_id}", str(world.series_ids[0])).replace(
+        "{export_id}", str(getattr(world, "export_id", 0))).replace(
+        "{study_id}", str(getattr(world, "study_id", 0)))
     body = route.body(world) if callable(route.body) else route.body
     if route.api or route.access == PUBLIC:
         client = world.client()
@@ -156,7 +232,7 @@ def _call(world: World, sessions: dict[str, Any], route: Route, role: str) -> An
         return client.get(path)
     if isinstance(body, bytes):
         return client.post(path, data={"csrf_token": token},
-                           files={"package": ("study.zip", body, "application/zip")})
+                           files={route.upload_field: ("upload", body, "application/zip")})
     return client.post(path, data={**(body or {}), "csrf_token": token})
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from rpacs.accounts import add_member, add_user, create_token
-from rpacs.db import Series
+from rpacs.db import ExportJob, Project, Series
+from rpacs.export import ExportJobView, ExportSpec, export_job, resolve_spec, start_export
 from rpacs.ingest import import_paths
 from rpacs.installation import Installation
-from rpacs.projects import ProjectSpec, create_project
+from rpacs.projects import ProjectSpec, create_project, get_project
+from rpacs.quarantine import Arrival, Quarantine
 from rpacs.settings import Settings
 from rpacs.web import create_app
 
@@ -89,3 +93,48 @@ def build_world(home: Path, inputs: Path) -> World:
     with inst.db.session() as session:
         world.series_ids = list(session.scalars(select(Series.id).order_by(Series.id)))
     return world
+
+
+def finished_export(world: World, spec: str = "research-package", actor: str = "dana",
+                    timeout: float = 180) -> int:
+    """Start an export of ALPHA through the service and wait for its process to end."""
+    project = get_project(world.inst, "ALPHA")
+    job = start_export(world.inst, project, resolve_spec(world.inst, project, spec), actor)
+    return wait_for_export(world, job.id, timeout).id
+
+
+def wait_for_export(world: World, job_id: int, timeout: float = 180) -> ExportJobView:
+    """The job once it is done or failed (an AssertionError if it is neither in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = export_job(world.inst, job_id)
+        if job.state in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"export {job_id} still {job.state}"
+        time.sleep(0.1)
+
+
+def failed_export(world: World, spec_text: str) -> int:
+    """A failed job of ALPHA (no process), as one whose process was killed would be."""
+    spec = ExportSpec.from_yaml(spec_text)
+    with world.inst.db.session() as session:
+        project = session.scalar(select(Project).where(Project.acronym == "ALPHA"))
+        job = ExportJob(project_id=project.id, spec_name=spec.name, spec_sha256=spec.sha256,
+                        spec_text=spec.text, state="failed", done=0, total=0,
+                        started_by="dana", package="", download="", n_files=0,
+                        error="interrupted; resume", lock_token="")
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def quarantined_study(world: World, study: int = 7) -> int:
+    """A study filed in the quarantine as the gateway files a C-STORE; its number there."""
+    folder = world.settings.home.parent / f"received-{study}"
+    paths = f.write_study(folder, study=study, series=1, per_series=2, patient_id="PAT-77")
+    quarantine = Quarantine(world.inst)
+    arrival = Arrival("SCANNER", "RPACS", dt.datetime.now(dt.UTC))
+    for path in paths:
+        quarantine.receive(path.read_bytes(), arrival)
+    return next(e.id for e in quarantine.entries() if e.images == len(paths)
+                and e.calling_ae == "SCANNER" and e.state == "receiving")

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         return self.home / "quarantine"
 
     @property
+    def exports_dir(self) -> Path:
+        """Exports started from the web app: ``exports/<job id>/`` holds the package and,
+        beside it, its risk report and coupling list (readable only by the service)."""
+        return self.home / "exports"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 

@@ -3,7 +3,6 @@ elements, overrides, unlisted attributes, transfer syntaxes, determinism."""
 
 from __future__ import annotations
 
-import copy
 from io import BytesIO
 
 import pytest
@@ -44,19 +43,10 @@ def _engine(profile: Profile | None = None, secret: bytes = SECRET) -> Deidentif
     return Deidentifier(profile or Profile.default(), secret, IDENTITY, OFFSET)
 
 
-def _encoded(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
-    """``ds`` as a Part 10 file in ``syntax``."""
-    ds = copy.deepcopy(ds)
-    ds.file_meta.TransferSyntaxUID = syntax
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def _roundtrip(ds: Dataset, engine: Deidentifier | None = None,
                syntax: str = ExplicitVRLittleEndian) -> Dataset:
     """Encode, read, de-identify, write and read back as a user of the file would."""
-    out, _ = deidentify_instance(_encoded(ds, syntax), "test.dcm", engine or _engine())
+    out, _ = deidentify_instance(f.encoded(ds, syntax), "test.dcm", engine or _engine())
     return dcmread(BytesIO(out))
 
 
@@ -326,7 +316,7 @@ def test_every_native_transfer_syntax_round_trips(syntax: str):
     ds.ContentSequence = Sequence([Dataset()])
     ds.ContentSequence[0].PersonName = "Testesen^Ola"
     ds.ContentSequence[0].ReferencedSOPInstanceUID = ds.SOPInstanceUID
-    original = dcmread(BytesIO(_encoded(ds, syntax)))
+    original = dcmread(BytesIO(f.encoded(ds, syntax)))
     back = _roundtrip(ds, syntax=syntax)
     assert back.file_meta.TransferSyntaxUID == syntax
     assert back.original_encoding == original.original_encoding
@@ -339,7 +329,7 @@ def test_every_native_transfer_syntax_round_trips(syntax: str):
 
 
 def test_unchanged_values_are_never_decoded_and_output_is_deterministic():
-    data = _encoded(f.mr_dataset(rows=64, cols=64))
+    data = f.encoded(f.mr_dataset(rows=64, cols=64))
     ds = read_instance(data, "a.dcm")
     pixels = ds.get_item(0x7FE00010)
     engine = _engine()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import random
 import struct
 import warnings
@@ -39,14 +38,6 @@ TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 ENGINE = Deidentifier(Profile.default(), b"\x06" * 32, Identity("P-1", "PROJ1", "e"), -30)
 
 
-def _encoded(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
-    ds = copy.deepcopy(ds)
-    ds.file_meta.TransferSyntaxUID = syntax
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def _reason(data: bytes) -> str:
     with pytest.raises(DicomInputError) as caught:
         read_instance(data, "input.dcm")
@@ -67,7 +58,7 @@ def test_empty_and_not_dicom_files_are_refused():
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                                     ExplicitVRBigEndian])
 def test_a_value_cut_by_the_end_of_the_file_is_refused(syntax: str):
-    data = _encoded(f.mr_dataset(), syntax)
+    data = f.encoded(f.mr_dataset(), syntax)
     for cut in (len(data) - 1, len(data) - 100, len(data) - 512):  # inside the pixel data
         assert "truncated" in _reason(data[:cut])
 
@@ -75,7 +66,7 @@ def test_a_value_cut_by_the_end_of_the_file_is_refused(syntax: str):
 def test_truncation_inside_headers_and_sequences_is_refused():
     ds = f.mr_dataset()
     del ds.PixelData
-    data = _encoded(ds)
+    data = f.encoded(ds)
     sequence_at = data.index(b"\x40\x00\x75\x02SQ")  # RequestAttributesSequence
     for cut in (sequence_at + 3, sequence_at + 20):
         assert "truncated" in _reason(data[:cut]) or "unreadable" in _reason(data[:cut])
@@ -102,15 +93,15 @@ def test_truncated_files_shipped_with_pydicom_are_refused():
 def test_instances_without_their_uids_are_refused(keyword: str, reason: str):
     ds = f.mr_dataset()
     delattr(ds, keyword)
-    assert _reason(_encoded(ds)) == reason
+    assert _reason(f.encoded(ds)) == reason
     setattr(ds, keyword, "")  # present but empty is as bad
-    assert _reason(_encoded(ds)) == reason
+    assert _reason(f.encoded(ds)) == reason
 
 
 def test_reasons_never_carry_values_of_the_file():
     ds = f.mr_dataset()
     del ds.SOPInstanceUID
-    data = _encoded(ds)
+    data = f.encoded(ds)
     for broken in (data, data[:-7], b"Testesen^Ola " + data[13:]):
         with pytest.raises(DicomInputError) as caught:
             read_instance(broken, "x")
@@ -119,7 +110,7 @@ def test_reasons_never_carry_values_of_the_file():
 
 def test_damaged_files_raise_only_input_or_deidentification_errors():
     # Deterministic damage: bytes flipped and files cut short at random places.
-    data = _encoded(f.mr_dataset(rows=8, cols=8))
+    data = f.encoded(f.mr_dataset(rows=8, cols=8))
     rng = random.Random(7)
     outcomes = {"read": 0, "refused": 0}
     for _ in range(300):
@@ -168,7 +159,7 @@ def test_files_of_pydicom_without_file_meta_are_read():
 def test_the_fast_reader_reads_what_dcmread_reads(syntax: str):
     ds = f.mr_dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    data = _encoded(ds, syntax)
+    data = f.encoded(ds, syntax)
     fast = _read_plain(data)
     assert fast is not None
     assert_same_read(fast, dcmread(BytesIO(data)))
@@ -191,8 +182,8 @@ def assert_same_read(fast: Dataset, slow: Dataset) -> None:
 
 @pytest.mark.parametrize("data", [
     b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x001.2\x00",  # no data set syntax
-    _encoded(f.mr_dataset(), ExplicitVRBigEndian),
-    _encoded(f.mr_dataset(), DeflatedExplicitVRLittleEndian),
+    f.encoded(f.mr_dataset(), ExplicitVRBigEndian),
+    f.encoded(f.mr_dataset(), DeflatedExplicitVRLittleEndian),
     (TEST_FILES / "JPEG2000.dcm").read_bytes(),  # undefined length
 ])
 def test_the_fast_reader_leaves_everything_else_to_dcmread(data: bytes):
@@ -206,7 +197,7 @@ def test_written_file_meta_is_rpacs_own_and_complete():
     ds = f.mr_dataset()
     ds.file_meta.SourceApplicationEntityTitle = "HAUKELAND_MR"
     ds.file_meta.ImplementationVersionName = "VENDOR_1"
-    out, _ = deidentify_instance(_encoded(ds), "a.dcm", ENGINE)
+    out, _ = deidentify_instance(f.encoded(ds), "a.dcm", ENGINE)
     back = dcmread(BytesIO(out))
     meta = back.file_meta
     assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
@@ -221,7 +212,7 @@ def test_written_file_meta_is_rpacs_own_and_complete():
 
 
 def test_deflated_files_are_written_deflated():
-    data = _encoded(f.mr_dataset(), DeflatedExplicitVRLittleEndian)
+    data = f.encoded(f.mr_dataset(), DeflatedExplicitVRLittleEndian)
     out, _ = deidentify_instance(data, "a.dcm", ENGINE)
     back = dcmread(BytesIO(out))
     assert back.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian

@@ -11,7 +11,6 @@ deflated files must be left to the reference path.
 from __future__ import annotations
 
 import copy
-from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -122,14 +121,6 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
     return taken
 
 
-def _encoded(ds: Dataset, syntax: str) -> bytes:
-    ds = copy.deepcopy(ds)
-    ds.file_meta.TransferSyntaxUID = syntax
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def _varied(n: int) -> Dataset:
     """The factory's instance with more kinds of element than it has by default."""
     ds = f.mr_dataset(f.Instance(1, 1 + n % 2, n))
@@ -168,7 +159,7 @@ def test_factory_files_give_the_reference_bytes(profile: str, syntax: str,
         if charset:
             ds.SpecificCharacterSet = charset
             ds.PatientName = "Østby^Åse" if charset == "ISO_IR 100" else "Østby^Åse^李"
-        inputs.append(_encoded(ds, syntax))
+        inputs.append(f.encoded(ds, syntax))
     assert assert_same(inputs, PROFILES[profile], must_take=True) == len(inputs)
 
 
@@ -195,7 +186,7 @@ def test_pydicom_files_give_the_reference_bytes():
 
 @pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
 def test_big_endian_and_deflated_files_take_the_reference_path(syntax: str):
-    data = _encoded(f.mr_dataset(), syntax)
+    data = f.encoded(f.mr_dataset(), syntax)
     engine = Deidentifier(Profile.default(), SECRET, IDENTITY, -45)
     assert deidentify_raw(data, engine) is None
     assert _reference(data, engine)[0]  # and the reference path writes them
@@ -203,14 +194,14 @@ def test_big_endian_and_deflated_files_take_the_reference_path(syntax: str):
 
 def test_odd_files_take_the_reference_path():
     engine = Deidentifier(Profile.default(), SECRET, IDENTITY, -45)
-    plain = _encoded(f.mr_dataset(), ExplicitVRLittleEndian)
+    plain = f.encoded(f.mr_dataset(), ExplicitVRLittleEndian)
     no_preamble = plain[132:]
     truncated = plain[:-7]
     assert deidentify_raw(no_preamble, engine) is None
     assert deidentify_raw(truncated, engine) is None
     ds = f.mr_dataset()
     del ds.SOPInstanceUID
-    assert deidentify_raw(_encoded(ds, ExplicitVRLittleEndian), engine) is None
+    assert deidentify_raw(f.encoded(ds, ExplicitVRLittleEndian), engine) is None
     ds = f.mr_dataset()
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # needs pydicom's decoder
-    assert deidentify_raw(_encoded(ds, ExplicitVRLittleEndian), engine) is None
+    assert deidentify_raw(f.encoded(ds, ExplicitVRLittleEndian), engine) is None

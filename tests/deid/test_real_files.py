@@ -17,6 +17,7 @@ from rpacs.deid import Deidentifier, Identity, Profile, read_instance, write_ins
 from rpacs.deid.io import _read_plain
 from rpacs.errors import DicomInputError
 
+from .. import dicom_factory as f
 from .test_io import assert_same_read
 
 #: Bulk data that must come out as it went in: pixel data of every kind, waveforms,
@@ -26,14 +27,7 @@ PARTICIPANT = "RW-001"
 
 
 def _shipped_files() -> list[Path]:
-    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store  # the pydicom-data package
-
-        folders.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    return sorted(p for folder in folders if folder.is_dir()
+    return sorted(p for folder in f.shipped_data_folders()
                   for p in folder.rglob("*") if p.is_file())
 
 

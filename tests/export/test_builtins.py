@@ -152,3 +152,21 @@ def test_zip_per_study_names_each_study(archive, tmp_path):
     assert len(names) == 3 * SLICES and all(n.startswith("EX-0003/followup/") for n in names)
     manifest = (package / "manifest.csv").read_text().splitlines()
     assert manifest[0].endswith(",zip") and len(manifest) == 1 + 4 * 3 * SLICES
+
+
+def test_study_builtin_into_a_relative_out_folder(archive, tmp_path, monkeypatch):
+    """The command line as a user types it: ``--out`` relative to the working folder."""
+    from click.testing import CliRunner
+
+    from rpacs.cli import cli
+
+    with archive.inst.db.session() as session:
+        study_uid = session.scalars(select(Study.study_uid).order_by(Study.id)).first()
+    monkeypatch.chdir(tmp_path)
+    env = {"RPACS_HOME": str(archive.home), "RPACS_DATABASE_URL": None, "RPACS_CONFIG": None}
+    done = CliRunner().invoke(cli, ["export", archive.acronym, "--spec", f"study:{study_uid}",
+                                    "--out", "viewer-copy"], env=env, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    [package] = [p for p in (tmp_path / "viewer-copy").iterdir() if p.is_dir()]
+    assert len(FileSet(dcmread(package / "DICOMDIR"))) == 3 * SLICES
+    assert not list((tmp_path / "viewer-copy").glob(".*export-work"))

@@ -23,13 +23,14 @@ class Permission(StrEnum):
     MEMBERS = "members"  # see and change who is in the project
     SETTINGS = "settings"  # change the project's settings
     AUDIT = "audit"  # read the project's audit log
+    ASSIGN = "assign"  # assign received studies to the project, upload coupling lists
 
 
 #: What each role may do in its project. Admins may do everything in every project.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.DATA_MANAGER: frozenset({Permission.VIEW, Permission.REVIEW, Permission.EXPORT,
-                                  Permission.DOWNLOAD}),
+                                  Permission.DOWNLOAD, Permission.ASSIGN}),
     Role.MEMBER: frozenset({Permission.VIEW, Permission.REVIEW}),
 }
 

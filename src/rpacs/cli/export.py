@@ -121,3 +121,22 @@ def _risk_lines(risk: dict) -> list[str]:
                   + ("lifts all" if g["lifts_all"] else f"{len(g['still_below_k'])} still below")
                   for g in risk["generalisations"]]
     return lines
+
+
+@click.command("export-job", hidden=True)
+@click.argument("job_id", type=int)
+def export_job_command(job_id: int) -> None:
+    """Run export job JOB_ID of the web app (started by it; settings as JSON on stdin)."""
+    import sys
+
+    from ..export.jobs import run_job
+    from ..installation import Installation
+    from ..settings import Settings
+
+    settings = Settings.model_validate_json(sys.stdin.read())
+    inst = Installation.open(settings)
+    try:
+        state = run_job(inst, job_id)
+    finally:
+        inst.close()
+    click.echo(f"export job {job_id}: {state}")

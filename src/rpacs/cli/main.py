@@ -13,7 +13,7 @@ from .accounts import member, token, user
 from .assign import assign_command
 from .coupling import coupling
 from .demo import demo_command
-from .export import export_command
+from .export import export_command, export_job_command
 from .ingest import deid_command, import_command
 from .participant import participant
 from .patient import patient
@@ -73,6 +73,7 @@ cli.add_command(route)
 cli.add_command(coupling)
 cli.add_command(remote)
 cli.add_command(export_command)
+cli.add_command(export_job_command)
 
 
 def main() -> None:

@@ -1,22 +1,56 @@
-"""``rpacs serve``: the web app and the API, with uvicorn."""
+"""``rpacs serve``: the web app and the API, with uvicorn; optionally the DICOM services."""
 
 from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
 
 import click
 
 from .context import installation
 
 
-def serve(host: str, port: int, workers: int) -> None:
-    """Bring the index up to date once, then hand over to uvicorn."""
+def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
+          ae_title: str | None = None) -> None:
+    """Bring the index up to date once, start the DICOM services if asked, then hand over
+    to uvicorn; when uvicorn returns (Ctrl+C, SIGTERM) the DICOM services stop too.
+
+    The DICOM services run once, in this process, whatever the number of web workers:
+    uvicorn's workers are processes of their own, and one quarantine has one receiver.
+    """
     import uvicorn
 
-    with installation():
-        pass  # migrate once here, not in every worker at the same time
-    click.echo(f"rpacs web app on http://{host}:{port}/  (Ctrl+C stops it)")
-    uvicorn.run("rpacs.web:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, proxy_headers=False, server_header=False,
-                log_level="info")
+    with installation() as inst:
+        gateway = None
+        if dicom_port is not None:
+            from ..net import GatewayConfig, start_gateway
+
+            logging.getLogger("rpacs").setLevel(logging.INFO)
+            # pynetdicom's debug output would print identifiers of queries.
+            logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+            config = GatewayConfig(ae_title=ae_title or inst.settings.ae_title,
+                                   port=dicom_port, study_timeout=inst.settings.study_timeout)
+            gateway = start_gateway(inst, config)
+            click.echo(f"rpacs DICOM services: {config.ae_title} on port {gateway.port}")
+        click.echo(f"rpacs web app on http://{host}:{port}/  (Ctrl+C stops it)")
+        # uvicorn shuts down on SIGTERM, then raises the signal again for the handler it
+        # found: this one ends the command through ``finally``, not the default's sudden exit.
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            uvicorn.run("rpacs.web:app_from_environment", factory=True, host=host, port=port,
+                        workers=workers, proxy_headers=False, server_header=False,
+                        log_level="info")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if gateway is not None:
+                gateway.stop()
+                click.echo("rpacs DICOM services: stopped")
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @click.command("serve")
@@ -25,6 +59,12 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Web server processes.")
-def serve_command(host: str, port: int, workers: int) -> None:
-    """Serve the web app and the /api on HOST:PORT."""
-    serve(host, port, workers)
+@click.option("--dicom-port", type=click.IntRange(1, 65535), default=None,
+              help="Also run the DICOM services (as rpacs scp does) on this port, on every "
+                   "interface; stopped with the web server.")
+@click.option("--ae-title", default=None,
+              help="With --dicom-port: the AE title [default: the ae_title setting, RPACS].")
+def serve_command(host: str, port: int, workers: int, dicom_port: int | None,
+                  ae_title: str | None) -> None:
+    """Serve the web app and the /api on HOST:PORT (and DICOM with --dicom-port)."""
+    serve(host, port, workers, dicom_port, ae_title)

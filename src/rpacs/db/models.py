@@ -490,3 +490,57 @@ class ExportRun(Base):
     made_on: Mapped[dt.date] = mapped_column(Date)
     output: Mapped[str] = mapped_column(Text)
     n_files: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExportSpecText(Base):
+    """An export spec stored with a project, edited as YAML in the web app.
+
+    The text is kept exactly as saved (its SHA-256 is the spec's identity in every package
+    README and audit record); it was valid when saved, and is validated again when used.
+    """
+
+    __tablename__ = "export_specs"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+
+
+class ExportJob(Base):
+    """An export started from the web app or API, run by a process of its own.
+
+    ``spec_text`` is the text the job runs (a stored spec edited later does not change a
+    job, and a resumed job runs the same spec, so the engine resumes its work folder).
+    ``lock_token`` names the lock file the job's process holds while it lives: a job
+    ``queued`` or ``running`` whose lock is free was interrupted. ``error`` is a message
+    for the user, never patient data.
+    """
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (Index("ix_export_jobs_project", "project_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    spec_name: Mapped[str] = mapped_column(String(64))
+    spec_sha256: Mapped[str] = mapped_column(String(64))
+    spec_text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    started_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    #: The package's path, relative to the job's folder ("" until done).
+    package: Mapped[str] = mapped_column(Text, default="")
+    #: The one zip a download sends, relative to the job's folder ("" until done).
+    download: Mapped[str] = mapped_column(Text, default="")
+    n_files: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    lock_token: Mapped[str] = mapped_column(String(64), default="")

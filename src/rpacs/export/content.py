@@ -188,3 +188,48 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportJobView:
+    """An export job as the pages and the API show it (no path outside its folder)."""
+
+    id: int
+    project: str
+    spec_name: str
+    spec_sha256: str
+    state: str
+    done: int
+    total: int
+    started_by: str
+    created_at: str
+    finished_at: str | None
+    error: str
+    n_files: int
+    #: The file name a download is sent under ("" until the job is done).
+    download_name: str = ""
+    #: Whether the job failed in a way that running it again continues.
+    resumable: bool = False
+
+    @property
+    def percent(self) -> int:
+        if self.state == "done":
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "percent": self.percent}
+
+
+@dataclass(frozen=True)
+class StoredSpecView:
+    """A project's stored export spec, as listed and edited in the web app."""
+
+    name: str
+    text: str
+    sha256: str
+    updated_by: str
+    updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -40,3 +40,12 @@ class TagAction(enum.Enum):
     FROM_SIDECAR = "from_sidecar"  # a column of the --sidecar CSV
     REMOVE = "remove"
     SET = "set"
+
+
+class JobState(enum.StrEnum):
+    """Where an export job of the web app is (the API's ``state``)."""
+
+    QUEUED = "queued"  # waiting for its process to start, or for the one before it
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # with a message; an interrupted job can be resumed

@@ -28,7 +28,7 @@ MANIFEST = "manifest.csv"
 PARTICIPANTS = "participants.tsv"
 README = "README.txt"
 RESERVED_NAMES = frozenset({MANIFEST, PARTICIPANTS, README, "DICOMDIR"})
-_STORED_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".gz")
+_STORED_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".gz", ".zip")
 _CHUNK = 1 << 20
 
 

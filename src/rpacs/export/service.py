@@ -336,6 +336,11 @@ def _package_path(out: Path, spec: ExportSpec) -> Path:
     return out / (f"{spec.name}.zip" if spec.package is PackageKind.ZIP else spec.name)
 
 
+def package_path(out: Path, spec: ExportSpec) -> Path:
+    """Where the package of ``spec`` appears in ``out`` once it is complete."""
+    return _package_path(out, spec)
+
+
 def beside(out: Path, spec: ExportSpec, what: str) -> Path:
     """A file beside the package: ``<name>.risk-report.json``, ``<name>.coupling-list.csv``."""
     return out / f"{spec.name}.{what}"
@@ -432,7 +437,7 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
                allow_findings: bool = False, progress: Progress | None = None,
                actor: str | None = None) -> ExportResult:
     """Export ``spec`` of project ``acronym`` into ``out``; resumes a killed run."""
-    out = Path(out)
+    out = Path(out).absolute()  # a relative --out: pydicom gives the file-set absolute paths
     target = _package_path(out, spec)
     if target.exists():
         raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
@@ -776,4 +781,4 @@ def _wrap(line: str, width: int = 88) -> str:
         "  ") else ""))
 
 
-__all__ = ["beside", "plan_export", "readme_text", "run_export"]
+__all__ = ["beside", "package_path", "plan_export", "readme_text", "run_export"]

@@ -31,6 +31,7 @@ from ..installation import Installation
 from ..quarantine import Quarantine
 from .handlers import handle_echo, handle_find, handle_get, handle_move, handle_store
 from .remotes import check_ae_title
+from .transport import make_prompt
 
 LOG = logging.getLogger("rpacs.net")
 #: How often the quarantine is purged of studies past their retention.
@@ -77,16 +78,6 @@ def build_ae(config: GatewayConfig) -> AE:
     for context in AllStoragePresentationContexts[:127]:
         ae.add_requested_context(context.abstract_syntax)
     return ae
-
-
-#: Seconds an association's reader sleeps when it found nothing to do. pynetdicom's 1 ms
-#: default costs a sleep per PDU, which made C-STORE several times slower than storescp.
-RUN_LOOP_DELAY = 0.0001
-
-
-def quicken(event: Any) -> None:
-    """EVT_REQUESTED: make the new association's reader poll faster than the default."""
-    event.assoc.dul._run_loop_delay = RUN_LOOP_DELAY
 
 
 @dataclass
@@ -153,7 +144,8 @@ def start_gateway(inst: Installation, config: GatewayConfig | None = None) -> Ga
         LOG.warning("recorded %d quarantine files a previous run had not recorded", recovered)
     ae = build_ae(config)
     handlers = [
-        (evt.EVT_REQUESTED, quicken),
+        # Before an association's threads start: they wait for work instead of polling.
+        (evt.EVT_CONN_OPEN, make_prompt),
         (evt.EVT_C_ECHO, handle_echo),
         # pynetdicom passes the listed arguments after the event.
         (evt.EVT_C_STORE, handle_store, [quarantine]),

@@ -75,6 +75,8 @@ class QuarantineEntry:
     event: str | None
     assigned_by: str | None
     note: str
+    #: The study's number in the quarantine: how the web app names it (never by its UID).
+    id: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {

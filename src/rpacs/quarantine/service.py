@@ -34,6 +34,7 @@ from .content import (
     QuarantineEntry,
     StudyState,
 )
+from .header import WANTED, scan_header
 from .store import QuarantineStore
 
 LOG = logging.getLogger("rpacs.quarantine")
@@ -43,10 +44,6 @@ RECORD_BATCH = 500
 ASSIGNER_GRACE = 600.0
 #: Seconds the recorder lets instances gather before it writes them.
 RECORD_WINDOW = 0.1
-_HEADER_TAGS = [
-    "SpecificCharacterSet", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
-    "PatientID", "StudyDate", "Modality", "StudyDescription", "AccessionNumber",
-]
 
 
 def utcnow() -> dt.datetime:
@@ -58,31 +55,40 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def _text(ds: object, keyword: str, length: int) -> str:
+def _text(ds: object, keyword: str) -> str:
     value = getattr(ds, keyword, "")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
-    return str(value or "").strip()[:length]
+    return str(value or "").strip()
 
 
 def read_header(data: bytes, installation_secret: bytes, source: str = "received dataset"
                 ) -> InstanceHeader:
-    """The indexed values of an instance in the DICOM file format; never decodes pixels."""
-    try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-        header = InstanceHeader(
-            sop_uid=_text(ds, "SOPInstanceUID", 64),
-            series_uid=_text(ds, "SeriesInstanceUID", 64),
-            study_uid=_text(ds, "StudyInstanceUID", 64),
-            patient_key=patient_key(installation_secret, _text(ds, "PatientID", 64)),
-            study_date=_text(ds, "StudyDate", 8),
-            modality=_text(ds, "Modality", 16),
-            study_description=_text(ds, "StudyDescription", 64),
-            accession_number=_text(ds, "AccessionNumber", 16),
-        )
-    except (InvalidDicomError, ValueError, TypeError, EOFError, OSError, LookupError) as exc:
-        raise DicomInputError(source, f"not a readable DICOM dataset ({type(exc).__name__})"
-                              ) from exc
+    """The indexed values of an instance in the DICOM file format; never decodes pixels.
+
+    The common file is read by :func:`~rpacs.quarantine.header.scan_header`, any other
+    by pydicom.
+    """
+    values = scan_header(data)
+    if values is None:
+        try:
+            ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
+                         specific_tags=list(WANTED.values()))
+            values = {keyword: _text(ds, keyword) for keyword in WANTED.values()}
+        except (InvalidDicomError, ValueError, TypeError, EOFError, OSError,
+                LookupError) as exc:
+            raise DicomInputError(source, f"not a readable DICOM dataset "
+                                          f"({type(exc).__name__})") from exc
+    header = InstanceHeader(
+        sop_uid=values["SOPInstanceUID"][:64],
+        series_uid=values["SeriesInstanceUID"][:64],
+        study_uid=values["StudyInstanceUID"][:64],
+        patient_key=patient_key(installation_secret, values["PatientID"][:64]),
+        study_date=values["StudyDate"][:8],
+        modality=values["Modality"][:16],
+        study_description=values["StudyDescription"][:64],
+        accession_number=values["AccessionNumber"][:16],
+    )
     missing = [k for k in ("sop_uid", "series_uid", "study_uid") if not getattr(header, k)]
     if missing:
         raise DicomInputError(source, f"no {', '.join(missing)} (required to file it)")
@@ -338,7 +344,7 @@ class Quarantine:
                     called_ae=s.called_ae, first_arrival=as_utc(s.first_arrival),
                     last_arrival=as_utc(s.last_arrival), project=acronym,
                     participant=s.participant, event=s.event, assigned_by=s.assigned_by,
-                    note=s.note,
+                    note=s.note, id=s.id,
                 )
                 for s, series, images, acronym in session.execute(query)
             ]
@@ -350,6 +356,15 @@ class Quarantine:
         if found is None:
             raise NotFoundError("no study with this StudyInstanceUID in the quarantine "
                                 "(see: rpacs quarantine list)")
+        return found
+
+    def study_uid(self, study_id: int) -> str:
+        """The StudyInstanceUID of quarantined study ``study_id`` (NotFoundError if none)."""
+        with self.inst.db.session() as session:
+            found = session.scalar(select(QuarantineStudy.study_uid)
+                                   .where(QuarantineStudy.id == study_id))
+        if found is None:
+            raise NotFoundError(f"no study {study_id} in the quarantine")
         return found
 
     # --- retention ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _UNNAMED = {"works": bool(_O_TMPFILE)}
 #: Name of the folder of files being written where O_TMPFILE is not available.
 _PARTIAL = ".partial"
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,33 @@ class QuarantineStore:
     @staticmethod
     def _put_unnamed(directory: Path, target: Path, data: bytes) -> bool | None:
         try:
-            fd = os.open(directory, _O_TMPFILE | os.O_WRONLY, 0o600)
+            folder = os.open(directory, _O_PATH | os.O_DIRECTORY)
         except OSError:
             return None
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
             try:
-                os.link(f"/proc/self/fd/{fd}", target)
-            except FileExistsError:
-                return False
+                fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o600, dir_fd=folder)
             except OSError:
-                _UNNAMED["works"] = False  # e.g. overlay file systems: use named files
                 return None
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                try:
+                    # linkat(AT_SYMLINK_FOLLOW) of the /proc link. Without a directory
+                    # descriptor os.link calls plain link(2), which links the /proc
+                    # symlink itself and fails (EXDEV): the unnamed path never worked.
+                    os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder,
+                            follow_symlinks=True)
+                except FileExistsError:
+                    return False
+                except OSError:
+                    _UNNAMED["works"] = False  # e.g. no /proc: use named files
+                    return None
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            os.close(folder)
         return True
 
     @staticmethod

@@ -311,20 +311,7 @@ def add_to_inventory(
     for start in range(0, len(rows), 5000):
         upsert(session, TagValue.__table__, rows[start:start + 5000],
                keys=("project_id", "tag_path", "value"), add=("n_instances",))
-    distinct = (
-        select(func.count())
-        .where(TagValue.project_id == TagInventory.project_id,
-               TagValue.tag_path == TagInventory.tag_path)
-        .scalar_subquery()
-    )
-    touched = sorted(paths)
-    for start in range(0, len(touched), 500):
-        session.execute(
-            update(TagInventory)
-            .where(TagInventory.project_id == project_id,
-                   TagInventory.tag_path.in_(touched[start:start + 500]))
-            .values(n_distinct=distinct)
-        )
+    _recount_distinct(session, project_id, paths)
 
 
 def remove_from_inventory(
@@ -363,6 +350,11 @@ def remove_from_inventory(
                                            TagValue.n_instances <= 0))
     session.execute(delete(TagInventory).where(TagInventory.project_id == project_id,
                                                TagInventory.n_instances <= 0))
+    _recount_distinct(session, project_id, paths)
+
+
+def _recount_distinct(session: Session, project_id: int, paths: Iterable[str]) -> None:
+    """Set ``n_distinct`` of the inventory rows of ``paths`` from their value rows."""
     distinct = (
         select(func.count())
         .where(TagValue.project_id == TagInventory.project_id,

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+from collections.abc import Collection
 
 from sqlalchemy import delete, select
 
@@ -30,11 +31,14 @@ def accession_key(installation_secret: bytes, accession_number: str) -> str:
 
 
 def upload_coupling_list(inst: Installation, text: str, *, source: str = "coupling list",
-                         actor: str = "cli", now: dt.datetime | None = None) -> int:
+                         actor: str = "cli", now: dt.datetime | None = None,
+                         projects: Collection[str] | None = None) -> int:
     """Store every line of a coupling list, or none: InvalidInputError lists all problems.
 
     A line for an accession number already listed replaces the earlier entry (and restarts
-    its expiry). Returns the number of entries stored.
+    its expiry). ``projects``, when given, are the only acronyms the list may name (the
+    web app's user's); any other is reported as if it did not exist. Returns the number of
+    entries stored.
     """
     now = now or dt.datetime.now(dt.UTC)
     expires = now + dt.timedelta(days=inst.settings.coupling_days)
@@ -44,7 +48,7 @@ def upload_coupling_list(inst: Installation, text: str, *, source: str = "coupli
         raise InvalidInputError(f"{source}: the header must be {','.join(COLUMNS)}")
     problems: list[str] = []
     rows: dict[str, dict[str, object]] = {}
-    projects: dict[str, Project | None] = {}
+    found: dict[str, Project | None] = {}
     secret = inst.settings.installation_secret
     with inst.db.session() as session:
         for number, line in enumerate(reader, start=2):
@@ -55,12 +59,13 @@ def upload_coupling_list(inst: Installation, text: str, *, source: str = "coupli
                 problems.append(f"{source} line {number}: accession_number must be 1-16 "
                                 "characters")
                 continue
-            if acronym not in projects:
+            if acronym not in found:
                 try:
-                    projects[acronym] = get_project(inst, acronym)
+                    found[acronym] = get_project(inst, acronym) if (
+                        projects is None or acronym in projects) else None
                 except NotFoundError:
-                    projects[acronym] = None
-            project = projects[acronym]
+                    found[acronym] = None
+            project = found[acronym]
             if project is None:
                 problems.append(f"{source} line {number}: no project '{acronym}'")
                 continue

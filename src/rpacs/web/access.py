@@ -23,8 +23,9 @@ from ..accounts import (
     authorize,
     principal_for_token,
     principal_for_user,
+    visible_projects,
 )
-from ..errors import AuthenticationError, PermissionDeniedError
+from ..errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from ..installation import Installation
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -119,3 +120,55 @@ async def require_admin(principal: Principal = Depends(current_principal)) -> Pr
     if not principal.is_admin:
         raise PermissionDeniedError("only an administrator may see this")
     return principal
+
+
+def require_export(permission: Permission) -> Callable[..., Coroutine[Any, Any, ProjectAccess]]:
+    """The dependency of a route about one export job: ``permission`` in the job's project.
+
+    A job of a project the caller is not in answers like a job that does not exist.
+    """
+
+    async def dependency(export_id: int, request: Request,
+                         principal: Principal = Depends(current_principal)) -> ProjectAccess:
+        from ..export import job_project
+
+        inst = installation(request)
+        try:
+            acronym = await run_in_threadpool(job_project, inst, export_id)
+            access = await run_in_threadpool(authorize, inst, principal, acronym, permission)
+        except NotFoundError:
+            raise NotFoundError(f"no export {export_id}") from None
+        request.state.access = access
+        return access
+
+    dependency.__name__ = f"require_export_{permission.value}"
+    return dependency
+
+
+def assignable_projects(inst: Installation, principal: Principal) -> list[ProjectAccess]:
+    """The projects into which ``principal`` may assign received studies."""
+    return [a for a in visible_projects(inst, principal) if a.allows(Permission.ASSIGN)]
+
+
+async def require_assigner(request: Request,
+                           principal: Principal = Depends(current_principal)
+                           ) -> list[ProjectAccess]:
+    """The quarantine is for those who may assign into at least one project (admins: all).
+
+    It holds studies of no project yet, so it is not hidden as a project would be: a user
+    without the role gets 403, not 404.
+    """
+    projects = await run_in_threadpool(assignable_projects, installation(request), principal)
+    if not projects:
+        raise PermissionDeniedError("only a project's data managers and owners may assign "
+                                    "received studies")
+    return projects
+
+
+def assign_access(projects: list[ProjectAccess], acronym: str) -> ProjectAccess:
+    """The caller's access to the project they chose; one they cannot assign into does not
+    exist for them (as everywhere, 404, whether it exists or not)."""
+    for access in projects:
+        if access.project.acronym.lower() == (acronym or "").lower():
+            return access
+    raise NotFoundError(f"no project '{acronym[:64]}' you may assign to")

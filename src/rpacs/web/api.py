@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +27,21 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
+from ..errors import InvalidInputError
+from ..export import (
+    builtin_names,
+    dry_run,
+    export_download,
+    export_job,
+    project_exports,
+    resolve_spec,
+    resume_export,
+    save_spec,
+    start_export,
+    stored_specs,
+)
 from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..quarantine import Quarantine
 from ..review import (
     ReviewFilter,
     mark_checked,
@@ -35,7 +50,16 @@ from ..review import (
     review_zip,
     tag_values,
 )
-from .access import current_principal, installation, require, require_admin
+from ..routing import assign_study, upload_coupling_list
+from .access import (
+    assign_access,
+    current_principal,
+    installation,
+    require,
+    require_admin,
+    require_assigner,
+    require_export,
+)
 from .params import audit_query, review_filter_all
 from .uploads import receive_upload
 
@@ -49,6 +73,12 @@ class TagPaths(BaseModel):
 
 class MemberRole(BaseModel):
     role: Role
+
+
+class ExportRequest(BaseModel):
+    spec: str = Field(..., min_length=1, max_length=200,
+                      description="A built-in spec (research-package, anonymized-package, "
+                                  "nifti, study:<StudyInstanceUID>) or a stored spec's name.")
 
 
 @router.get("/me", summary="Who the token (or session) belongs to")
@@ -168,3 +198,126 @@ def project_audit(request: Request, query: AuditQuery = Depends(audit_query),
 def audit(request: Request, query: AuditQuery = Depends(audit_query),
                 principal: Principal = Depends(require_admin)) -> list[dict[str, Any]]:
     return audit_events(installation(request), query)
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+@router.get("/projects/{acronym}/export-specs",
+            summary="The specs an export can use: built-in names and the stored specs")
+def export_specs(request: Request,
+                 access: ProjectAccess = Depends(require(Permission.EXPORT))
+                 ) -> dict[str, Any]:
+    stored = stored_specs(installation(request), access.project)
+    return {"builtin": builtin_names(), "stored": [s.as_dict() for s in stored]}
+
+
+@router.post("/projects/{acronym}/export-specs",
+             summary="Store an export spec (YAML body); 422 lists every problem",
+             openapi_extra={"requestBody": {"content": {"application/yaml": {}}}})
+async def export_spec_save(request: Request,
+                           access: ProjectAccess = Depends(require(Permission.EXPORT))
+                           ) -> dict[str, Any]:
+    text = (await request.body()).decode("utf-8", errors="replace")
+    saved = await run_in_threadpool(save_spec, installation(request), access.project, text,
+                                    access.principal.name)
+    return saved.as_dict()
+
+
+@router.get("/projects/{acronym}/exports/plan", summary="The dry run of an export")
+def export_plan(request: Request, spec: str = Query(..., min_length=1, max_length=200),
+                access: ProjectAccess = Depends(require(Permission.EXPORT))
+                ) -> dict[str, Any]:
+    inst = installation(request)
+    return dry_run(inst, access.project, resolve_spec(inst, access.project, spec))
+
+
+@router.get("/projects/{acronym}/exports", summary="The project's exports, newest first")
+def exports(request: Request,
+            access: ProjectAccess = Depends(require(Permission.EXPORT))
+            ) -> list[dict[str, Any]]:
+    return [job.as_dict() for job in project_exports(installation(request), access.project)]
+
+
+@router.post("/projects/{acronym}/exports", status_code=202,
+             summary="Start an export; it runs in the background (follow GET /api/exports/ID)")
+def export_start(request: Request, body: ExportRequest,
+                 access: ProjectAccess = Depends(require(Permission.EXPORT))
+                 ) -> dict[str, Any]:
+    inst = installation(request)
+    spec = resolve_spec(inst, access.project, body.spec)
+    return start_export(inst, access.project, spec, access.principal.name).as_dict()
+
+
+@router.get("/exports/{export_id}", summary="An export's state (queued, running, done, failed) "
+            "and progress")
+def export_state(request: Request, export_id: int,
+                 access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                 ) -> dict[str, Any]:
+    return export_job(installation(request), export_id).as_dict()
+
+
+@router.post("/exports/{export_id}/resume", status_code=202,
+             summary="Run a failed (or interrupted) export again; it continues where it was")
+def export_resume(request: Request, export_id: int,
+                  access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                  ) -> dict[str, Any]:
+    return resume_export(installation(request), export_id, access.principal.name).as_dict()
+
+
+@router.get("/exports/{export_id}/download", summary="The package, as one zip",
+            response_class=FileResponse)
+def export_download_zip(request: Request, export_id: int,
+                        access: ProjectAccess = Depends(require_export(Permission.DOWNLOAD))
+                        ) -> FileResponse:
+    inst = installation(request)
+    path = export_download(inst, export_id, access.principal.name)
+    name = export_job(inst, export_id).download_name
+    return FileResponse(path, media_type="application/zip", filename=name)
+
+
+# --- assigning received studies -----------------------------------------------------------
+
+
+class AssignRequest(BaseModel):
+    project: str = Field(..., min_length=1, max_length=64)
+    participant: str = Field(..., min_length=1, max_length=64,
+                             description="A research ID (the project's pattern)")
+    event: str = Field(..., min_length=1, max_length=64)
+
+
+@router.get("/quarantine", summary="Received studies waiting for an assignment (no names)")
+def quarantine(request: Request, projects: list[ProjectAccess] = Depends(require_assigner)
+               ) -> list[dict[str, Any]]:
+    entries = Quarantine(installation(request)).entries(("complete", "receiving", "refused"))
+    return [{"id": e.id, **e.as_dict()} for e in entries]
+
+
+@router.post("/quarantine/{study_id}/assign",
+             summary="Assign a received study to project, participant and event; import it")
+def quarantine_assign(request: Request, study_id: int, body: AssignRequest,
+                      projects: list[ProjectAccess] = Depends(require_assigner)
+                      ) -> dict[str, Any]:
+    access = assign_access(projects, body.project)
+    inst = installation(request)
+    outcome = assign_study(inst, Quarantine(inst).study_uid(study_id), access.project.acronym,
+                           body.participant, body.event, actor=access.principal.name)
+    return {"state": outcome.state, "note": outcome.note, "imported": outcome.imported,
+            "rejected": outcome.rejected}
+
+
+@router.post("/coupling-lists", summary="Upload a coupling list (CSV body: accession_number,"
+             "project,participant,event)",
+             openapi_extra={"requestBody": {"content": {"text/csv": {}}}})
+async def coupling_lists(request: Request,
+                         projects: list[ProjectAccess] = Depends(require_assigner)
+                         ) -> dict[str, int]:
+    data = await request.body()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the coupling list is not UTF-8 text") from None
+    count = await run_in_threadpool(
+        upload_coupling_list, installation(request), text, source="coupling list",
+        actor=projects[0].principal.name, projects={a.project.acronym for a in projects})
+    return {"stored": count}

@@ -76,6 +76,12 @@ def _error_response(request: Request, status: int, message: str,
 def create_app(settings: Settings) -> FastAPI:
     """The web app on the installation of ``settings`` (opened, and migrated, here)."""
     inst = Installation.open(settings)
+    # Export jobs whose process ended while no server was looking: failed, resumable.
+    from ..export import recover_interrupted
+
+    recovered = recover_interrupted(inst)
+    if recovered:
+        log.warning("%d export job(s) were interrupted; they can be resumed", recovered)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from ..accounts import (
     Permission,
@@ -25,9 +26,23 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
-from ..errors import AuthenticationError, InvalidInputError
+from ..errors import AuthenticationError, InvalidInputError, NotFoundError
+from ..export import (
+    LISTED_BUILTINS,
+    dry_run,
+    export_job,
+    export_risk,
+    project_exports,
+    resolve_spec,
+    resume_export,
+    save_spec,
+    start_export,
+    stored_spec,
+    stored_specs,
+)
 from ..preview import series_thumbnail
 from ..projects import ethics_state, project_summary, series_list, study_grid
+from ..quarantine import Quarantine
 from ..review import (
     ReviewFilter,
     mark_checked,
@@ -37,13 +52,18 @@ from ..review import (
     tag_values,
 )
 from ..review.table import SORT_KEYS
+from ..routing import assign_study, upload_coupling_list
 from .access import (
+    assign_access,
+    assignable_projects,
     check_login_form,
     csrf_token,
     current_principal,
     installation,
     require,
     require_admin,
+    require_assigner,
+    require_export,
     start_session,
 )
 from .params import audit_query, review_filter
@@ -57,6 +77,9 @@ _PLACEHOLDER = (Path(__file__).parent / "static" / "no-image.svg").read_bytes()
 def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     context.setdefault("principal", getattr(request.state, "principal", None))
+    if context["principal"] is not None and "can_assign" not in context:
+        context["can_assign"] = bool(assignable_projects(installation(request),
+                                                         context["principal"]))
     context["csrf_token"] = csrf_token(request)
     return templates.TemplateResponse(request, template, context, status_code=status)
 
@@ -263,3 +286,187 @@ def audit(request: Request, query: AuditQuery = Depends(audit_query),
                 principal: Principal = Depends(require_admin)) -> Response:
     return page(request, "audit.html", access=None, can={}, query=query,
                 events=audit_events(installation(request), query))
+
+
+# --- exports ----------------------------------------------------------------------------
+
+#: What the spec editor starts with: a small spec that says what each key is for.
+SPEC_EXAMPLE = """\
+name: my-export
+description: What the collaborator gets, in one line
+select: {events: [baseline], modalities: [MR]}
+identity: {participant: random, pattern: "EXP{n:04d}", coupling_list: true}
+dates: shift
+formats: [dicom]
+package: zip-per-participant
+"""
+
+
+def _exports_page(request: Request, access: ProjectAccess, *, status: int = 200,
+                  spec_text: str = "", problems: list[str] | None = None,
+                  saved: str = "") -> Response:
+    inst = installation(request)
+    return page(request, "exports.html", status=status, access=access, can=_nav(access),
+                builtins=LISTED_BUILTINS, stored=stored_specs(inst, access.project),
+                jobs=project_exports(inst, access.project),
+                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], saved=saved)
+
+
+@router.get("/projects/{acronym}/exports")
+def exports(request: Request, edit: str = Query("", max_length=64),
+            saved: str = Query("", max_length=64),
+            access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    found = stored_spec(installation(request), access.project, edit) if edit else None
+    return _exports_page(request, access, spec_text=found.text if found else "",
+                         saved=saved)
+
+
+@router.post("/projects/{acronym}/export-specs")
+def export_spec_save(request: Request, text: str = Form(""),
+                     access: ProjectAccess = Depends(require(Permission.EXPORT))
+                     ) -> Response:
+    try:
+        spec = save_spec(installation(request), access.project, text, access.principal.name)
+    except InvalidInputError as exc:  # shown in place, beside the text as typed
+        return _exports_page(request, access, status=422, spec_text=text,
+                             problems=exc.problems)
+    return _see_other(f"/projects/{access.project.acronym}/exports?"
+                      + urlencode({"saved": spec.name}) + "#specs")
+
+
+@router.get("/projects/{acronym}/exports/plan")
+def export_plan(request: Request, spec: str = Query(..., min_length=1, max_length=200),
+                access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    inst = installation(request)
+    plan = dry_run(inst, access.project, resolve_spec(inst, access.project, spec))
+    return page(request, "export_plan.html", access=access, can=_nav(access), plan=plan,
+                spec_name=spec)
+
+
+@router.post("/projects/{acronym}/exports")
+def export_start(request: Request, spec: str = Form(..., min_length=1, max_length=200),
+                 access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
+    inst = installation(request)
+    job = start_export(inst, access.project, resolve_spec(inst, access.project, spec),
+                       access.principal.name)
+    return _see_other(f"/exports/{job.id}")
+
+
+@router.get("/exports/{export_id}")
+def export_page(request: Request, export_id: int,
+                access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                ) -> Response:
+    inst = installation(request)
+    return page(request, "export_job.html", access=access, can=_nav(access),
+                job=export_job(inst, export_id), risk=export_risk(inst, export_id))
+
+
+@router.post("/exports/{export_id}/resume")
+def export_resume(request: Request, export_id: int,
+                  access: ProjectAccess = Depends(require_export(Permission.EXPORT))
+                  ) -> Response:
+    resume_export(installation(request), export_id, access.principal.name)
+    return _see_other(f"/exports/{export_id}")
+
+
+# --- assigning received studies ---------------------------------------------------------
+
+#: The quarantine states the Assign page lists (assigned studies are in their projects).
+_WAITING = ("complete", "receiving", "refused")
+
+
+def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int = 200,
+                 message: str = "", problems: list[str] | None = None) -> Response:
+    entries = Quarantine(installation(request)).entries(_WAITING)
+    return page(request, "assign.html", status=status, entries=entries,
+                projects=[a.project.acronym for a in projects], message=message,
+                problems=problems or [])
+
+
+@router.get("/assign")
+def assign_list(request: Request,
+                projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
+    # What the last assignment or upload did, kept in the session for this one page (a
+    # message in the URL could be written by anyone who sends a link).
+    return _assign_page(request, projects, message=str(request.session.pop("flash", "")))
+
+
+def _study_form(request: Request, projects: list[ProjectAccess], study_id: int,
+                acronym: str, *, status: int = 200, problems: list[str] | None = None,
+                chosen: dict[str, str] | None = None) -> Response:
+    inst = installation(request)
+    entry = next((e for e in Quarantine(inst).entries() if e.id == study_id), None)
+    if entry is None:
+        raise NotFoundError(f"no study {study_id} in the quarantine")
+    access = assign_access(projects, acronym) if acronym else (
+        projects[0] if len(projects) == 1 else None)
+    participants = study_grid(inst, access.project).participants if access else []
+    return page(request, "assign_study.html", status=status, entry=entry,
+                projects=[a.project.acronym for a in projects],
+                project=access.project if access else None, participants=participants,
+                problems=problems or [], chosen=chosen or {})
+
+
+@router.get("/assign/{study_id}")
+def assign_form(request: Request, study_id: int, project: str = Query("", max_length=64),
+                projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
+    return _study_form(request, projects, study_id, project)
+
+
+@router.post("/assign/{study_id}")
+def assign(request: Request, study_id: int, project: str = Form(...),
+           participant: str = Form(""), new_participant: str = Form(""),
+           event: str = Form(""),
+           projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
+    access = assign_access(projects, project)
+    inst = installation(request)
+    # A new ID typed in wins over the list: the list offers the participants there are.
+    research_id = new_participant.strip() or participant
+    try:
+        outcome = assign_study(inst, Quarantine(inst).study_uid(study_id),
+                               access.project.acronym, research_id, event,
+                               actor=access.principal.name)
+    except InvalidInputError as exc:
+        return _study_form(request, projects, study_id, access.project.acronym, status=422,
+                           problems=[p.removeprefix("--") for p in exc.problems],
+                           chosen={"participant": participant, "event": event})
+    if outcome.state == "refused":
+        message = f"refused: {outcome.note}"
+    else:
+        message = (f"assigned to {access.project.acronym} {research_id} {event}: "
+                   f"{outcome.imported} imported, {outcome.rejected} not imported")
+    request.session["flash"] = message[:200]
+    return _see_other("/assign")
+
+
+@router.post("/coupling-lists")
+async def coupling_upload(request: Request,
+                          projects: list[ProjectAccess] = Depends(require_assigner)
+                          ) -> Response:
+    inst = installation(request)
+    principal = projects[0].principal
+    form = await request.form()
+    upload = form.get("coupling_list")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _assign_page(request, projects, status=422,
+                            problems=["coupling_list: choose a CSV file to upload"])
+    data = await upload.read(_COUPLING_MAX + 1)
+    try:
+        if len(data) > _COUPLING_MAX:
+            raise InvalidInputError(f"{upload.filename}: larger than "
+                                    f"{_COUPLING_MAX // 2**20} MB")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{upload.filename}: not UTF-8 text") from None
+        count = await run_in_threadpool(
+            upload_coupling_list, inst, text, source=Path(upload.filename).name[:100],
+            actor=principal.name, projects={a.project.acronym for a in projects})
+    except InvalidInputError as exc:
+        return _assign_page(request, projects, status=422, problems=exc.problems)
+    request.session["flash"] = f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"
+    return _see_other("/assign")
+
+
+#: Largest coupling list accepted (a line is about 60 bytes: some 80,000 lines).
+_COUPLING_MAX = 5 * 2**20

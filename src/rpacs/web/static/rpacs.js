@@ -74,3 +74,37 @@ document.addEventListener("click", (event) => {
   const button = event.target.closest("button.expand");
   if (button) toggle(button);
 });
+
+// The export page: follow a queued or running export until it ends, then show its result.
+function followExport(section) {
+  const bar = document.getElementById("export-progress");
+  const count = document.getElementById("export-count");
+  const state = document.getElementById("export-state");
+  async function poll() {
+    try {
+      const answer = await fetch(section.dataset.url, {credentials: "same-origin",
+                                                       headers: {Accept: "application/json"}});
+      const job = await answer.json();
+      if (!answer.ok) throw new Error(job.detail || answer.statusText);
+      bar.value = job.percent;
+      bar.textContent = job.percent + "%";
+      count.textContent = job.done + " of " + (job.total || "?") + " instances";
+      state.textContent = job.state;
+      if (job.state === "done" || job.state === "failed") {
+        window.location.reload();  // the page shows the download or the error
+        return;
+      }
+    } catch (error) {
+      count.textContent = "Could not read the progress: " + error.message;
+    }
+    window.setTimeout(poll, 1000);
+  }
+  window.setTimeout(poll, 500);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const section = document.getElementById("export-job");
+  if (section && (section.dataset.state === "queued" || section.dataset.state === "running")) {
+    followExport(section);
+  }
+});

@@ -1,0 +1,206 @@
+"""Export jobs through the API: start, follow, download, stored specs, and a job whose
+process dies (failed, resumable after a restart)."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import signal
+import zipfile
+from pathlib import Path
+
+from rpacs.audit import AuditQuery, audit_events
+from rpacs.db import ExportJob
+
+from .gateway_support import wait_for
+from .web_world import World, wait_for_export
+
+
+def _bearer(world: World, name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[name]}"}
+
+
+def _job_processes(world: World, job_id: int) -> list[int]:
+    """PIDs of the processes holding the lock of export JOB_ID (its process, and any
+    worker it forked): found by the lock file they hold open, which no other test's
+    job shares (job numbers do repeat across the homes of parallel test workers)."""
+    with world.inst.db.session() as session:
+        token = session.get(ExportJob, job_id).lock_token
+    lock = str(world.settings.exports_dir / ".locks" / f"{token}.lock")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == lock for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_an_export_started_followed_and_downloaded_by_api(web_world: World):
+    client = web_world.client()
+    dana = _bearer(web_world, "dana")
+    started = client.post("/api/projects/ALPHA/exports", json={"spec": "research-package"},
+                          headers=dana)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    assert started.json()["state"] in ("queued", "running")
+    wait_for_export(web_world, job_id)
+    state = client.get(f"/api/exports/{job_id}", headers=dana).json()
+    assert state["state"] == "done", state
+    assert state["done"] == state["total"] == 8 and state["percent"] == 100
+    assert state["started_by"] == "dana"
+    answer = client.get(f"/api/exports/{job_id}/download", headers=dana)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/zip"
+    assert f'filename="ALPHA-research-package-{job_id}.zip"' in \
+        answer.headers["content-disposition"]
+    # A zip per participant: the zips come as one zip, stored as they are.
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        names = archive.namelist()
+        manifest = archive.read("research-package/manifest.csv").decode()
+        inner = zipfile.ZipFile(io.BytesIO(archive.read("research-package/TP-0001.zip")))
+    assert {"research-package/TP-0001.zip", "research-package/TP-0002.zip"} <= set(names)
+    assert len([n for n in inner.namelist() if n.endswith(".dcm")]) == 6
+    assert len(manifest.strip().splitlines()) == 9  # header + one row per file
+    # The risk report and coupling list stay beside the package, not in the download.
+    assert not any("risk-report" in n or "coupling" in n for n in names)
+    listed = client.get("/api/projects/ALPHA/exports", headers=dana).json()
+    assert job_id in [j["id"] for j in listed]
+    actions = [(e["actor"], e["action"]) for e in audit_events(
+        web_world.inst, AuditQuery(action="export"))
+        if e["details"].get("job") == job_id or e["action"] == "export"]
+    assert ("dana", "export.start") in actions
+    assert ("dana", "export") in actions
+    assert ("dana", "export.download") in actions
+
+
+def test_who_may_follow_an_export(web_world: World):
+    client = web_world.client()
+    job = client.post("/api/projects/ALPHA/exports", json={"spec": "research-package"},
+                      headers=_bearer(web_world, "olivia")).json()["id"]
+    mike, nora = _bearer(web_world, "mike"), _bearer(web_world, "nora")
+    assert client.post("/api/projects/ALPHA/exports", json={"spec": "research-package"},
+                       headers=mike).status_code == 403
+    assert client.get(f"/api/exports/{job}", headers=mike).status_code == 403
+    assert client.get(f"/api/exports/{job}/download", headers=mike).status_code == 403
+    # Not in the project: the export does not exist, as one that never did.
+    assert client.get(f"/api/exports/{job}", headers=nora).json()["detail"] == \
+        f"no export {job}"
+    assert client.get("/api/exports/999999", headers=nora).json()["detail"] == \
+        "no export 999999"
+    assert client.get(f"/api/exports/{job}/download", headers=nora).status_code == 404
+    wait_for_export(web_world, job)
+
+
+def test_a_bad_spec_name_and_a_download_too_early(web_world: World):
+    client = web_world.client()
+    dana = _bearer(web_world, "dana")
+    answer = client.post("/api/projects/ALPHA/exports", json={"spec": "no-such-spec"},
+                         headers=dana)
+    assert answer.status_code == 422
+    assert "'no-such-spec' is neither a built-in spec" in answer.json()["detail"]
+    assert client.post("/api/projects/ALPHA/exports", json={}, headers=dana).status_code == 422
+
+
+def test_stored_specs_are_validated_and_used(web_world: World):
+    client = web_world.client()
+    dana = {**_bearer(web_world, "dana"), "Content-Type": "application/yaml"}
+    bad = client.post("/api/projects/ALPHA/export-specs", headers=dana,
+                      content=b"name: t1-only\nidentity: {participant: sometimes}\n"
+                              b"package: folder\n")
+    assert bad.status_code == 422
+    problems = bad.json()["problems"]
+    assert any(p.startswith("identity.participant:") for p in problems), problems
+    assert any(p.startswith("package:") for p in problems), problems
+    taken = client.post("/api/projects/ALPHA/export-specs", headers=dana,
+                        content=b"name: nifti\n")
+    assert taken.status_code == 422 and "built-in" in taken.json()["detail"]
+    text = ("name: t1-only\nselect: {events: [baseline]}\n"
+            "identity: {participant: random, pattern: 'T1-{n:03d}'}\npackage: zip\n")
+    saved = client.post("/api/projects/ALPHA/export-specs", headers=dana,
+                        content=text.encode())
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["updated_by"] == "dana"
+    specs = client.get("/api/projects/ALPHA/export-specs", headers=dana).json()
+    assert "research-package" in specs["builtin"]
+    assert [s["name"] for s in specs["stored"] if s["name"] == "t1-only"] == ["t1-only"]
+    plan = client.get("/api/projects/ALPHA/exports/plan", params={"spec": "t1-only"},
+                      headers=dana).json()
+    assert plan["participants"] == 1 and plan["instances"] == 6
+    assert all(row["participant"].startswith("T1-") for row in plan["counts"])
+    bearer = _bearer(web_world, "dana")
+    job = client.post("/api/projects/ALPHA/exports", json={"spec": "t1-only"},
+                      headers=bearer).json()["id"]
+    assert wait_for_export(web_world, job).state == "done"
+    with zipfile.ZipFile(io.BytesIO(client.get(f"/api/exports/{job}/download",
+                                               headers=bearer).content)) as archive:
+        # A zip package is sent as it is.
+        assert "manifest.csv" in archive.namelist()
+    coupling = web_world.settings.exports_dir / str(job) / "t1-only.coupling-list.csv"
+    assert coupling.is_file() and oct(coupling.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_job_whose_process_dies_is_failed_and_resumable(web_world: World):
+    locks = web_world.settings.exports_dir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    # Holding the one export slot keeps the job's process alive and waiting (queued).
+    slot = os.open(locks / "slot", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(slot, fcntl.LOCK_EX)
+        client = web_world.client()
+        dana = _bearer(web_world, "dana")
+        job = client.post("/api/projects/ALPHA/exports", json={"spec": "research-package"},
+                          headers=dana).json()["id"]
+        processes = wait_for(lambda: _job_processes(web_world, job), timeout=60)
+        assert processes
+        # A server restart while the process lives: the job stays queued.
+        restarted = web_world.client()
+        assert restarted.get(f"/api/exports/{job}", headers=dana).json()["state"] == "queued"
+        for pid in processes:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _job_processes(web_world, job), timeout=30)
+        restarted = web_world.client()  # the start-up sweep marks it
+        state = restarted.get(f"/api/exports/{job}", headers=dana).json()
+        assert state["state"] == "failed" and state["error"] == "interrupted; resume"
+        assert state["resumable"] is True
+        assert restarted.get(f"/api/exports/{job}/download",
+                             headers=dana).status_code == 409
+        assert restarted.post(f"/api/exports/{job}/resume", headers=dana).status_code == 202
+    finally:
+        os.close(slot)
+    assert wait_for_export(web_world, job).state == "done"
+    assert client.post(f"/api/exports/{job}/resume",
+                       headers=_bearer(web_world, "dana")).status_code == 409
+    assert client.get(f"/api/exports/{job}/download",
+                      headers=_bearer(web_world, "dana")).status_code == 200
+    resumed = [e for e in audit_events(web_world.inst, AuditQuery(action="export.resume"))
+               if e["details"]["job"] == job]
+    assert [e["actor"] for e in resumed] == ["dana"]
+
+
+def test_a_job_stopped_after_its_package_was_complete_resumes_to_done(web_world: World):
+    """Killed between the package's rename and the job's last write: resuming finds the
+    package complete (its export recorded) and only makes the download."""
+    client = web_world.client()
+    dana = _bearer(web_world, "dana")
+    job = client.post("/api/projects/ALPHA/exports", json={"spec": "anonymized-package"},
+                      headers=dana).json()["id"]
+    done = wait_for_export(web_world, job)
+    assert done.state == "done"
+    folder = web_world.settings.exports_dir / str(job)
+    for leftover in folder.glob("*.download.zip"):
+        leftover.unlink()
+    with web_world.inst.db.session() as session:
+        row = session.get(ExportJob, job)
+        row.state, row.download, row.error = "failed", "", "interrupted; resume"
+    assert client.post(f"/api/exports/{job}/resume", headers=dana).status_code == 202
+    again = wait_for_export(web_world, job)
+    assert again.state == "done", again.error
+    assert again.n_files == done.n_files
+    answer = client.get(f"/api/exports/{job}/download", headers=dana)
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert "anonymized-package/manifest.csv" in archive.namelist()
