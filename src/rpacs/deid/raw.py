@@ -19,6 +19,7 @@ the reference path, which also gives the proper error for a damaged file.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections.abc import Container, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -708,9 +709,65 @@ def write_plain(data: bytes, plain: PlainFile, removed: Container[int],
     header = Dataset()
     header._dict = dict(meta)
     head = _file_meta_bytes(header)
-    body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
-                   plain.implicit)
+    if all(type(element) is RawDataElement for element in overlay.values()):
+        body = _splice_changes(data, plain, removed, overlay)
+    else:
+        body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
+                       plain.implicit)
     return b"".join((_PREAMBLE, head, *body))
+
+
+def _splice_changes(data: bytes, plain: PlainFile, removed: Container[int],
+                    overlay: dict[int, RawDataElement]) -> list[bytes]:
+    """:func:`_splice` of the top level in steps of its changes rather than of its
+    elements: the elements between two changes are one run of the input (they lie back to
+    back in it)."""
+    elements, index_of = plain.elements, plain.index_of
+    # (position among the elements, 0: added before it / 1: in its place, tag)
+    changes: list[tuple[int, int, int]] = []
+    tags: list[int] | None = None
+    for tag in overlay:
+        i = index_of.get(tag)
+        if i is None:
+            if tags is None:
+                tags = [element[0] for element in elements]
+            changes.append((bisect_left(tags, tag), 0, tag))
+        else:
+            changes.append((i, 1, tag))
+    for tag in removed:  # type: ignore[attr-defined]
+        i = index_of.get(tag)
+        if i is not None and tag not in overlay:
+            changes.append((i, 1, tag))
+    changes.sort()
+    enc = encoder(plain.implicit, True)
+    parts: list[bytes] = []
+    done = 0  # elements before this one are written
+    for position, kind, tag in changes:
+        if position > done:
+            parts.append(data[elements[done][2]:elements[position - 1][4]])
+            done = position
+        if kind == 1:
+            done = position + 1
+        element = overlay.get(tag)
+        if element is not None:
+            parts.append(_encoded(enc, tag, element))
+    if done < len(elements):
+        parts.append(data[elements[done][2]:elements[-1][4]])
+    return parts
+
+
+def _encoded(enc: Any, number: int, element: RawDataElement) -> bytes:
+    """A raw element's header and value, kept by identity: the engines hand out the same
+    memoised elements again and again."""
+    key = (id(element), enc.implicit)
+    known = _ENCODED.get(key)
+    if known is not None and known[0] is element:
+        return known[1]
+    out = enc.raw(number, element)
+    if len(_ENCODED) >= _CACHE_ENTRIES:
+        _ENCODED.clear()
+    _ENCODED[key] = (element, out)
+    return out
 
 
 __all__ = ["PlainFile", "RawResult", "deidentify_raw", "parse_items", "parse_plain", "splice_item",
