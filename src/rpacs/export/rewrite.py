@@ -278,7 +278,8 @@ class Rewriter:
             dropped: set[int] = set()
             for tag, raw_vr, _, start, end in elements:
                 if tag >> 16 == 0x0002:
-                    return _MISSING  # walked, then left out by the writer: the reference's
+                    # The reference walks it (its originals count) but writes it nowhere.
+                    return _MISSING
                 if not tag & 0xFFFF:
                     dropped.add(tag)
                     continue
