@@ -7,13 +7,14 @@ import json
 import zipfile
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 from sqlalchemy import select
 
 from rpacs.db import ExportId, Study
 from rpacs.export import builtin_spec, risk_report, run_export
-from rpacs.export.package import write_zip
+from rpacs.export.package import Span, write_zip
 from rpacs.ingest import import_paths
 
 from .. import dicom_factory as f
@@ -95,6 +96,33 @@ def test_zip_entries_are_sorted_timestamped_and_zip64_when_large(tmp_path, monke
     assert b"PK\x06\x06" in data  # the ZIP64 end of central directory record
     with zipfile.ZipFile(tmp_path / "large.zip") as zipped:
         assert zipped.read("a/1.dcm") == files["a/1.dcm"].read_bytes()
+
+
+def test_a_zip_from_spans_of_a_blob_is_the_zip_from_files(tmp_path):
+    files: dict[str, Path | Span] = {}
+    blob = tmp_path / "part.bin"
+    spans: dict[str, Path | Span] = {}
+    with open(blob, "wb") as fh:
+        for name in ("b/2.dcm", "a/1.dcm", "c/3.dcm"):
+            path = tmp_path / "in" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = name.encode() * 777
+            path.write_bytes(data)
+            files[name] = path
+            spans[name] = Span(blob, fh.tell(), len(data))
+            fh.write(data)
+    readme = tmp_path / "README.txt"
+    readme.write_text("what this is\n")
+    files["README.txt"] = spans["README.txt"] = readme
+    write_zip(tmp_path / "files.zip", files)
+    write_zip(tmp_path / "spans.zip", spans)
+    assert (tmp_path / "spans.zip").read_bytes() == (tmp_path / "files.zip").read_bytes()
+    # A blob cut short is an error, not a short entry.
+    spans["c/3.dcm"] = Span(blob, blob.stat().st_size - 10, 20)
+    with pytest.raises(OSError, match="ends before"):
+        write_zip(tmp_path / "short.zip", spans)
+    assert not (tmp_path / "short.zip").exists()
+    assert not (tmp_path / ".short.zip.part").exists()
 
 
 def test_k_anonymity_names_small_classes_and_what_lifts_them():

@@ -9,7 +9,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from rpacs.deid import read_instance, write_instance
-from rpacs.export.scan import InstanceScan, ScanRules, scan_text
+from rpacs.export.scan import InstanceScan, ScanRules, mask, scan_text
 from rpacs.review import ReviewContext
 
 ARCHIVE_UID = "2.25.1234567890123456789012345678901234"
@@ -85,3 +85,15 @@ def test_text_files_name_line_and_column():
     found = scan_text("x.json", text, RULES, frozenset({"20100101"}))
     assert {(f.tag, f.reason) for f in found} == {("a.b[0]", "archive date"),
                                                   ("a.b[1]", "archive UID")}
+
+
+def test_the_byte_search_finds_each_uid_that_occurs_and_no_other():
+    # UIDs sharing a prefix, one the prefix of another.
+    present = ["2.25.1234", "2.25.12345678", "2.25.77"]
+    absent = ["2.25.1235", "2.25.78", "2.25.99"]
+    data = b"\x00" * 1000 + b"2.25.12345678\x00" + b"\x01" * 50 + b"x2.25.77y"
+    found = InstanceScan(RULES).scan_bytes(data, "x.dcm", present + absent, "EX-0001")
+    assert [f.masked for f in found] == [mask(u) for u in sorted(present)]
+    # "2.25.7" occurs inside "2.25.77": a byte search finds it there too.
+    found = InstanceScan(RULES).scan_bytes(data, "x.dcm", ["2.25.7", "1.2.3"], "EX-0001")
+    assert [f.masked for f in found] == [mask("2.25.7")]

@@ -6,7 +6,15 @@ from .enum import Action, Option
 from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
 from .private import SafePrivateElement, default_safe_private
 from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
-from .raw import RawResult, deidentify_raw
+from .raw import (
+    PlainFile,
+    RawResult,
+    deidentify_raw,
+    parse_items,
+    parse_plain,
+    splice_item,
+    write_plain,
+)
 from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity, keeps_uid
 from .uid import is_valid_uid, study_id_for, uid_for
 
@@ -17,6 +25,7 @@ __all__ = [
     "Deidentifier",
     "Identity",
     "Option",
+    "PlainFile",
     "Profile",
     "RawResult",
     "SafePrivateElement",
@@ -30,12 +39,16 @@ __all__ = [
     "is_valid_uid",
     "keeps_uid",
     "looks_like_dicom",
+    "parse_items",
+    "parse_plain",
     "parse_tag",
     "read_instance",
     "shift_da",
     "shift_dt",
+    "splice_item",
     "study_id_for",
     "table",
     "uid_for",
     "write_instance",
+    "write_plain",
 ]

@@ -72,6 +72,13 @@ def effective_vr(element: RawDataElement | DataElement, tag: int) -> str:
     return known if known != "UN" or not vr else vr
 
 
+@cache
+def vr_acted_on(vr: str | None, tag: int) -> str:
+    """:func:`effective_vr` of an element read with ``vr`` (None: implicit VR), by its VR
+    and tag alone (for byte-level walks that make no element)."""
+    return effective_vr(RawDataElement(BaseTag(tag), vr, 0, b"", 0, vr is None, True), tag)
+
+
 def text_codec(ds: Dataset, inherited: str | None = "latin-1") -> str | None:
     """The Python codec that decodes every text value of ``ds``, or None.
 
@@ -304,4 +311,5 @@ __all__ = [
     "split_values",
     "text_codec",
     "text_value_bytes",
+    "vr_acted_on",
 ]

@@ -19,8 +19,9 @@ the reference path, which also gives the proper error for a damaged file.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections.abc import Container, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
@@ -590,56 +591,184 @@ class _Run:
     def _write(self, elements: list[Element], index_of: Container[int], removed: set[int],
                overlay: dict[int, Any], codec: str) -> list[bytes]:
         """One level's bytes: runs of unchanged input, changed elements encoded."""
-        data = self.data
-        enc = encoder(self.implicit, True)
+        return _splice(self.data, elements, index_of, removed, overlay, codec, self.implicit)
 
-        implicit = self.implicit
 
-        def encoded(number: int, element: Any) -> bytes:
-            if type(element) is not RawDataElement:
-                return enc.sequence(number, element.value or (), codec)
-            key = (id(element), implicit)
-            known = _ENCODED.get(key)
-            if known is not None and known[0] is element:
-                return known[1]
-            out = enc.raw(number, element)
-            if len(_ENCODED) >= _CACHE_ENTRIES:
-                _ENCODED.clear()
-            _ENCODED[key] = (element, out)
-            return out
+def _splice(data: bytes, elements: list[Element], index_of: Container[int],
+            removed: Container[int], overlay: dict[int, Any], codec: str | None,
+            implicit: bool) -> list[bytes]:
+    """One level's bytes as the reference writer lays them out: runs of the input's bytes
+    for the unchanged elements, the ``overlay``'s elements encoded in their place (those
+    not in ``index_of`` in tag order among them), ``removed`` ones left out."""
+    enc = encoder(implicit, True)
 
-        added = sorted(tag for tag in overlay if tag not in index_of)
-        parts: list[bytes] = []
-        run_start = -1
-        run_end = -1
-        next_added = 0
-        for number, _, head, _, end in elements:
-            while next_added < len(added) and added[next_added] < number:
-                if run_start >= 0:
-                    parts.append(data[run_start:run_end])
-                    run_start = -1
-                tag = added[next_added]
-                parts.append(encoded(tag, overlay[tag]))
-                next_added += 1
-            if number in removed and number not in overlay:
-                if run_start >= 0:
-                    parts.append(data[run_start:run_end])
-                    run_start = -1
-                continue
-            if number in overlay:
-                if run_start >= 0:
-                    parts.append(data[run_start:run_end])
-                    run_start = -1
-                parts.append(encoded(number, overlay[number]))
-                continue
-            if run_start < 0:
-                run_start = head
-            run_end = end
-        if run_start >= 0:
-            parts.append(data[run_start:run_end])
-        for tag in added[next_added:]:
+    def encoded(number: int, element: Any) -> bytes:
+        if type(element) is not RawDataElement:
+            return enc.sequence(number, element.value or (), codec)
+        key = (id(element), implicit)
+        known = _ENCODED.get(key)
+        if known is not None and known[0] is element:
+            return known[1]
+        out = enc.raw(number, element)
+        if len(_ENCODED) >= _CACHE_ENTRIES:
+            _ENCODED.clear()
+        _ENCODED[key] = (element, out)
+        return out
+
+    added = sorted(tag for tag in overlay if tag not in index_of)
+    parts: list[bytes] = []
+    run_start = -1
+    run_end = -1
+    next_added = 0
+    for number, _, head, _, end in elements:
+        while next_added < len(added) and added[next_added] < number:
+            if run_start >= 0:
+                parts.append(data[run_start:run_end])
+                run_start = -1
+            tag = added[next_added]
             parts.append(encoded(tag, overlay[tag]))
-        return parts
+            next_added += 1
+        if number in removed and number not in overlay:
+            if run_start >= 0:
+                parts.append(data[run_start:run_end])
+                run_start = -1
+            continue
+        if number in overlay:
+            if run_start >= 0:
+                parts.append(data[run_start:run_end])
+                run_start = -1
+            parts.append(encoded(number, overlay[number]))
+            continue
+        if run_start < 0:
+            run_start = head
+        run_end = end
+    if run_start >= 0:
+        parts.append(data[run_start:run_end])
+    for tag in added[next_added:]:
+        parts.append(encoded(tag, overlay[tag]))
+    return parts
 
 
-__all__ = ["RawResult", "deidentify_raw"]
+class PlainFile(NamedTuple):
+    """A file the byte paths take, cut into its file meta and top-level elements."""
+
+    meta: dict[BaseTag, RawDataElement]
+    implicit: bool
+    #: (tag, VR as read or None when implicit, header start, value start, value end).
+    elements: list[Element]
+    #: tag -> its position in :attr:`elements`.
+    index_of: dict[int, int]
+
+
+def parse_plain(data: bytes) -> PlainFile | None:
+    """The file cut into elements with :mod:`struct`, when a byte path can take it; else None.
+
+    It can when the file is Part 10 in explicit or implicit VR little endian, its top-level
+    elements have defined lengths and come in ascending order (so an unchanged run of them
+    is written as the very bytes it was read as), and it carries the UIDs
+    :func:`~rpacs.deid.read_instance` requires (without them the reference path gives the
+    error). Values are not read: items of sequences are the caller's business.
+    """
+    parsed = _parse(data)
+    if parsed is None:
+        return None
+    meta, implicit, elements = parsed
+    index_of = {element[0]: i for i, element in enumerate(elements)}
+    for tag, _reason in _REQUIRED:
+        i = index_of.get(tag)
+        if i is None or not data[elements[i][3]:elements[i][4]].strip(b" \x00"):
+            return None
+    return PlainFile(meta, implicit, elements, index_of)
+
+
+def parse_items(data: bytes, start: int, end: int, implicit: bool) -> list[list[Element]] | None:
+    """The items of the sequence value ``data[start:end]``, each cut into its elements as
+    :func:`parse_plain` cuts the top level; None unless every item and element has a
+    defined length and no item has a Specific Character Set of its own."""
+    return _items(data, start, end, implicit)
+
+
+def splice_item(data: bytes, elements: list[Element], removed: Container[int],
+                overlay: dict[int, RawDataElement], implicit: bool) -> bytes:
+    """One item of :func:`parse_items` as the reference writer encodes it, with ``removed``
+    elements left out and the ``overlay``'s raw elements in place of theirs."""
+    tags = {element[0] for element in elements}
+    return b"".join(_splice(data, elements, tags, removed, overlay, None, implicit))
+
+
+def write_plain(data: bytes, plain: PlainFile, removed: Container[int],
+                overlay: dict[int, RawDataElement], meta: dict[BaseTag, RawDataElement]
+                ) -> bytes:
+    """The file ``data`` (cut by :func:`parse_plain`) as :func:`~rpacs.deid.write_instance`
+    writes it with ``removed`` elements left out and the ``overlay``'s raw elements changed
+    or added: preamble, ``meta`` with its group length, then runs of the input's bytes.
+
+    Group lengths must be among ``removed`` (the writer drops them); ``meta`` is the
+    file meta to write, its required elements present.
+    """
+    header = Dataset()
+    header._dict = dict(meta)
+    head = _file_meta_bytes(header)
+    if all(type(element) is RawDataElement for element in overlay.values()):
+        body = _splice_changes(data, plain, removed, overlay)
+    else:
+        body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
+                       plain.implicit)
+    return b"".join((_PREAMBLE, head, *body))
+
+
+def _splice_changes(data: bytes, plain: PlainFile, removed: Container[int],
+                    overlay: dict[int, RawDataElement]) -> list[bytes]:
+    """:func:`_splice` of the top level in steps of its changes rather than of its
+    elements: the elements between two changes are one run of the input (they lie back to
+    back in it)."""
+    elements, index_of = plain.elements, plain.index_of
+    # (position among the elements, 0: added before it / 1: in its place, tag)
+    changes: list[tuple[int, int, int]] = []
+    tags: list[int] | None = None
+    for tag in overlay:
+        i = index_of.get(tag)
+        if i is None:
+            if tags is None:
+                tags = [element[0] for element in elements]
+            changes.append((bisect_left(tags, tag), 0, tag))
+        else:
+            changes.append((i, 1, tag))
+    for tag in removed:  # type: ignore[attr-defined]
+        i = index_of.get(tag)
+        if i is not None and tag not in overlay:
+            changes.append((i, 1, tag))
+    changes.sort()
+    enc = encoder(plain.implicit, True)
+    parts: list[bytes] = []
+    done = 0  # elements before this one are written
+    for position, kind, tag in changes:
+        if position > done:
+            parts.append(data[elements[done][2]:elements[position - 1][4]])
+            done = position
+        if kind == 1:
+            done = position + 1
+        element = overlay.get(tag)
+        if element is not None:
+            parts.append(_encoded(enc, tag, element))
+    if done < len(elements):
+        parts.append(data[elements[done][2]:elements[-1][4]])
+    return parts
+
+
+def _encoded(enc: Any, number: int, element: RawDataElement) -> bytes:
+    """A raw element's header and value, kept by identity: the engines hand out the same
+    memoised elements again and again."""
+    key = (id(element), enc.implicit)
+    known = _ENCODED.get(key)
+    if known is not None and known[0] is element:
+        return known[1]
+    out = enc.raw(number, element)
+    if len(_ENCODED) >= _CACHE_ENTRIES:
+        _ENCODED.clear()
+    _ENCODED[key] = (element, out)
+    return out
+
+
+__all__ = ["PlainFile", "RawResult", "deidentify_raw", "parse_items", "parse_plain", "splice_item",
+           "write_plain"]

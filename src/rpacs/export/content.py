@@ -89,6 +89,9 @@ class SeriesResult:
     traits: dict[str, str] = field(default_factory=dict)
     #: Why NIfTI conversion failed ("" when it did not, or was not asked for).
     nifti_error: str = ""
+    #: For zip packages, where each DICOM file's bytes are: path in the package ->
+    #: (blob file name, offset, size).
+    spans: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,13 +107,15 @@ class SeriesResult:
         first = parts[0]
         return cls(key=first.series_key, rows=[row for p in parts for row in p.rows],
                    findings=[f for p in parts for f in p.findings], traits=first.traits,
-                   nifti_error=first.nifti_error)
+                   nifti_error=first.nifti_error,
+                   spans={path: span for p in parts for path, span in p.spans.items()})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeriesResult:
         return cls(key=data["key"], rows=[ManifestRow(**r) for r in data["rows"]],
                    findings=[Finding(**f) for f in data["findings"]],
-                   traits=dict(data["traits"]), nifti_error=data.get("nifti_error", ""))
+                   traits=dict(data["traits"]), nifti_error=data.get("nifti_error", ""),
+                   spans={path: tuple(span) for path, span in data.get("spans", {}).items()})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import os
 import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .content import ManifestRow
 
@@ -49,20 +51,55 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_zip(target: Path, entries: Mapping[str, Path]) -> None:
-    """A reproducible zip of ``entries`` (name in the zip → file), written atomically."""
+@dataclass(frozen=True)
+class Span:
+    """Bytes ``offset`` to ``offset + size`` of a file: one entry's data among others.
+
+    The workers of a zip package append the files of a series part to one blob instead
+    of creating a file each: creating thousands of small files costs more than writing
+    their bytes.
+    """
+
+    path: Path
+    offset: int
+    size: int
+
+
+def write_zip(target: Path, entries: Mapping[str, Path | Span]) -> None:
+    """A reproducible zip of ``entries`` (name in the zip → file or span of one), written
+    atomically."""
     tmp = target.with_name(f".{target.name}.part")
-    with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
-        for name in sorted(entries):
-            source = entries[name]
-            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            stored = name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]
-            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-            info.file_size = source.stat().st_size
-            with open(source, "rb") as src, archive.open(info, "w") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+    blobs: dict[Path, BinaryIO] = {}
+    try:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for name in sorted(entries):
+                source = entries[name]
+                info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+                info.create_system = 3
+                info.external_attr = 0o100644 << 16
+                stored = name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                if isinstance(source, Span):
+                    info.file_size = source.size
+                    blob = blobs.get(source.path)
+                    if blob is None:
+                        blob = blobs[source.path] = open(source.path, "rb")  # noqa: SIM115
+                    blob.seek(source.offset)
+                    data = blob.read(source.size)
+                    if len(data) != source.size:
+                        raise OSError(f"{source.path}: ends before the entry {name}")
+                    with archive.open(info, "w") as dst:
+                        dst.write(data)
+                    continue
+                info.file_size = source.stat().st_size
+                with open(source, "rb") as src, archive.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for blob in blobs.values():
+            blob.close()
     os.replace(tmp, target)
 
 

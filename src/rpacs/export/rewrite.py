@@ -12,16 +12,27 @@ the instances of a series share most of their header.
 from __future__ import annotations
 
 import re
+import struct
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.tag import BaseTag
 
-from ..deid import keeps_uid, shift_da, shift_dt, study_id_for, uid_for
+from ..deid import (
+    PlainFile,
+    keeps_uid,
+    parse_items,
+    shift_da,
+    shift_dt,
+    splice_item,
+    study_id_for,
+    uid_for,
+)
 from ..deid.encoding import (
     decode_text,
     effective_vr,
@@ -31,6 +42,7 @@ from ..deid.encoding import (
     raw_element,
     split_values,
     text_codec,
+    vr_acted_on,
 )
 from .enum import DatesMode, TagAction
 from .spec import TagRule
@@ -42,6 +54,13 @@ _MEDIA_SOP_UID = 0x00020003
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN"})
 _TRANSLITERATE = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss",
                                 "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th"})
+_CHARSET = 0x00080005
+#: VRs a rule's value cannot be written in as text (the reference converts them).
+_BINARY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SQ", "OB", "OW", "UN"})
+_MISSING = object()
+_ITEM_HEADER = struct.Struct("<HHL").pack
+_UNCHANGED = object()
+_BINARY = object()
 _MEMO_ENTRIES = 50_000
 #: Sequences up to this size are memoised by their bytes.
 _MEMO_SEQUENCE_BYTES = 1 << 16
@@ -121,20 +140,50 @@ class Originals:
     dates: set[str] = field(default_factory=set)
 
 
+@dataclass
+class RawChanges:
+    """What :meth:`Rewriter.apply_raw` decided for one file: the changes :meth:`Rewriter.apply`
+    would make, as raw elements by tag."""
+
+    #: Changed and added elements.
+    overlay: dict[int, RawDataElement]
+    #: Elements the rules removed.
+    removed: set[int]
+    #: Group lengths: kept in the data set, left out by the writer.
+    dropped: set[int]
+    #: Tags not in the file that the data set gained, in the order it gained them.
+    added: list[int]
+    originals: Originals
+    #: The codec of the top level's text.
+    codec: str
+    #: The file meta to write.
+    meta: dict[BaseTag, RawDataElement]
+    #: The VR acted on of each of the file's elements (as read, or the dictionary's).
+    vrs: list[str]
+
+
 class Rewriter:
     """Applies one :class:`Rewrite` to instance after instance (one per worker process)."""
 
     def __init__(self, rewrite: Rewrite):
         self.rewrite = rewrite
-        self._memo: dict[tuple, RawDataElement | None] = {}
+        self._memo: dict[tuple, Any] = {}
+        #: (tag, VR, raw value or None, codec, implicit) -> the rules' outcome.
+        self._rule_memo: dict[tuple, Any] = {}
         self._memo_subject: str | None = None
         self._rule_tags = frozenset(r.tag for r in rewrite.rules)
 
+    def _fresh_memo(self, subject: Subject) -> None:
+        """Memoised changes hold the participant's export ID: kept for one participant."""
+        if self._memo_subject != subject.research_id or len(self._memo) > _MEMO_ENTRIES \
+                or len(self._rule_memo) > _MEMO_ENTRIES:
+            self._memo = {}
+            self._rule_memo = {}
+            self._memo_subject = subject.research_id
+
     def apply(self, ds: Dataset, subject: Subject) -> Originals:
         """Change ``ds`` in place; the originals of what changed."""
-        if self._memo_subject != subject.research_id or len(self._memo) > _MEMO_ENTRIES:
-            self._memo = {}
-            self._memo_subject = subject.research_id
+        self._fresh_memo(subject)
         implicit, little = ds.original_encoding
         if implicit is None or little is None:
             implicit, little = False, True
@@ -149,6 +198,221 @@ class Rewriter:
             meta._dict[BaseTag(_MEDIA_SOP_UID)] = raw_element(
                 _MEDIA_SOP_UID, "UI", encode_text(sop, "UI", "ascii"), False, True)
         return originals
+
+    def apply_raw(self, data: bytes, plain: PlainFile, subject: Subject) -> RawChanges | None:
+        """What :meth:`apply` changes in the file ``data`` (cut by
+        :func:`~rpacs.deid.parse_plain`), decided on its bytes; None when that needs the
+        data set: a sequence whose outcome is not memoised yet (the reference path then
+        memoises it for the next instances), a rule that sets a binary value.
+
+        The same questions in the same order, with the same memo: the outcome is exactly
+        :meth:`apply`'s (a differential test holds the two together).
+        """
+        self._fresh_memo(subject)
+        implicit = plain.implicit
+        elements, index_of = plain.elements, plain.index_of
+        i = index_of.get(_CHARSET)
+        codec = _codec_of(None if i is None else data[elements[i][3]:elements[i][4]])
+        changing = self._changing(subject)
+        overlay: dict[int, RawDataElement] = {}
+        dropped: set[int] = set()
+        originals = Originals()
+        vrs: list[str] = []
+        for number, raw_vr, _, start, end in elements:
+            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
+                                                                                   number)
+            vrs.append(vr)
+            if not number & 0xFFFF:
+                dropped.add(number)  # a group length: not a value apply() would change
+                continue
+            if vr == "SQ":
+                if end == start:
+                    continue  # no items: nothing to change
+                if raw_vr == "UN" or end - start > _MEMO_SEQUENCE_BYTES:
+                    return None  # (pydicom reads a UN sequence as implicit VR)
+                found = self._sequence_raw(number, data[start:end], subject, codec, implicit)
+                if found is _MISSING:
+                    return None
+                if found is not None:
+                    new_element, uids, dates = found
+                    overlay[number] = new_element
+                    originals.uids |= uids
+                    originals.dates |= dates
+                continue
+            if vr not in changing or end == start:
+                continue
+            outcome = self._element(number, vr, data[start:end], subject, codec, implicit,
+                                    originals)
+            if outcome is not None:
+                overlay[number] = outcome
+        changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta),
+                             vrs)
+        self._identity_raw(data, plain, changes, subject)
+        if not self._rules_raw(data, plain, changes, subject):
+            return None
+        sop = _current(data, plain, changes, _SOP_UID)
+        if sop is not None:
+            changes.meta[BaseTag(_MEDIA_SOP_UID)] = raw_element(
+                _MEDIA_SOP_UID, "UI", encode_text(element_text(sop), "UI", "ascii"), False,
+                True)
+        return changes
+
+    def _sequence_raw(self, number: int, value: bytes, subject: Subject, codec: str,
+                      implicit: bool) -> Any:
+        """:meth:`_sequence`'s memoised outcome for a sequence value — (new element, UIDs,
+        dates), or None when nothing changed — from the memo or from its items' bytes;
+        _MISSING where the items need the data set (they are not plain)."""
+        key = (number, "SQ", value, codec, implicit, True)
+        memo = self._memo
+        found = memo.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        items = parse_items(value, 0, len(value), implicit)
+        if items is None:
+            return _MISSING
+        changing = self._changing(subject)
+        inner = Originals()
+        walked: list[tuple[list[Any], set[int], dict[int, RawDataElement]]] = []
+        for elements in items:
+            overlay: dict[int, RawDataElement] = {}
+            dropped: set[int] = set()
+            for tag, raw_vr, _, start, end in elements:
+                if tag >> 16 == 0x0002:
+                    # The reference walks it (its originals count) but writes it nowhere.
+                    return _MISSING
+                if not tag & 0xFFFF:
+                    dropped.add(tag)
+                    continue
+                vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
+                                                                                      tag)
+                if vr == "SQ":
+                    if end == start:
+                        continue
+                    if raw_vr == "UN" or end - start > _MEMO_SEQUENCE_BYTES:
+                        return _MISSING
+                    nested = self._sequence_raw(tag, value[start:end], subject, codec,
+                                                implicit)
+                    if nested is _MISSING:
+                        return _MISSING
+                    if nested is not None:
+                        overlay[tag] = nested[0]
+                        inner.uids |= nested[1]
+                        inner.dates |= nested[2]
+                    continue
+                if vr not in changing or end == start:
+                    continue
+                outcome = self._element(tag, vr, value[start:end], subject, codec, implicit,
+                                        inner)
+                if outcome is not None:
+                    overlay[tag] = outcome
+            walked.append((elements, dropped, overlay))
+        if not any(overlay for _, _, overlay in walked):
+            memo[key] = None
+            return None
+        parts = []
+        for elements, dropped, overlay in walked:
+            body = splice_item(value, elements, dropped, overlay, implicit)
+            parts.append(_ITEM_HEADER(0xFFFE, 0xE000, len(body)))
+            parts.append(body)
+        found = memo[key] = (raw_element(number, "SQ", b"".join(parts), implicit, True),
+                             frozenset(inner.uids), frozenset(inner.dates))
+        return found
+
+    def _changing(self, subject: Subject) -> frozenset[str]:
+        """The VRs whose values :meth:`_walk` may change for ``subject``."""
+        rewrite = self.rewrite
+        return frozenset({
+            *(("UI",) if rewrite.uid_key is not None else ()),
+            *(("DA", "DT") if rewrite.dates is not DatesMode.KEEP else ()),
+            *(_FREE_TEXT_VRS if subject.research_id != subject.export_id else ())})
+
+    def _element(self, number: int, vr: str, value: bytes, subject: Subject, codec: str,
+                 implicit: bool, originals: Originals) -> RawDataElement | None:
+        """One value's change as :meth:`_walk` makes it (None: unchanged), memoised; its
+        originals noted."""
+        key = (number, vr, value, codec, implicit, True)
+        memo = self._memo
+        outcome = memo.get(key, key)
+        if outcome is key:
+            outcome = memo[key] = self._changed(number, vr, value, subject, codec, implicit,
+                                                True)
+        if outcome is not None:
+            if vr == "UI":
+                originals.uids.update(split_values(decode_text(value, "latin-1"), vr))
+            elif vr in ("DA", "DT"):
+                originals.dates.update(v[:8] for v in split_values(
+                    decode_text(value, "latin-1"), vr))
+        return outcome
+
+    def _identity_raw(self, data: bytes, plain: PlainFile, changes: RawChanges,
+                      subject: Subject) -> None:
+        """:meth:`_identity` on the file's elements."""
+        codec, implicit = changes.codec, plain.implicit
+        if subject.research_id != subject.export_id:
+            for tag, vr in ((_PATIENT_ID, "LO"), (_PATIENT_NAME, "PN")):
+                _put(plain, changes, tag, self._identity_element(
+                    tag, vr, subject.export_id, codec, implicit))
+        if self.rewrite.uid_key is not None:
+            study = _current(data, plain, changes, _STUDY_UID)
+            if study is not None:
+                _put(plain, changes, _STUDY_ID, self._identity_element(
+                    _STUDY_ID, "SH", study_id_for(element_text(study)), codec, implicit))
+
+    def _identity_element(self, tag: int, vr: str, text: str, codec: str,
+                          implicit: bool) -> RawDataElement:
+        key = ("identity", tag, text, codec, implicit)
+        element = self._rule_memo.get(key)
+        if element is None:
+            element = self._rule_memo[key] = raw_element(tag, vr, encode_text(text, vr, codec),
+                                                          implicit, True)
+        return element
+
+    def _rules_raw(self, data: bytes, plain: PlainFile, changes: RawChanges,
+                   subject: Subject) -> bool:
+        """:meth:`_rules` on the file's elements; False where it makes a binary value."""
+        codec, implicit = changes.codec, plain.implicit
+        memo = self._rule_memo
+        for tag in self._rule_tags:
+            if not tag & 0xFFFF or tag == _CHARSET:
+                return False  # a group length; the codec of what follows
+            element = _current(data, plain, changes, tag)
+            if element is None:
+                key: tuple = (tag, None, None, codec, implicit)
+            else:
+                key = (tag, effective_vr(element, tag), element.value, codec, implicit)
+            outcome = memo.get(key, _MISSING)
+            if outcome is _MISSING:
+                outcome = memo[key] = self._rule_outcome(tag, element, subject, codec,
+                                                         implicit)
+            if outcome is _UNCHANGED:
+                continue
+            if outcome is _BINARY:
+                return False
+            if outcome is None:
+                changes.overlay.pop(tag, None)
+                if tag in plain.index_of:
+                    changes.removed.add(tag)
+                elif tag in changes.added:
+                    changes.added.remove(tag)
+            else:
+                _put(plain, changes, tag, outcome)
+        return True
+
+    def _rule_outcome(self, tag: int, element: RawDataElement | None, subject: Subject,
+                      codec: str, implicit: bool) -> Any:
+        """What :meth:`_rules` does with one raw element (or none): an element, None to
+        remove it, or _UNCHANGED or _BINARY."""
+        vr = effective_vr(element, tag) if element is not None else dictionary_VR(tag)
+        before = None if element is None else decode_text(element.value, codec).rstrip(
+            " \x00")
+        after = apply_rules(self.rewrite.rules, tag, before, subject.sidecar)
+        if after == before:
+            return _UNCHANGED
+        if after is None:
+            return None
+        if vr in _BINARY_VRS:
+            return _BINARY
+        return raw_element(tag, vr, encode_text(after, vr, codec), implicit, True)
 
     def _walk(self, ds: Dataset, subject: Subject, codec: str, implicit: bool, little: bool,
               originals: Originals) -> bool:
@@ -178,7 +442,7 @@ class Rewriter:
                 value = encode_text(text, vr, codec) if text else b""
             if not value:
                 continue
-            key = (number, vr, value)
+            key = (number, vr, value, codec, implicit, little)
             memo = self._memo.get(key, key)
             if memo is key:
                 memo = self._changed(number, vr, value, subject, codec, implicit, little)
@@ -287,11 +551,45 @@ class Rewriter:
                 continue
             if after is None:
                 del elements[key]
-            elif vr in ("US", "SS", "UL", "SL", "FL", "FD", "SQ", "OB", "OW", "UN"):
+            elif vr in _BINARY_VRS:
                 elements[key] = DataElement(key, vr, after)
             else:
                 elements[key] = raw_element(tag, vr, encode_text(after, vr, codec),
                                             implicit, little)
+
+
+def _current(data: bytes, plain: PlainFile, changes: RawChanges,
+             tag: int) -> RawDataElement | None:
+    """The element the data set holds under ``tag`` so far: changed, as read, or None."""
+    element = changes.overlay.get(tag)
+    if element is not None:
+        return element
+    i = plain.index_of.get(tag)
+    if i is None or tag in changes.removed:
+        return None
+    _, vr, _, start, end = plain.elements[i]
+    return raw_element(tag, vr, data[start:end], plain.implicit, True) if end > start \
+        else RawDataElement(BaseTag(tag), vr, 0, empty_value_for_VR(vr, raw=True), 0,
+                            plain.implicit, True)
+
+
+def _put(plain: PlainFile, changes: RawChanges, tag: int, element: RawDataElement) -> None:
+    """Set ``tag`` as assigning it in the data set would (a new tag goes last)."""
+    changes.overlay[tag] = element
+    if tag not in plain.index_of and tag not in changes.added:
+        changes.added.append(tag)
+    changes.removed.discard(tag)
+
+
+@cache
+def _codec_of(charset: bytes | None) -> str:
+    """The codec :meth:`Rewriter.apply` reads the top level with, by its Specific Character
+    Set's raw value (None: absent)."""
+    ds = Dataset()
+    if charset is not None:
+        ds._dict[BaseTag(_CHARSET)] = RawDataElement(BaseTag(_CHARSET), "CS", len(charset),
+                                                     charset, 0, False, True)
+    return text_codec(ds) or "latin-1"
 
 
 def _replace_word(text: str, old: str, new: str) -> str:

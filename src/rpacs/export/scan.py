@@ -23,12 +23,21 @@ from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 
-from ..deid.encoding import decode_text, effective_vr, split_values, text_codec
+from ..deid import parse_items
+from ..deid.encoding import (
+    decode_text,
+    effective_vr,
+    split_values,
+    text_codec,
+    vr_acted_on,
+)
 from ..review import ReviewContext, value_flags
 from .content import Finding
 
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
+#: The VRs of the elements the scan reads: text, and sequences for the text in them.
+SCANNED_VRS = _TEXT_VRS | {"SQ"}
 _MEMO_ENTRIES = 100_000
 _UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
 #: Research IDs shorter than this are not searched for in binary values (pixel data would
@@ -87,15 +96,75 @@ class InstanceScan:
 
     def scan(self, ds: Dataset, file: str, instance_uids: Iterable[str],
              instance_dates: Iterable[str]) -> list[Finding]:
-        uids = self.rules.archive_uids | frozenset(instance_uids) if self._uids \
-            else frozenset()
+        return self._findings(self._entries(ds, "", text_codec(ds) or "latin-1"), file,
+                              instance_uids, instance_dates)
+
+    def scan_raw(self, elements: Iterable[tuple[int, str, bytes]], codec: str,
+                 implicit: bool, file: str, instance_uids: Iterable[str],
+                 instance_dates: Iterable[str]) -> list[Finding] | None:
+        """:meth:`scan` of a data set's top-level raw elements, given as (tag, VR acted on,
+        value) in the data set's order; None when a sequence's items are not plain (see
+        :func:`~rpacs.deid.parse_items`): they need the data set."""
+        memo = self._memo
+        found: list[Entry] = []
+        for number, vr, value in elements:
+            if (vr not in _TEXT_VRS and vr != "SQ") or not value:
+                continue  # an empty value has nothing to find
+            entries = memo.get(("", number, vr, value, codec, implicit))
+            if entries is None:
+                entries = self._raw_entries("", number, vr, value, codec, implicit)
+                if entries is None:
+                    return None
+            if entries:
+                found.extend(entries)
+        return self._findings(found, file, instance_uids, instance_dates)
+
+    def _raw_entries(self, prefix: str, number: int, vr: str, value: bytes, codec: str,
+                     implicit: bool) -> list[Entry] | None:
+        """:meth:`_entries` of one raw element, a sequence's items read from its bytes."""
+        key = (prefix, number, vr, value, codec, implicit)
+        memo = self._memo
+        entries = memo.get(key)
+        if entries is not None:
+            return entries
+        path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)
+        if vr == "SQ":
+            items = parse_items(value, 0, len(value), implicit)
+            if items is None:
+                return None
+            entries = []
+            for elements in items:
+                for tag, raw_vr, _, start, end in elements:
+                    if tag >> 16 == 0x0002:
+                        continue
+                    if raw_vr == "UN" and start < end:
+                        return None  # pydicom may read it as a sequence of its own kind
+                    item_vr = raw_vr if raw_vr is not None else vr_acted_on(raw_vr, tag)
+                    if (item_vr not in _TEXT_VRS and item_vr != "SQ") or start == end:
+                        continue
+                    inner = self._raw_entries(path, tag, item_vr, value[start:end], codec,
+                                              implicit)
+                    if inner is None:
+                        return None
+                    entries.extend(inner)
+        else:
+            entries = self._judged(path, number, vr, decode_text(value, codec).rstrip(" \x00"),
+                                   prefix)
+        if len(memo) < _MEMO_ENTRIES:
+            memo[key] = entries
+        return entries
+
+    def _findings(self, entries: list[Entry], file: str, instance_uids: Iterable[str],
+                  instance_dates: Iterable[str]) -> list[Finding]:
+        archive_uids = self.rules.archive_uids
+        uids = frozenset(instance_uids) if self._uids else frozenset()
         dates = frozenset(instance_dates) if self._dates else frozenset()
         findings: list[Finding] = []
-        for path, vr, values, reasons in self._entries(ds, "", text_codec(ds) or "latin-1"):
+        for path, vr, values, reasons in entries:
             findings.extend(Finding(file, path, r, mask(v)) for r, v in reasons)
-            if vr == "UI" and uids:
+            if vr == "UI" and self._uids:
                 findings.extend(Finding(file, path, "archive UID", mask(v))
-                                for v in values if v in uids)
+                                for v in values if v in uids or v in archive_uids)
             elif vr in ("DA", "DT") and dates:
                 findings.extend(Finding(file, path, "archive date", mask(v))
                                 for v in values if v[:8] in dates)
@@ -129,7 +198,8 @@ class InstanceScan:
             if vr not in _TEXT_VRS and not is_sequence:
                 continue
             raw = type(element) is RawDataElement and element.value is not None
-            key = (prefix, number, element.value, codec) if raw else None
+            key = (prefix, number, vr, element.value, codec, element.is_implicit_VR) \
+                if raw else None
             entries = memo.get(key) if key is not None else None
             if entries is None:
                 path = f"{prefix}>{_keyword(number)}" if prefix else _keyword(number)

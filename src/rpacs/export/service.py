@@ -51,12 +51,14 @@ from .content import (
 )
 from .enum import DatesMode, Format, PackageKind, TagAction
 from .identity import Sidecar, draw_ids, parse_date, spec_key
+from .instance import traits_of
 from .layout import render, safe_name
 from .package import (
     MANIFEST,
     PARTICIPANTS,
     README,
     RESERVED_NAMES,
+    Span,
     manifest_text,
     participants_text,
     sha256_file,
@@ -68,7 +70,7 @@ from .rewrite import Rewrite, Rewriter, Subject, apply_rules
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
 from .scan import InstanceScan, ScanRules, mask, scan_text
 from .spec import ExportSpec
-from .worker import SeriesWork, done_record, export_part, init_worker, traits_of
+from .worker import SeriesWork, done_record, export_part, init_worker
 
 Progress = Callable[[int, int], None]
 _SERIES_DESCRIPTION, _STUDY_DESCRIPTION = 0x0008103E, 0x00081030
@@ -76,7 +78,7 @@ _TRAIT_TAGS = {0x00100030: "birth_date", 0x00100040: "sex", 0x00101010: "age"}
 #: Instances per unit of work: a long series is shared by the workers in parts this big.
 PART_SIZE = 200
 #: Version of the work folder's layout; a work folder of another version is started over.
-_WORK_VERSION = 2
+_WORK_VERSION = 3
 
 
 @dataclass
@@ -451,7 +453,7 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
         if _state(work) != state:
             raise ConflictError(f"{work}: another export of this spec ran meanwhile; rerun")
         if not resume or state.get("plan") != prepared.digest:
-            for leftover in ("tree", "done", "scratch", "package"):
+            for leftover in ("tree", "blobs", "done", "scratch", "package"):
                 shutil.rmtree(work / leftover, ignore_errors=True)
             resume = False
         write_atomic(work / "state.json", json.dumps({
@@ -511,7 +513,10 @@ def _export_series(inst: Installation, prepared: _Prepared, work: Path, workers:
     series_work = SeriesWork(
         store_root=inst.settings.store_dir, tree=work / "tree", done_dir=done_dir,
         scratch=work / "scratch", rewrite=prepared.rewrite, scan=prepared.scan,
-        dicom=dicom, nifti=Format.NIFTI in spec.formats, subjects=prepared.subjects)
+        dicom=dicom, nifti=Format.NIFTI in spec.formats, subjects=prepared.subjects,
+        blobs=_blobs(work, spec))
+    if series_work.blobs is not None:
+        series_work.blobs.mkdir(parents=True, exist_ok=True)
     sizes = {p.key: p.size for p in todo}
     for result in _run(series_work, todo, workers or inst.settings.worker_count):
         results.append(result)
@@ -522,6 +527,14 @@ def _export_series(inst: Installation, prepared: _Prepared, work: Path, workers:
     for result in results:
         by_series[result.series_key].append(result)
     return [SeriesResult.merged(parts) for parts in by_series.values()], resumed
+
+
+def _blobs(work: Path, spec: ExportSpec) -> Path | None:
+    """The folder of the parts' blobs when the DICOM files go into zips (None: they are
+    files of the package's tree)."""
+    zipped = spec.package in (PackageKind.ZIP, PackageKind.ZIP_PER_PARTICIPANT,
+                              PackageKind.ZIP_PER_STUDY)
+    return work / "blobs" if zipped and not spec.dicomdir else None
 
 
 def _run(work: SeriesWork, todo: list[SeriesPart], workers: int) -> Iterator[SeriesResult]:
@@ -596,7 +609,12 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
                                             sorted(plan.participants.items()))]
         write_atomic(path, ("\n".join(lines) + "\n").encode(), 0o600)
         coupling = str(path)
-    _assemble(spec, work, tree, texts, rows, target, workers)
+    sources: dict[str, Path | Span] = {r.path: tree / r.path for r in rows}
+    blobs = _blobs(work, spec)
+    if blobs is not None:
+        sources.update({path: Span(blobs / name, offset, size) for r in results
+                        for path, (name, offset, size) in r.spans.items()})
+    _assemble(spec, work, tree, texts, rows, sources, target, workers)
     shutil.rmtree(work, ignore_errors=True)
     with inst.db.session() as session:  # the export's record and its audit event together
         session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,
@@ -637,8 +655,10 @@ def _made_on(inst: Installation, prepared: _Prepared) -> dt.date:
 
 
 def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
-              rows: list[Any], target: Path, workers: int) -> None:
-    """Lay the finished files out as the package kind says, then rename it into place."""
+              rows: list[Any], sources: dict[str, Path | Span], target: Path,
+              workers: int) -> None:
+    """Lay the finished files out as the package kind says, then rename it into place
+    (``sources``: where each row's bytes are)."""
     if spec.package is PackageKind.DIRECTORY:
         for name, text in texts.items():
             write_atomic(tree / name, text.encode("utf-8"))
@@ -647,7 +667,7 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
     if spec.package is PackageKind.ZIP:
         for name, text in texts.items():
             write_atomic(tree / name, text.encode("utf-8"))
-        entries = {r.path: tree / r.path for r in rows}
+        entries: dict[str, Path | Span] = {r.path: sources[r.path] for r in rows}
         entries.update({name: tree / name for name in texts})
         zip_path = work / target.name
         write_zip(zip_path, entries)
@@ -656,9 +676,9 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
     package = work / "package"
     shutil.rmtree(package, ignore_errors=True)
     package.mkdir()
-    containers: dict[str, dict[str, Path]] = defaultdict(dict)
+    containers: dict[str, dict[str, Path | Span]] = defaultdict(dict)
     for row in rows:
-        containers[row.container][row.path] = tree / row.path
+        containers[row.container][row.path] = sources[row.path]
     jobs = [(package / container, entries) for container, entries in sorted(containers.items())]
     if workers > 1 and len(jobs) > 1:
         # One zip per process: the copying and CRCs of different zips run side by side.

@@ -1,7 +1,8 @@
 """The per-series work of an export, run in worker processes.
 
 A worker reads a series' stored files, rewrites them for the package
-(:mod:`rpacs.export.rewrite`), scans what it wrote (:mod:`rpacs.export.scan`), writes the
+(:mod:`rpacs.export.rewrite`) and scans what it wrote (:mod:`rpacs.export.scan`) — on the
+files' bytes where it can (:mod:`rpacs.export.instance`) — writes the
 DICOM files and/or converts the series to NIfTI, and records the series as done in the
 work folder, so that a killed export resumes at the first series not done.
 """
@@ -16,25 +17,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import Dataset
-from pydicom.tag import BaseTag
-
-from ..deid import read_instance, write_instance
-from ..deid.encoding import element_text
 from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
+from .instance import export_instance, export_raw
 from .nifti import ConversionError, convert_series, nifti_header_text
 from .package import sha256_file, write_atomic
 from .rewrite import Rewrite, Rewriter, Subject
 from .scan import InstanceScan, ScanRules, scan_text
-
-_TRAITS = {"sex": 0x00100040, "age": 0x00101010, "birth_date": 0x00100030,
-           "study_date": 0x00080020}
-
-
-def traits_of(ds: Dataset) -> dict[str, str]:
-    """The quasi-identifiers of an exported instance (empty values left out)."""
-    values = {name: element_text(ds._dict.get(BaseTag(tag))) for name, tag in _TRAITS.items()}
-    return {k: v for k, v in values.items() if v}
 
 
 def series_label(series: PlannedSeries) -> str:
@@ -58,6 +46,9 @@ class SeriesWork:
     dicom: bool
     nifti: bool
     subjects: dict[str, Subject]
+    #: Where the DICOM files of a zip package go: one blob per part (None: into the tree,
+    #: a file each).
+    blobs: Path | None = None
 
 
 def done_record(done_dir: Path, key: str) -> Path:
@@ -81,26 +72,37 @@ class SeriesExporter:
         label = series_label(series)
         # Without DICOM output only the first instance is rewritten: for the risk report.
         instances = series.instances[part.start:part.stop if work.dicom else part.start + 1]
-        for index, planned in enumerate(instances):
-            data = (work.store_root / planned.stored_path).read_bytes()
-            ds = read_instance(data, planned.path or series.key)
-            originals = self.rewriter.apply(ds, subject)
-            out = write_instance(ds)
-            if index == 0 and part.start == 0:
-                result.traits = traits_of(ds)
-            if not work.dicom:
-                break
-            # The data set just serialised holds exactly the values written (unchanged
-            # elements as the raw bytes copied): it is scanned without reading it back.
-            archive_uids = originals.uids | set(series.archive_uids)
-            found = self.scanner.scan(ds, planned.path, archive_uids, originals.dates)
-            # Byte search only when the elements showed nothing (else it would repeat them).
-            result.findings.extend(found or self.scanner.scan_bytes(
-                out, planned.path, archive_uids, series.research_id))
-            self._write(work.tree / planned.path, out)
-            result.rows.append(ManifestRow(
-                planned.path, series.participant, series.event, series.modality, label,
-                hashlib.sha256(out).hexdigest(), series.container))
+        blob = None
+        if work.dicom and work.blobs is not None:
+            blob_name = f"{part.key}.bin"
+            blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
+        try:
+            for index, planned in enumerate(instances):
+                data = (work.store_root / planned.stored_path).read_bytes()
+                if not work.dicom:  # the first instance, for the risk report's traits
+                    result.traits = export_instance(
+                        data, planned.path or series.key, planned.path, self.rewriter,
+                        self.scanner, subject, series.archive_uids, scan=False).traits
+                    break
+                done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
+                                  series.archive_uids) \
+                    or export_instance(data, planned.path or series.key, planned.path,
+                                       self.rewriter, self.scanner, subject,
+                                       series.archive_uids)
+                if index == 0 and part.start == 0:
+                    result.traits = done.traits
+                result.findings.extend(done.findings)
+                if blob is not None:
+                    result.spans[planned.path] = (blob_name, blob.tell(), len(done.data))
+                    blob.write(done.data)
+                else:
+                    self._write(work.tree / planned.path, done.data)
+                result.rows.append(ManifestRow(
+                    planned.path, series.participant, series.event, series.modality, label,
+                    hashlib.sha256(done.data).hexdigest(), series.container))
+        finally:
+            if blob is not None:
+                blob.close()
         if work.nifti and part.start == 0:
             self._nifti(series, label, result)
         write_atomic(done_record(work.done_dir, part.key),
