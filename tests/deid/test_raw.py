@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pydicom
 import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
@@ -171,14 +170,7 @@ def test_the_demo_study_gives_the_reference_bytes(tmp_path: Path):
 
 
 def test_pydicom_files_give_the_reference_bytes():
-    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store  # the pydicom-data package
-
-        folders.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    inputs = [p.read_bytes() for folder in folders if folder.is_dir()
+    inputs = [p.read_bytes() for folder in f.shipped_data_folders()
               for p in sorted(folder.rglob("*")) if p.is_file() and p.stat().st_size < 4 << 20]
     taken = assert_same(inputs, Profile.default(), must_take=False)
     assert taken >= 80  # 112 of 238 in pydicom 3.0 + pydicom-data: most plain LE files

@@ -232,14 +232,7 @@ def test_the_demo_study_gives_the_reference_result(tmp_path: Path, spec: str):
 
 @pytest.mark.parametrize("spec", ["keep-keep-none", "random-shift-rules"])
 def test_pydicom_files_give_the_reference_result(spec: str):
-    folders = [Path(pydicom.__file__).parent / "data" / "test_files"]
-    try:
-        import data_store  # the pydicom-data package
-
-        folders.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    inputs = [p.read_bytes() for folder in folders if folder.is_dir()
+    inputs = [p.read_bytes() for folder in f.shipped_data_folders()
               for p in sorted(folder.rglob("*")) if p.is_file() and p.stat().st_size < 4 << 20]
     taken = assert_same(inputs, SPECS[spec], must_take=None)
     assert taken >= 80  # most of the plain little-endian files

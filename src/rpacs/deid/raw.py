@@ -605,15 +605,7 @@ def _splice(data: bytes, elements: list[Element], index_of: Container[int],
     def encoded(number: int, element: Any) -> bytes:
         if type(element) is not RawDataElement:
             return enc.sequence(number, element.value or (), codec)
-        key = (id(element), implicit)
-        known = _ENCODED.get(key)
-        if known is not None and known[0] is element:
-            return known[1]
-        out = enc.raw(number, element)
-        if len(_ENCODED) >= _CACHE_ENTRIES:
-            _ENCODED.clear()
-        _ENCODED[key] = (element, out)
-        return out
+        return _encoded(enc, number, element)
 
     added = sorted(tag for tag in overlay if tag not in index_of)
     parts: list[bytes] = []
