@@ -107,9 +107,11 @@ def test_inventory_counts_each_path_and_value_once_per_instance(installation, ma
         item.ReferencedSOPInstanceUID = f.uid(9, 9, 9)
         ds.ReferencedImageSequence.append(item)  # two items: a path met twice per instance
     with installation.db.session() as session:
-        add_to_inventory(session, project_id, [tag_entries(first)])
-        # Entries as a list with repeats: still once per instance.
-        add_to_inventory(session, project_id, [list(tag_entries(second)) * 2])
+        add_to_inventory(session, project_id, [(frozenset(tag_entries(first)),)])
+        # The same instance's entries split in groups (each path in one of them).
+        entries = sorted(tag_entries(second))
+        add_to_inventory(session, project_id, [(frozenset(entries[:10]),
+                                                frozenset(entries[10:]))])
     rows = {r.keyword_path: r for r in review_project(installation, "TESTPROJ")}
     nested = rows["ReferencedImageSequence>ReferencedSOPInstanceUID"]
     assert (nested.n_instances, nested.n_distinct) == (2, 3)
@@ -170,7 +172,7 @@ def test_no_date_flags_before_any_study_is_stored():
     assert value_flags("StudyDate", "DA", "20230517", empty) == []
 
 
-def _leaks_among_common_values() -> list[set[TagEntry]]:
+def _leaks_among_common_values() -> list[tuple[frozenset[TagEntry]]]:
     """15 instances whose leaked values are neither among the most nor the least frequent
     (counts 5, 4, *3*, 2, 1), except the free-text one, which is the rarest."""
     counts = (5, 4, 3, 2, 1)
@@ -178,10 +180,10 @@ def _leaks_among_common_values() -> list[set[TagEntry]]:
     dates = ("20200101", "20200601", "20200101\\19780512", "20201231", "20200301")
     texts = ("ok a", "ok b", "ok c", "ok d", "Seen by Dr Hansen today")
     return [
-        {TagEntry("00100010", "PatientName", "PN", name),
-         TagEntry("00080022", "AcquisitionDate", "DA", date),
-         TagEntry("00204000", "ImageComments", "LT", text),
-         TagEntry("00081140", "ReferencedImageSequence", "SQ", "")}
+        (frozenset({TagEntry("00100010", "PatientName", "PN", name),
+                    TagEntry("00080022", "AcquisitionDate", "DA", date),
+                    TagEntry("00204000", "ImageComments", "LT", text),
+                    TagEntry("00081140", "ReferencedImageSequence", "SQ", "")}),)
         for name, date, text, count in zip(names, dates, texts, counts, strict=True)
         for _ in range(count)
     ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..review import TagEntry
+from ..review import InstanceEntries
 
 
 @dataclass(frozen=True)
@@ -39,4 +39,6 @@ class StoredInstance:
     rows: int | None = None
     columns: int | None = None
     frames: int | None = None
-    tag_entries: frozenset[TagEntry] = field(default_factory=frozenset)
+    #: The instance's tag inventory entries, in groups shared with the other instances of
+    #: its series (see :data:`~rpacs.review.InstanceEntries`).
+    tag_groups: InstanceEntries = ()

@@ -154,7 +154,7 @@ def record_instances(
         known[item.sop_uid] = item.sha256
         series.n_instances += 1
         study.n_instances += 1
-        new_entries.append(item.tag_entries)
+        new_entries.append(item.tag_groups)
         results.append(IndexResult(item, IndexOutcome.STORED))
     session.flush()
     if rows:

@@ -30,7 +30,7 @@ from ..deid import (
     write_instance,
 )
 from ..errors import DeidentificationError, DicomInputError, StorageError
-from ..review import tag_entries, written_entries
+from ..review import tag_entries, written_groups
 from .content import Rejection
 from .sources import Source
 
@@ -155,8 +155,8 @@ class Worker:
                                   sha256="", patient_key="", study_uid=study_uid,
                                   series_uid=series_uid, sop_uid=sop_uid)
         fields = _fast_fields(fast) if fast is not None else _fields(original)
-        entries = (written_entries(fast.file_meta, fast.written(), fast.subset)
-                   if fast is not None else tag_entries(original))
+        groups = (written_groups(fast.file_meta, fast.written(), fast.subset)
+                  if fast is not None else (frozenset(tag_entries(original)),))
         return StoredInstance(
             source=name,
             relative_path=relative,
@@ -166,7 +166,7 @@ class Worker:
             study_uid=study_uid,
             series_uid=series_uid,
             sop_uid=sop_uid,
-            tag_entries=frozenset(entries),
+            tag_groups=groups,
             **fields,
         )
 

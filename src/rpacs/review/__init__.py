@@ -3,11 +3,12 @@
 from .checks import CheckMark, mark_checked, tag_checks
 from .flags import ReviewContext, value_flags
 from .inventory import (
+    InstanceEntries,
     TagEntry,
     add_to_inventory,
     remove_from_inventory,
     tag_entries,
-    written_entries,
+    written_groups,
 )
 from .package import PackageReview, record_zip_review, review_zip
 from .service import TagReview, review_project
@@ -16,6 +17,7 @@ from .values import TagValues, tag_values
 
 __all__ = [
     "CheckMark",
+    "InstanceEntries",
     "PackageReview",
     "ReviewContext",
     "ReviewFilter",
@@ -35,5 +37,5 @@ __all__ = [
     "tag_entries",
     "tag_values",
     "value_flags",
-    "written_entries",
+    "written_groups",
 ]

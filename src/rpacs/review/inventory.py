@@ -45,6 +45,13 @@ class TagEntry(NamedTuple):
     value: str
 
 
+#: One instance's entries in groups that share no tag path with each other — the entries
+#: of one top-level element each, as :func:`written_groups` makes them, or one group for a
+#: whole data set. The instances of a series share most of their groups (the same objects),
+#: so a batch is counted by group, not by entry.
+InstanceEntries = tuple[frozenset[TagEntry], ...]
+
+
 #: VRs whose raw bytes are the text itself (padding aside) in every transfer syntax.
 _RAW_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                            "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -173,19 +180,22 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
     return entries
 
 
-def written_entries(
+def written_groups(
     file_meta: Dataset,
     elements: Iterable[tuple[int, str | None, Any]],
     subset: Callable[[Sequence[int]], Dataset],
-) -> set[TagEntry]:
+) -> InstanceEntries:
     """:func:`tag_entries` of a data set given as its top-level elements — ``(tag, VR,
-    raw value bytes)`` or ``(tag, VR, element)`` — without making the data set.
+    raw value bytes)`` or ``(tag, VR, element)`` — without making the data set, in groups:
+    the file meta's entries, then one group per element.
 
     The import's byte path writes most elements unchanged from file to file of a series, so
-    their entries are looked up by their bytes; only an element not met before is read,
-    from ``subset(tags)`` (a data set of just that element and its private creator).
+    their groups are looked up by their bytes and the very same group objects come back for
+    every file: that is what lets :func:`add_to_inventory` count a batch by group rather
+    than by entry. Only an element not met before is read, from ``subset(tags)`` (a data
+    set of just that element and its private creator).
     """
-    parts: list[frozenset[TagEntry] | set[TagEntry]] = [tag_entries(file_meta)]
+    parts: list[frozenset[TagEntry]] = [frozenset(tag_entries(file_meta))]
     creators: dict[int, object] = {}
     cache = _WRITTEN_ENTRIES
     for tag, vr, value in elements:
@@ -219,7 +229,7 @@ def written_entries(
                 cache.clear()
             cache[key] = found
         parts.append(found)
-    return set().union(*parts)
+    return tuple(parts)
 
 
 def _public_raw_entries(tag: int, vr: str | None, value: object) -> frozenset[TagEntry] | None:
@@ -242,7 +252,7 @@ def _all_binary(entries: frozenset[TagEntry]) -> bool:
     return all(entry.vr in BINARY_VRS for entry in entries)
 
 
-#: Per worker process: (tag, VR, raw value, raw creator) → entries, for written_entries.
+#: Per worker process: (tag, VR, raw value, raw creator) → entries, for written_groups.
 _WRITTEN_ENTRIES: dict[object, frozenset[TagEntry]] = {}
 #: Per worker process: element → its entries (holding the element, so an id stays its own).
 _ELEMENT_ENTRIES: dict[object, tuple[object, frozenset[TagEntry]]] = {}
@@ -273,24 +283,38 @@ def _element_entries(ds: Dataset, tag: object, raw: object, tag_int: int, prefix
     return frozenset({TagEntry(path, kpath, vr, _value_text(element.value))})  # type: ignore[attr-defined]
 
 
-def add_to_inventory(
-    session: Session, project_id: int, instances: Iterable[Iterable[TagEntry]]
-) -> None:
-    """Count each tag path and (tag path, value) once per instance, in a few statements."""
+def _counts(instances: Iterable[InstanceEntries]
+            ) -> tuple[Counter[str], Counter[tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(instances per tag path, instances per (tag path, value), keyword and VR per path).
+
+    Each path and value counts once per instance. Groups of one instance share no path, so
+    an instance is counted as its groups, and each distinct group is read once however
+    many instances of a batch carry it (Counter.update counts the groups in C).
+    """
+    groups: Counter[frozenset[TagEntry]] = Counter()
+    for instance in instances:
+        groups.update(instance)
     paths: Counter[str] = Counter()
     values: Counter[tuple[str, str]] = Counter()
     meta: dict[str, tuple[str, str]] = {}
-    for entries in instances:
-        # A path or value met several times in one instance (items of a sequence) counts
-        # once: the sets make each count once, and Counter.update counts them in C.
-        pairs = {(entry.tag_path[:PATH_LENGTH], entry.value) for entry in entries}
-        values.update(pairs)
-        seen_paths = {path for path, _ in pairs}
-        paths.update(seen_paths)
-        if not seen_paths.issubset(meta):
+    for group, n in groups.items():
+        # A path met several times in one group (items of a sequence) counts once.
+        pairs = {(entry.tag_path[:PATH_LENGTH], entry.value) for entry in group}
+        for pair in pairs:
+            values[pair] += n
+        for path in {path for path, _ in pairs}:
+            paths[path] += n
+        for entry in group:
             # The first entry of a path (in iteration order) names its keyword and VR.
-            for entry in entries:
-                meta.setdefault(entry.tag_path[:PATH_LENGTH], (entry.keyword_path, entry.vr))
+            meta.setdefault(entry.tag_path[:PATH_LENGTH], (entry.keyword_path, entry.vr))
+    return paths, values, meta
+
+
+def add_to_inventory(
+    session: Session, project_id: int, instances: Iterable[InstanceEntries]
+) -> None:
+    """Count each tag path and (tag path, value) once per instance, in a few statements."""
+    paths, values, meta = _counts(instances)
     if not paths:
         return
     upsert(
@@ -315,24 +339,14 @@ def add_to_inventory(
 
 
 def remove_from_inventory(
-    session: Session, project_id: int, instances: Iterable[Iterable[TagEntry]]
+    session: Session, project_id: int, instances: Iterable[InstanceEntries]
 ) -> None:
     """Undo :func:`add_to_inventory` for instances deleted from the project.
 
     Counts drop by what those instances contributed; a path or value no instance carries
     any more disappears from the inventory.
     """
-    paths: Counter[str] = Counter()
-    values: Counter[tuple[str, str]] = Counter()
-    for entries in instances:
-        seen_paths: set[str] = set()
-        seen_values: set[tuple[str, str]] = set()
-        for entry in entries:
-            path = entry.tag_path[:PATH_LENGTH]
-            seen_values.add((path, entry.value))
-            seen_paths.add(path)
-        paths.update(seen_paths)
-        values.update(seen_values)
+    paths, values, _ = _counts(instances)
     if not paths:
         return
     for (path, value), n in values.items():

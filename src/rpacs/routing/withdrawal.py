@@ -68,7 +68,7 @@ def withdraw_participant(inst: Installation, acronym: str, research_id: str,
                 AutoIdMapping.project_id == project.id,
                 AutoIdMapping.research_id == research_id)))
             remove_from_inventory(session, project.id, (
-                tag_entries(dcmread(store / path)) for _id, path in instances
+                (frozenset(tag_entries(dcmread(store / path))),) for _id, path in instances
                 if (store / path).is_file()))
             session.execute(delete(Instance).where(Instance.id.in_([i for i, _ in instances])))
             session.execute(delete(Series).where(Series.study_id.in_(study_ids)))
