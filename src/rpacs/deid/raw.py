@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Collection, Container, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from pydicom import Dataset
@@ -414,7 +414,10 @@ class _Run:
             if not element_text(meta._dict.get(BaseTag(tag))):
                 return None  # the reference fills it in its own way: leave it to it
         head = _file_meta_bytes(meta)
-        body = self._write(elements, index_of, removed, overlay, codec)
+        if all(type(element) is RawDataElement for element in overlay.values()):
+            body = _splice_changes(data, elements, index_of, removed, overlay, implicit)
+        else:
+            body = self._write(elements, index_of, removed, overlay, codec)
         parts = (data, elements, index_of, removed, overlay, meta, implicit)
         i = index_of.get(_PATIENT_ID)
         return RawResult(b"".join((_PREAMBLE, head, *body)), parts,
@@ -688,7 +691,7 @@ def splice_item(data: bytes, elements: list[Element], removed: Container[int],
     return b"".join(_splice(data, elements, tags, removed, overlay, None, implicit))
 
 
-def write_plain(data: bytes, plain: PlainFile, removed: Container[int],
+def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
                 overlay: dict[int, RawDataElement], meta: dict[BaseTag, RawDataElement]
                 ) -> bytes:
     """The file ``data`` (cut by :func:`parse_plain`) as :func:`~rpacs.deid.write_instance`
@@ -702,19 +705,20 @@ def write_plain(data: bytes, plain: PlainFile, removed: Container[int],
     header._dict = dict(meta)
     head = _file_meta_bytes(header)
     if all(type(element) is RawDataElement for element in overlay.values()):
-        body = _splice_changes(data, plain, removed, overlay)
+        body = _splice_changes(data, plain.elements, plain.index_of, removed, overlay,
+                               plain.implicit)
     else:
         body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
                        plain.implicit)
     return b"".join((_PREAMBLE, head, *body))
 
 
-def _splice_changes(data: bytes, plain: PlainFile, removed: Container[int],
-                    overlay: dict[int, RawDataElement]) -> list[bytes]:
-    """:func:`_splice` of the top level in steps of its changes rather than of its
-    elements: the elements between two changes are one run of the input (they lie back to
-    back in it)."""
-    elements, index_of = plain.elements, plain.index_of
+def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, int],
+                    removed: Iterable[int], overlay: dict[int, RawDataElement],
+                    implicit: bool) -> list[bytes]:
+    """:func:`_splice` of one level in steps of its changes rather than of its elements
+    (``index_of`` gives an element's position): the elements between two changes are one
+    run of the input, as they lie back to back in it. All changed elements are raw."""
     # (position among the elements, 0: added before it / 1: in its place, tag)
     changes: list[tuple[int, int, int]] = []
     tags: list[int] | None = None
@@ -726,12 +730,12 @@ def _splice_changes(data: bytes, plain: PlainFile, removed: Container[int],
             changes.append((bisect_left(tags, tag), 0, tag))
         else:
             changes.append((i, 1, tag))
-    for tag in removed:  # type: ignore[attr-defined]
+    for tag in removed:
         i = index_of.get(tag)
         if i is not None and tag not in overlay:
             changes.append((i, 1, tag))
     changes.sort()
-    enc = encoder(plain.implicit, True)
+    enc = encoder(implicit, True)
     parts: list[bytes] = []
     done = 0  # elements before this one are written
     for position, kind, tag in changes:
