@@ -30,7 +30,14 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .clean import _IDENTIFYING_TAGS, TextCleaner
-from .encoding import effective_vr, element_text, encoder, raw_element, text_codec
+from .encoding import (
+    effective_vr,
+    element_text,
+    encode_text,
+    encoder,
+    raw_element,
+    text_codec,
+)
 from .io import _PREAMBLE, _REQUIRED, _VRS, _encodings, _file_meta_bytes
 from .sop import _KEEP, _MEMO_ENTRIES, _MEMO_VALUE_BYTES, _MISSING, Deidentifier, _Instance
 
@@ -59,6 +66,26 @@ _SOP_INSTANCE_UID = 0x00080018
 #: One top-level element: (tag, VR as read or None when implicit, header start, value start,
 #: value end).
 Element = tuple[int, str | None, int, int, int]
+#: (input file meta but its instance UID, SOP class, new UID's length) -> the written file
+#: meta's bytes before and after the new MediaStorageSOPInstanceUID, and its elements.
+_META_TEMPLATES: dict[tuple, tuple[bytes, bytes, dict[BaseTag, Any]]] = {}
+_UID_HEADER = struct.Struct("<HH2sH").pack
+
+
+class _LazyMeta:
+    """A written file meta not made yet: a template's elements and the new instance UID."""
+
+    __slots__ = ("elements", "uid")
+
+    def __init__(self, elements: dict[BaseTag, Any], uid: bytes):
+        self.elements = elements
+        self.uid = uid
+
+    def dataset(self) -> FileMetaDataset:
+        meta = FileMetaDataset()
+        meta._dict = dict(self.elements)
+        meta._dict[BaseTag(0x00020003)] = raw_element(0x00020003, "UI", self.uid, False, True)
+        return meta
 
 
 class RawResult:
@@ -86,7 +113,8 @@ class RawResult:
     def dataset(self) -> Dataset:
         """The written data set as raw elements (for the index and the tag inventory)."""
         if self._dataset is None:
-            source, elements, _, removed, overlay, meta, implicit = self._parts
+            meta = self.file_meta
+            source, elements, _, removed, overlay, _, implicit = self._parts
             # In the order the reference leaves them: the input's order, changed elements
             # in their place, added ones at the end.
             out: dict[BaseTag, Any] = {}
@@ -112,7 +140,11 @@ class RawResult:
     @property
     def file_meta(self) -> FileMetaDataset:
         """The written file meta information."""
-        return self._parts[5]
+        meta = self._parts[5]
+        if type(meta) is _LazyMeta:
+            meta = meta.dataset()
+            self._parts = (*self._parts[:5], meta, self._parts[6])
+        return meta
 
     def written(self) -> Iterator[tuple[int, str | None, Any]]:
         """The written top-level elements in :meth:`dataset`'s order, without making it:
@@ -134,7 +166,8 @@ class RawResult:
     def subset(self, tags: Iterable[int]) -> Dataset:
         """The written data set's elements under ``tags`` only (and its character set and
         file meta): a few index fields read without making the whole data set."""
-        source, elements, index_of, removed, overlay, meta, implicit = self._parts
+        meta = self.file_meta
+        source, elements, index_of, removed, overlay, _, implicit = self._parts
         out: dict[BaseTag, Any] = {}
         for tag in (_CHARSET, *tags):
             if tag in overlay:
@@ -167,7 +200,7 @@ class RawResult:
     def encoding(self) -> tuple[bool, Any, str]:
         """What reading the written values depends on: implicit VR, the character set as
         written, the transfer syntax."""
-        meta = self._parts[5]
+        meta = self.file_meta
         charset = self.raw_value(_CHARSET)
         if charset is not None and type(charset) is not tuple:
             charset = ("converted", element_text(charset))
@@ -386,34 +419,14 @@ class _Run:
         if not self._walk(elements, instance, codec, plan, memo, removed, overlay):
             return None
         deid._memo_size += len(memo) - before
-        # What deidentify() adds after the walk, on a data set of the elements it looks at.
-        tail = Dataset()
-        for number, *_ in deid._set_values:
-            element = self._output(number, removed, overlay)
-            if element is not None:
-                tail._dict[BaseTag(number)] = element
-        study = self._output(_STUDY_INSTANCE_UID, removed, overlay)
-        if study is not None:
-            tail._dict[BaseTag(_STUDY_INSTANCE_UID)] = study
-        deid._add_set_values(tail, instance, codec)
-        deid._write_identity(tail, instance, codec)
-        for tag, element in tail._dict.items():
-            if type(element) is not RawDataElement:
-                return None
-            overlay[int(tag)] = element
-        # The file meta, as _write_file_meta and write_instance make it.
-        out_ds = Dataset()
-        for tag in (_SOP_CLASS_UID, _SOP_INSTANCE_UID):
-            element = self._output(tag, removed, overlay)
-            if element is not None:
-                out_ds._dict[BaseTag(tag)] = element
-        out_ds.file_meta = FileMetaDataset(self.meta)
-        deid._write_file_meta(out_ds)
-        meta = out_ds.file_meta
-        for tag in (0x00020002, 0x00020003):
-            if not element_text(meta._dict.get(BaseTag(tag))):
-                return None  # the reference fills it in its own way: leave it to it
-        head = _file_meta_bytes(meta)
+        added = self._tail(instance, codec, removed, overlay)
+        if added is None:
+            return None
+        overlay.update(added)
+        made = self._file_meta(removed, overlay)
+        if made is None:
+            return None  # the reference fills it in its own way: leave it to it
+        head, meta = made
         if all(type(element) is RawDataElement for element in overlay.values()):
             body = _splice_changes(data, elements, index_of, removed, overlay, implicit)
         else:
@@ -422,6 +435,83 @@ class _Run:
         i = index_of.get(_PATIENT_ID)
         return RawResult(b"".join((_PREAMBLE, head, *body)), parts,
                          None if i is None else self._raw(elements[i]), encodings)
+
+    def _file_meta(self, removed: set[int], overlay: dict[int, Any]
+                   ) -> tuple[bytes, FileMetaDataset] | None:
+        """The written file meta as _write_file_meta and write_instance make it: (its bytes,
+        the data set); None when a required element would be empty.
+
+        Only the MediaStorageSOPInstanceUID differs between the files of a series, so the
+        bytes are made once per (input meta, SOP class, length of the new UID) and the UID
+        spliced in; the data set is made only when asked for (the index reads it).
+        """
+        sop_class = self._output(_SOP_CLASS_UID, removed, overlay)
+        sop_instance = self._output(_SOP_INSTANCE_UID, removed, overlay)
+        uid = encode_text(element_text(sop_instance), "UI", "ascii")
+        key = (tuple((int(tag), element.VR, element.value) for tag, element in self.meta.items()
+                     if tag != 0x00020003),
+               None if sop_class is None else sop_class.value, len(uid))
+        template = _META_TEMPLATES.get(key) if uid else None
+        if template is not None:
+            prefix, suffix, elements = template
+            return b"".join((prefix, uid, suffix)), _LazyMeta(elements, uid)
+        out_ds = Dataset()
+        for tag, element in ((_SOP_CLASS_UID, sop_class), (_SOP_INSTANCE_UID, sop_instance)):
+            if element is not None:
+                out_ds._dict[BaseTag(tag)] = element
+        out_ds.file_meta = FileMetaDataset(self.meta)
+        self.deid._write_file_meta(out_ds)
+        meta = out_ds.file_meta
+        for tag in (0x00020002, 0x00020003):
+            if not element_text(meta._dict.get(BaseTag(tag))):
+                return None
+        head = _file_meta_bytes(meta)
+        written = _UID_HEADER(0x0002, 0x0003, b"UI", len(uid)) + uid
+        if uid and head.count(written) == 1 and element_text(
+                meta._dict.get(BaseTag(0x00020003))).encode("ascii") == uid.rstrip(b"\x00"):
+            at = head.index(written) + 8
+            if len(_META_TEMPLATES) > 1000:
+                _META_TEMPLATES.clear()
+            _META_TEMPLATES[key] = (head[:at], head[at + len(uid):], dict(meta._dict))
+        return head, meta
+
+    def _tail(self, instance: _Instance, codec: str, removed: set[int],
+              overlay: dict[int, Any]) -> tuple[tuple[int, RawDataElement], ...] | None:
+        """The elements deidentify() adds or replaces after the walk (set values, identity,
+        StudyID); None when one of them is not raw. They depend only on which set values
+        the walk left and on the study's new UID, so the files of a study share them."""
+        deid, index_of = self.deid, self.index_of
+        study = self._output(_STUDY_INSTANCE_UID, removed, overlay)
+        key = (tuple(n in overlay or (n not in removed and n in index_of)
+                     for n, *_ in deid._set_values),
+               None if study is None else (study.VR, study.value),
+               self.implicit, codec, instance.kept_private)
+        try:
+            return deid._tails[key]
+        except KeyError:
+            pass
+        except TypeError:  # a study UID the engine made in memory: no key
+            key = None
+        # On a data set of the elements deidentify() looks at, as it does.
+        tail = Dataset()
+        for number, *_ in deid._set_values:
+            element = self._output(number, removed, overlay)
+            if element is not None:
+                tail._dict[BaseTag(number)] = element
+        if study is not None:
+            tail._dict[BaseTag(_STUDY_INSTANCE_UID)] = study
+        before = dict(tail._dict)
+        deid._add_set_values(tail, instance, codec)
+        deid._write_identity(tail, instance, codec)
+        changed = [(int(tag), element) for tag, element in tail._dict.items()
+                   if before.get(tag) is not element]
+        added = (None if any(type(element) is not RawDataElement for _, element in changed)
+                 else tuple(changed))
+        if key is not None:
+            if len(deid._tails) > 1000:
+                deid._tails.clear()
+            deid._tails[key] = added
+        return added
 
     def _output(self, tag: int, removed: set[int], overlay: dict[int, Any]) -> Any:
         """The element the walk left under ``tag``: changed, kept as read, or None."""

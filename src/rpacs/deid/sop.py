@@ -247,6 +247,9 @@ class Deidentifier:
         self._uids: dict[str, str] = {}
         self._study_ids: dict[bytes, bytes] = {}
         self._identity_cache: dict[tuple, list[tuple[int, RawDataElement | DataElement]]] = {}
+        # The byte path's elements added after the walk (set values, identity, StudyID), by
+        # what they depend on: which set values are present and the study's new UID.
+        self._tails: dict[tuple, tuple[tuple[int, RawDataElement], ...] | None] = {}
 
     # -- public -------------------------------------------------------------------------
 
