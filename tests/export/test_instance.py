@@ -14,6 +14,7 @@ and pydicom-data's shipped files. Where the byte path declines, the test says so
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import struct
 from io import BytesIO
@@ -23,9 +24,15 @@ import pydicom
 import pytest
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MRImageStorage,
+)
 
 from rpacs.deid import parse_plain
 from rpacs.demo import write_mr_study
@@ -251,3 +258,57 @@ def test_what_the_byte_path_leaves_to_the_reference():
     plain = _encoded(f.mr_dataset(), ExplicitVRLittleEndian)
     assert assert_same([_encoded(ds, ExplicitVRLittleEndian), plain[:-7], plain[132:]], spec,
                        must_take=False) == 0
+
+
+STUDY, SERIES = "2.25.1001", "2.25.1001.1"
+
+
+def _archived(pixels: bytes, **private: bytes) -> bytes:
+    """A plain instance as the archive holds one, nothing in its headers to flag, with
+    binary private values (element number -> value) under one private creator."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = "2.25.1001.1.1"
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = "2.25.1001.1.1"
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = SERIES
+    ds.Modality = "MR"
+    ds.PatientID = RESEARCH_ID
+    ds.StudyDate = "20100601"
+    ds.BitsAllocated = 16
+    if private:
+        ds.add_new(0x00290010, "LO", "RPACS TEST")
+        for number, value in private.items():
+            ds.add_new(0x00291000 | int(number[1:], 16), "OB", value)
+    ds.PixelData = pixels
+    return _encoded(ds, ExplicitVRLittleEndian)
+
+
+def test_the_byte_search_reads_headers_and_private_values_but_not_the_pixels():
+    """Where the two paths part on purpose: the byte path's search for archive UIDs and
+    research IDs leaves out a Pixel Data copied unchanged (rpacs never wrote text there),
+    and still finds them in binary private values, which no element scan reads as text."""
+    pair = Pair("random", DatesMode.KEEP, (), frozenset({STUDY, SERIES}))
+    # The StudyID the export derives is the project's own value, as the service has it.
+    rules = pair.scanner.rules
+    own = rules.context.own_values | {pair.rewriter.rewrite.study_id(STUDY, "")}
+    pair.scanner = InstanceScan(dataclasses.replace(
+        rules, context=dataclasses.replace(rules.context, own_values=own)))
+    coincidence = b"\x00\x01" * 64 + RESEARCH_ID.encode() + b"\x00" * 9
+    data = _archived(coincidence)
+    uids = _series_uids(data, True)
+    got = export_raw(data, "P/x.dcm", pair.rewriter, pair.scanner, pair.subject, uids)
+    assert got is not None and got.findings == []
+    assert coincidence in got.data  # the pixels themselves are copied untouched
+    reference = export_instance(data, "in.dcm", "P/x.dcm", pair.rewriter, pair.scanner,
+                                pair.subject, uids)
+    assert [x.tag for x in reference.findings] == ["(file bytes)"]
+
+    data = _archived(b"\x00" * 128, x10=b"\x07" + RESEARCH_ID.encode() + b"\x00",
+                     x11=b"\x01" + SERIES.encode() + b"\x00")
+    got = export_raw(data, "P/x.dcm", pair.rewriter, pair.scanner, pair.subject, uids)
+    assert got is not None
+    assert {(x.tag, x.reason) for x in got.findings} == {
+        ("(file bytes)", "research participant ID"), ("(file bytes)", "archive UID")}

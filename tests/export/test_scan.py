@@ -97,3 +97,9 @@ def test_the_byte_search_finds_each_uid_that_occurs_and_no_other():
     # "2.25.7" occurs inside "2.25.77": a byte search finds it there too.
     found = InstanceScan(RULES).scan_bytes(data, "x.dcm", ["2.25.7", "1.2.3"], "EX-0001")
     assert [f.masked for f in found] == [mask("2.25.7")]
+    # Kept original UIDs open differently, and may be shorter than the shared opening.
+    data += b"1.2.840.99\x001.2"
+    found = InstanceScan(RULES).scan_bytes(
+        data, "x.dcm", ["1.2.840.99", "1.2.840.9", "1.2", "1.3", "2.25.77", ""], "EX-0001")
+    assert [f.masked for f in found] == [mask(u) for u in ["1.2", "1.2.840.9", "1.2.840.99",
+                                                           "2.25.77"]]

@@ -33,6 +33,7 @@ from .scan import SCANNED_VRS, InstanceScan
 TRAITS = {"sex": 0x00100040, "age": 0x00101010, "birth_date": 0x00100030,
           "study_date": 0x00080020}
 _MEDIA_SOP_CLASS = BaseTag(0x00020002)
+_PIXEL_DATA = 0x7FE00010
 
 
 def traits_of(ds: Dataset) -> dict[str, str]:
@@ -92,12 +93,24 @@ def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan
                                     changes.originals.dates)
         if findings is None:
             return None
-        findings = findings or scanner.scan_bytes(out, file, archive_uids,
-                                                  subject.research_id)
+        findings = findings or scanner.scan_bytes(_without_pixels(out, plain, changes), file,
+                                                  archive_uids, subject.research_id)
         traits = {name: _text(data, plain, changes, tag) for name, tag in TRAITS.items()}
         return ExportedInstance(out, findings, {k: v for k, v in traits.items() if v})
     except Exception:
         return None
+
+
+def _without_pixels(out: bytes, plain: PlainFile, changes: RawChanges) -> bytes:
+    """The written file but the value of its Pixel Data when that is the last element and
+    copied unchanged from the archive: the byte search looks for the archive's UIDs and the
+    research ID, which rpacs wrote into headers, never into pixels, so in 100 KB of pixels
+    it could only meet a coincidence, at most of the search's cost."""
+    number, _, _, start, end = plain.elements[-1]
+    if (number != _PIXEL_DATA or number in changes.overlay or number in changes.removed
+            or any(tag > number for tag in changes.added)):
+        return out
+    return out[:len(out) - (end - start)]
 
 
 def _written(data: bytes, plain: PlainFile, changes: RawChanges, vrs: frozenset[str]

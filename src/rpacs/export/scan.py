@@ -177,7 +177,7 @@ class InstanceScan:
         findings = []
         if self._uids:
             findings += [Finding(file, "(file bytes)", "archive UID", mask(uid))
-                         for uid in sorted(set(instance_uids)) if uid.encode() in data]
+                         for uid in sorted(_occurring(data, set(instance_uids)))]
         if self._ids is not None and len(research_id) >= MIN_BYTES_ID and \
                 research_id.encode() in data:
             findings.append(Finding(file, "(file bytes)", "research participant ID",
@@ -297,3 +297,27 @@ def _json_values(data: object, path: str) -> Iterator[tuple[str, str]]:
             yield from _json_values(value, f"{path}[{index}]")
     elif data is not None:
         yield path, str(data)
+
+
+def _occurring(data: bytes, uids: set[str]) -> set[str]:
+    """The ``uids`` that occur in ``data``.
+
+    An archive's UIDs share their first characters (``2.25.`` unless the profile kept the
+    originals), so the bytes are searched once per distinct opening rather than once per
+    UID, and each place found is compared with the UIDs that open so: the same answer as
+    ``uid in data`` for each, in a fraction of the passes over a file of pixels.
+    """
+    found: set[str] = set()
+    by_opening: dict[bytes, list[tuple[str, bytes]]] = {}
+    for uid in uids:
+        if uid:
+            encoded = uid.encode()
+            by_opening.setdefault(encoded[:5], []).append((uid, encoded))
+    for opening, candidates in by_opening.items():
+        at = data.find(opening)
+        while at >= 0:
+            for uid, encoded in candidates:
+                if data.startswith(encoded, at):
+                    found.add(uid)
+            at = data.find(opening, at + 1)
+    return found
