@@ -37,6 +37,9 @@ Progress = Callable[[int, int], None]
 #: Instances per index transaction: large enough to amortise the commit, small enough that
 #: a kill loses little work and progress stays visible.
 BATCH_SIZE = 500
+#: Towards the end of a run batches shrink to half of what is left, down to this: the last
+#: batch is committed after the workers have finished, so its size is time nobody shares.
+MIN_BATCH_SIZE = 32
 #: Sources per task sent to a worker, at least: amortises inter-process overhead.
 CHUNK_SIZE = 16
 #: ... and at most: a large run is cut into about this many tasks per worker (the pool's
@@ -183,9 +186,14 @@ def import_paths(
                 series.add(result.instance.series_uid)
         pending.clear()
 
+    handled = 0
+
     def stored(instance: StoredInstance) -> None:
+        nonlocal handled
+        handled += 1
         pending.append(instance)
-        if len(pending) >= BATCH_SIZE:
+        left = len(sources) - handled - summary.not_dicom
+        if len(pending) >= max(MIN_BATCH_SIZE, min(BATCH_SIZE, left // 2)):
             commit()
 
     _drive(plan, sources, workers or settings.worker_count, summary, stored, progress)
