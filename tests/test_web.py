@@ -276,6 +276,34 @@ def test_zip_review_refuses_escaping_entries_and_big_uploads(tmp_path: Path, web
     assert big.status_code == 413 and "review_upload_max_mb" in big.json()["detail"]
 
 
+def test_a_body_longer_than_it_said_is_stopped_while_it_is_read():
+    """read_body counts what arrives: a Content-Length that lies does not get a larger body
+    into memory (the server checks the length too; this does not rely on it)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from rpacs.errors import TooLargeError
+    from rpacs.web.uploads import read_body
+
+    sent: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        sent.append(1)
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "path": "/",
+                       "headers": [(b"content-length", b"10")]}, receive)
+    with pytest.raises(TooLargeError, match="the list is larger than 4 KiB"):
+        asyncio.run(read_body(request, 4096, "the list"))
+    assert len(sent) == 5  # stopped at the first chunk past the limit
+    declared = Request({"type": "http", "method": "POST", "path": "/",
+                        "headers": [(b"content-length", b"4097")]}, receive)
+    with pytest.raises(TooLargeError):
+        asyncio.run(read_body(declared, 4096, "the list"))
+    assert len(sent) == 5  # refused by its declared length: nothing read
+
+
 def test_a_zip_bomb_is_refused_before_it_fills_the_disk(tmp_path: Path):
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -1,26 +1,55 @@
 """The Assign page: a study received over DICOM (DCMTK's storescu to the gateway) assigned
-through the web app by a data manager, and a coupling list uploaded beside it."""
+through the web app by a data manager, and a coupling list uploaded beside it.
+
+World: the shared web world (see tests/web_world.py) plus ``bob``, a data-manager of BRAVO.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
-from rpacs.db import AuditEvent, Participant, Study
+from rpacs.accounts import add_member, add_user, create_token
+from rpacs.audit import AuditQuery, audit_events
+from rpacs.db import AuditEvent, CouplingEntry, Participant, Project, Study
 from rpacs.net import Gateway, GatewayConfig, start_gateway
 from rpacs.quarantine import Quarantine
+from rpacs.routing.coupling import accession_key
+from rpacs.web import create_app
 
 from .dicom_factory import PATIENT_ID, PATIENT_NAME, uid, write_study
 from .gateway_support import storescu
-from .web_world import World, quarantined_study
+from .web_world import PASSWORD, World, quarantined_study
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None,
-                                reason="DCMTK is not installed (make test installs it)")
+needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None,
+                                 reason="DCMTK is not installed (make test installs it)")
 STUDY = 31
+HEADER = "accession_number,project,participant,event\n"
+
+
+@pytest.fixture(scope="module")
+def world(web_world: World) -> World:
+    """The shared web world plus ``bob``, a data-manager of BRAVO (this module's own)."""
+    add_user(web_world.inst, "bob", PASSWORD)
+    add_member(web_world.inst, "BRAVO", "bob", "data-manager")
+    web_world.tokens["bob"] = create_token(web_world.inst, "bob")
+    return web_world
+
+
+def _bearer(world: World, name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[name]}"}
+
+
+def _quiet_client(world: World) -> TestClient:
+    """A client that answers 500 as the server would, instead of raising."""
+    return TestClient(create_app(world.settings), follow_redirects=False,
+                      raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -31,6 +60,7 @@ def gateway(web_world: World) -> Iterator[Gateway]:
     gw.stop()
 
 
+@needs_dcmtk
 def test_a_data_manager_assigns_a_received_study(web_world: World, gateway: Gateway, tmp_path):
     paths = write_study(tmp_path / "in", study=STUDY, series=2, per_series=2)
     assert storescu(gateway.port, *paths, calling="MRI-3").returncode == 0
@@ -134,3 +164,74 @@ def test_assign_through_the_api(web_world: World):
                          content=b"accession_number,project,participant,event\n"
                                  b"B-1,ALPHA,TP-0043,followup\n")
     assert stored.json() == {"stored": 1}
+
+
+def test_a_coupling_list_cannot_take_over_another_projects_entry(world: World):
+    """Entries are keyed by accession number alone: a data-manager of ALPHA listing BRAVO's
+    accession number would route BRAVO's study into ALPHA on arrival."""
+    client = world.client()
+    bravo = client.post("/api/coupling-lists", headers=_bearer(world, "bob"),
+                        content=(HEADER + "HIJACK-1,BRAVO,TP-0100,baseline\n").encode())
+    assert bravo.status_code == 200, bravo.text
+    taken = client.post("/api/coupling-lists", headers=_bearer(world, "dana"),
+                        content=(HEADER + "FREE-1,ALPHA,TP-0101,baseline\n"
+                                 "HIJACK-1,ALPHA,TP-0100,baseline\n").encode())
+    assert taken.status_code == 409, taken.text
+    # The line and the reason; never the name of a project dana is not in.
+    assert taken.json()["problems"] == [
+        "coupling list line 3: this accession number is listed for another project until "
+        "its entry expires; one accession number cannot be listed for two projects"]
+    assert "BRAVO" not in taken.text
+    # The page says the same, and stores nothing either.
+    page, csrf = world.login("dana")
+    answer = page.post("/coupling-lists", data={"csrf_token": csrf}, files={
+        "coupling_list": ("l.csv", (HEADER + "HIJACK-1,ALPHA,TP-0100,baseline\n").encode(),
+                          "text/csv")})
+    assert answer.status_code == 409
+    assert "l.csv line 2: this accession number is listed for another project" in answer.text
+    assert "BRAVO" not in answer.text.split("<h2>")[0].split("</h1>")[1]
+    secret = world.settings.installation_secret
+    with world.inst.db.session() as session:
+        entry = session.get(CouplingEntry, accession_key(secret, "HIJACK-1"))
+        bravo_id = session.scalar(select(Project.id).where(Project.acronym == "BRAVO"))
+        assert session.get(CouplingEntry, accession_key(secret, "FREE-1")) is None
+    assert (entry.project_id, entry.participant) == (bravo_id, "TP-0100")
+    # Within its own project an entry is replaced, and the replacement audited.
+    again = client.post("/api/coupling-lists", headers=_bearer(world, "bob"),
+                        content=(HEADER + "HIJACK-1,BRAVO,TP-0102,followup\n").encode())
+    assert again.status_code == 200, again.text
+    replaced = audit_events(world.inst, AuditQuery(action="coupling.replace",
+                                                   project_id=bravo_id))
+    assert [(e["actor"], e["count"]) for e in replaced] == [("bob", 1)]
+    # An expired entry is no one's: another project may list the accession number.
+    with world.inst.db.session() as session:
+        session.execute(update(CouplingEntry)
+                        .where(CouplingEntry.accession_key == accession_key(secret, "HIJACK-1"))
+                        .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)))
+    assert client.post("/api/coupling-lists", headers=_bearer(world, "dana"),
+                       content=(HEADER + "HIJACK-1,ALPHA,TP-0100,baseline\n").encode()
+                       ).status_code == 200
+
+
+def test_a_coupling_list_with_a_huge_field_is_refused_not_a_crash(world: World):
+    page, csrf = world.login("dana")
+    quiet = _quiet_client(world)
+    quiet.cookies = page.cookies
+    body = HEADER + "X-1,ALPHA,TP-0001,baseline\n" + "X-2,ALPHA,TP-0001," + "b" * 200_000
+    answer = quiet.post("/coupling-lists", data={"csrf_token": csrf},
+                        files={"coupling_list": ("l.csv", body.encode(), "text/csv")})
+    assert answer.status_code == 422, answer.status_code
+    assert "l.csv line 3: not valid CSV (field larger than field limit" in answer.text
+    api = _quiet_client(world).post("/api/coupling-lists", headers=_bearer(world, "dana"),
+                                    content=body.encode())
+    assert api.status_code == 422, api.status_code
+    assert api.json()["problems"][0].startswith("coupling list line 3: not valid CSV")
+
+
+def test_the_coupling_list_api_has_the_pages_size_limit(world: World):
+    body = (HEADER + "\n" * (6 * 2**20)).encode()  # 6 MB of blank lines: nothing to store
+    answer = world.client().post("/api/coupling-lists", headers=_bearer(world, "dana"),
+                                 content=body)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["detail"] == ("the coupling list is larger than 5 MB, the limit "
+                                       "of this server")

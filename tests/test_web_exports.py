@@ -144,6 +144,20 @@ def test_stored_specs_are_validated_and_used(web_world: World):
     assert coupling.is_file() and oct(coupling.stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_spec_api_has_a_size_limit(web_world: World):
+    """The API reads at most 4 bytes per character of the page's limit (64 KiB): the body
+    is refused by its length before it is read."""
+    client = web_world.client()
+    dana = {**_bearer(web_world, "dana"), "Content-Type": "application/yaml"}
+    huge = client.post("/api/projects/ALPHA/export-specs", headers=dana,
+                       content=b"name: big\n#" + b"x" * (256 * 1024))
+    assert huge.status_code == 413
+    assert huge.json()["detail"] == "the spec is larger than 256 KiB, the limit of this server"
+    long = client.post("/api/projects/ALPHA/export-specs", headers=dana,
+                       content=b"name: big\n#" + b"x" * (64 * 1024))
+    assert long.status_code == 422 and long.json()["detail"] == "spec: longer than 64 KiB"
+
+
 def test_a_job_whose_process_dies_is_failed_and_resumable(web_world: World):
     locks = web_world.settings.exports_dir / ".locks"
     locks.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
-from ..errors import AuthenticationError, InvalidInputError, NotFoundError
+from ..errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from ..export import (
     LISTED_BUILTINS,
     dry_run,
@@ -53,6 +53,7 @@ from ..review import (
 )
 from ..review.table import SORT_KEYS
 from ..routing import assign_study, upload_coupling_list
+from ..routing.coupling import MAX_COUPLING_BYTES
 from .access import (
     assign_access,
     assignable_projects,
@@ -450,11 +451,11 @@ async def coupling_upload(request: Request,
     if not isinstance(upload, UploadFile) or not upload.filename:
         return _assign_page(request, projects, status=422,
                             problems=["coupling_list: choose a CSV file to upload"])
-    data = await upload.read(_COUPLING_MAX + 1)
+    data = await upload.read(MAX_COUPLING_BYTES + 1)
     try:
-        if len(data) > _COUPLING_MAX:
+        if len(data) > MAX_COUPLING_BYTES:
             raise InvalidInputError(f"{upload.filename}: larger than "
-                                    f"{_COUPLING_MAX // 2**20} MB")
+                                    f"{MAX_COUPLING_BYTES // 2**20} MB")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -464,9 +465,7 @@ async def coupling_upload(request: Request,
             actor=principal.name, projects={a.project.acronym for a in projects})
     except InvalidInputError as exc:
         return _assign_page(request, projects, status=422, problems=exc.problems)
+    except ConflictError as exc:  # lines for another project's accession numbers
+        return _assign_page(request, projects, status=409, problems=exc.problems)
     request.session["flash"] = f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"
     return _see_other("/assign")
-
-
-#: Largest coupling list accepted (a line is about 60 bytes: some 80,000 lines).
-_COUPLING_MAX = 5 * 2**20
