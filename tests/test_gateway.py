@@ -78,6 +78,8 @@ def test_received_study_waits_in_the_quarantine_readable_only_by_the_service(
     assert out.exit_code == 0
     shown = json.loads(out.output)
     assert shown[0]["images"] == 6 and shown[0]["accession_number"]
+    # The command line is research IT's, on the server: rpacs assign names a study by it.
+    assert shown[0]["study_uid"] == uid(1)
     for planted in ("Testesen", PATIENT_ID):
         assert planted not in out.output
     root = installation.settings.quarantine_dir

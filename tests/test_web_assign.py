@@ -7,6 +7,7 @@ World: the shared web world (see tests/web_world.py) plus ``bob``, a data-manage
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,13 +18,15 @@ from sqlalchemy import select, update
 
 from rpacs.accounts import add_member, add_user, create_token
 from rpacs.audit import AuditQuery, audit_events
-from rpacs.db import AuditEvent, CouplingEntry, Participant, Project, Study
+from rpacs.db import AuditEvent, CouplingEntry, Participant, Project, QuarantineStudy, Study
+from rpacs.errors import ConflictError
 from rpacs.net import Gateway, GatewayConfig, start_gateway
 from rpacs.quarantine import Quarantine
+from rpacs.routing import assign_study
 from rpacs.routing.coupling import accession_key
 from rpacs.web import create_app
 
-from .dicom_factory import PATIENT_ID, PATIENT_NAME, uid, write_study
+from .dicom_factory import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, uid, write_study
 from .gateway_support import storescu
 from .web_world import PASSWORD, World, quarantined_study
 
@@ -132,6 +135,14 @@ def test_coupling_list_upload_on_the_assign_page(web_world: World):
     refused = upload(header + "A-1,ALPHA,TP-0011,baseline\nA-2,BRAVO,TP-0012,baseline\n")
     assert refused.status_code == 422
     assert "list.csv line 3: no project &#39;BRAVO&#39;" in refused.text
+    by_api = web_world.client().post(
+        "/api/coupling-lists", headers={"Authorization": f"Bearer {web_world.tokens['dana']}"},
+        content=(header + "A-1,ALPHA,TP-0011,baseline\nA-2,BRAVO,TP-0012,baseline\n").encode())
+    assert by_api.status_code == 422
+    assert by_api.json()["problems"] == ["coupling list line 3: no project 'BRAVO'"]
+    secret = web_world.settings.installation_secret
+    with web_world.inst.db.session() as session:  # all or nothing
+        assert session.get(CouplingEntry, accession_key(secret, "A-1")) is None
     stored = upload(header + "A-1,ALPHA,TP-0011,baseline\nA-2,ALPHA,TP-0012,followup\n")
     assert stored.status_code == 303
     assert "stored 2 coupling entries" in client.get(stored.headers["location"]).text
@@ -235,3 +246,85 @@ def test_the_coupling_list_api_has_the_pages_size_limit(world: World):
     assert answer.status_code == 413, answer.text
     assert answer.json()["detail"] == ("the coupling list is larger than 5 MB, the limit "
                                        "of this server")
+
+
+def test_a_data_manager_cannot_assign_into_a_project_they_are_not_in(world: World):
+    study = quarantined_study(world, study=61)
+    client = world.client()
+    for project in ("BRAVO", "bravo", "NOSUCH"):
+        answer = client.post(f"/api/quarantine/{study}/assign", headers=_bearer(world, "dana"),
+                             json={"project": project, "participant": "TP-0061",
+                                   "event": "baseline"})
+        assert answer.status_code == 404, answer.text
+    page, csrf = world.login("dana")
+    assert page.post(f"/assign/{study}", data={
+        "csrf_token": csrf, "project": "BRAVO", "participant": "", "new_participant": "TP-0061",
+        "event": "baseline"}).status_code == 404
+    assert page.get(f"/assign/{study}", params={"project": "BRAVO"}).status_code == 404
+    assert Quarantine(world.inst).entries(["receiving", "complete"])
+
+
+def test_a_study_assigned_to_another_project_does_not_exist_for_an_outsider(world: World):
+    """On the page and through the API, a study of BRAVO answers dana (ALPHA) as a number
+    that was never used: no acronym, research ID or event, and no 409 that says it is
+    assigned."""
+    study = quarantined_study(world, study=62)
+    assign_study(world.inst, Quarantine(world.inst).study_uid(study), "BRAVO", "TP-0062",
+                 "baseline", actor="bob", workers=1)
+    missing = 10_000_000
+    page, csrf = world.login("dana")
+    answer = page.get(f"/assign/{study}")
+    assert answer.status_code == 404
+    assert "BRAVO" not in answer.text and "TP-0062" not in answer.text
+    assert answer.text.replace(str(study), "N") == \
+        page.get(f"/assign/{missing}").text.replace(str(missing), "N")
+    form = {"csrf_token": csrf, "project": "ALPHA", "participant": "",
+            "new_participant": "TP-0063", "event": "baseline"}
+    assert page.post(f"/assign/{study}", data=form).status_code == 404
+    client = world.client()
+    body = {"project": "ALPHA", "participant": "TP-0063", "event": "baseline"}
+    for number in (study, missing):
+        api = client.post(f"/api/quarantine/{number}/assign", headers=_bearer(world, "dana"),
+                          json=body)
+        assert api.status_code == 404, api.text
+        assert api.json()["detail"] == f"no study {number} in the quarantine"
+    assert study not in [e["id"] for e in client.get(
+        "/api/quarantine", headers=_bearer(world, "dana")).json()]
+    # BRAVO's own data-manager sees it, and a different assignment is a conflict for them.
+    assert "TP-0062" in world.login("bob")[0].get(f"/assign/{study}").text
+    again = client.post(f"/api/quarantine/{study}/assign", headers=_bearer(world, "bob"),
+                        json={"project": "BRAVO", "participant": "TP-0064",
+                              "event": "baseline"})
+    assert again.status_code == 409
+    # So is it on the command line (research IT sees every project), as before.
+    with pytest.raises(ConflictError, match="already assigned to another project"):
+        assign_study(world.inst, Quarantine(world.inst).study_uid(study), "ALPHA", "TP-0063",
+                     "baseline", workers=1)
+    with world.inst.db.session() as session:
+        assert session.scalar(select(Project.acronym).join(
+            QuarantineStudy, QuarantineStudy.project_id == Project.id).where(
+            QuarantineStudy.id == study)) == "BRAVO"
+
+
+def test_the_quarantine_list_never_shows_the_patients_name_or_id(world: World):
+    quarantined_study(world, study=64)
+    page, _ = world.login("dana")
+    html = page.get("/assign").text
+    listed = world.client().get("/api/quarantine", headers=_bearer(world, "dana")).text
+    for text in (html, listed):
+        for value in (PATIENT_NAME.split("^")[0], "Magnus", "PAT-77", PATIENT_ID, BIRTH_DATE):
+            assert value not in text
+        assert "MR CEREBRUM ***" in text  # the description, cleaned of the birth date
+
+
+def test_the_quarantine_api_lists_what_the_page_shows_and_no_uid(world: World):
+    """The study is named by its number; its original UID stays on the server (the CLI's
+    rpacs quarantine list shows it to research IT)."""
+    study = quarantined_study(world, study=65)
+    listed = world.client().get("/api/quarantine", headers=_bearer(world, "dana")).json()
+    entry = next(e for e in listed if e["id"] == study)
+    assert uid(65) not in json.dumps(listed)
+    assert set(entry) == {"id", "state", "note", "last_arrival", "study_date", "modalities",
+                          "description", "series", "images", "accession_number",
+                          "calling_ae", "called_ae"}
+    assert uid(65) not in world.login("dana")[0].get(f"/assign/{study}").text

@@ -51,7 +51,7 @@ from ..review import (
     review_zip,
     tag_values,
 )
-from ..routing import assign_study, upload_coupling_list
+from ..routing import assign_received, upload_coupling_list
 from ..routing.coupling import MAX_COUPLING_BYTES
 from .access import (
     assign_access,
@@ -291,11 +291,13 @@ class AssignRequest(BaseModel):
     event: str = Field(..., min_length=1, max_length=64)
 
 
-@router.get("/quarantine", summary="Received studies waiting for an assignment (no names)")
+@router.get("/quarantine", summary="Received studies waiting for an assignment, by number "
+            "(never the patient's name or ID, nor the study's UID)")
 def quarantine(request: Request, projects: list[ProjectAccess] = Depends(require_assigner)
                ) -> list[dict[str, Any]]:
-    entries = Quarantine(installation(request)).entries(("complete", "receiving", "refused"))
-    return [{"id": e.id, **e.as_dict()} for e in entries]
+    entries = Quarantine(installation(request)).entries(
+        ("complete", "receiving", "refused"), [a.project.id for a in projects])
+    return [e.as_listed() for e in entries]
 
 
 @router.post("/quarantine/{study_id}/assign",
@@ -305,8 +307,9 @@ def quarantine_assign(request: Request, study_id: int, body: AssignRequest,
                       ) -> dict[str, Any]:
     access = assign_access(projects, body.project)
     inst = installation(request)
-    outcome = assign_study(inst, Quarantine(inst).study_uid(study_id), access.project.acronym,
-                           body.participant, body.event, actor=access.principal.name)
+    outcome = assign_received(inst, study_id, access.project.acronym, body.participant,
+                              body.event, actor=access.principal.name,
+                              project_ids=[a.project.id for a in projects])
     return {"state": outcome.state, "note": outcome.note, "imported": outcome.imported,
             "rejected": outcome.rejected}
 

@@ -26,7 +26,7 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
-from ..errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
+from ..errors import AuthenticationError, ConflictError, InvalidInputError
 from ..export import (
     LISTED_BUILTINS,
     dry_run,
@@ -52,7 +52,7 @@ from ..review import (
     tag_values,
 )
 from ..review.table import SORT_KEYS
-from ..routing import assign_study, upload_coupling_list
+from ..routing import assign_received, upload_coupling_list
 from ..routing.coupling import MAX_COUPLING_BYTES
 from .access import (
     assign_access,
@@ -376,9 +376,13 @@ def export_resume(request: Request, export_id: int,
 _WAITING = ("complete", "receiving", "refused")
 
 
+def _ids(projects: list[ProjectAccess]) -> list[int]:
+    return [a.project.id for a in projects]
+
+
 def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int = 200,
                  message: str = "", problems: list[str] | None = None) -> Response:
-    entries = Quarantine(installation(request)).entries(_WAITING)
+    entries = Quarantine(installation(request)).entries(_WAITING, _ids(projects))
     return page(request, "assign.html", status=status, entries=entries,
                 projects=[a.project.acronym for a in projects], message=message,
                 problems=problems or [])
@@ -396,9 +400,8 @@ def _study_form(request: Request, projects: list[ProjectAccess], study_id: int,
                 acronym: str, *, status: int = 200, problems: list[str] | None = None,
                 chosen: dict[str, str] | None = None) -> Response:
     inst = installation(request)
-    entry = next((e for e in Quarantine(inst).entries() if e.id == study_id), None)
-    if entry is None:
-        raise NotFoundError(f"no study {study_id} in the quarantine")
+    # Waiting, or assigned to one of the caller's projects; else 404, as a wrong number.
+    entry = Quarantine(inst).entry(study_id, _ids(projects))
     access = assign_access(projects, acronym) if acronym else (
         projects[0] if len(projects) == 1 else None)
     participants = study_grid(inst, access.project).participants if access else []
@@ -424,9 +427,9 @@ def assign(request: Request, study_id: int, project: str = Form(...),
     # A new ID typed in wins over the list: the list offers the participants there are.
     research_id = new_participant.strip() or participant
     try:
-        outcome = assign_study(inst, Quarantine(inst).study_uid(study_id),
-                               access.project.acronym, research_id, event,
-                               actor=access.principal.name)
+        outcome = assign_received(inst, study_id, access.project.acronym, research_id,
+                                  event, actor=access.principal.name,
+                                  project_ids=_ids(projects))
     except InvalidInputError as exc:
         return _study_form(request, projects, study_id, access.project.acronym, status=422,
                            problems=[p.removeprefix("--") for p in exc.problems],
