@@ -10,11 +10,20 @@ import signal
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from rpacs.audit import AuditQuery, audit_events
 from rpacs.db import ExportJob
+from rpacs.errors import NotFoundError
+from rpacs.export import resume_export
 
 from .gateway_support import wait_for
-from .web_world import World, wait_for_export
+from .web_world import World, failed_export, wait_for_export
+
+#: A spec that exports ALPHA's baseline with new IDs and a coupling list, as one zip.
+COUPLED = ("name: coupled\nselect: {events: [baseline]}\n"
+           "identity: {participant: random, pattern: 'EXP{n:04d}', coupling_list: true}\n"
+           "dates: shift\npackage: zip\n")
 
 
 def _bearer(world: World, name: str) -> dict[str, str]:
@@ -218,3 +227,71 @@ def test_a_job_stopped_after_its_package_was_complete_resumes_to_done(web_world:
     answer = client.get(f"/api/exports/{job}/download", headers=dana)
     with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
         assert "anonymized-package/manifest.csv" in archive.namelist()
+
+
+def test_a_refused_resume_leaves_no_lock_file(web_world: World):
+    """A resume takes its job's lock before the row names it; refused (409, 404), it
+    removes the file again: repeated refusals must not fill exports/.locks."""
+    job = failed_export(web_world, "name: nothing\nselect: {participants: [TP-9999]}\n")
+    with web_world.inst.db.session() as session:
+        session.get(ExportJob, job).state = "done"
+    locks = web_world.settings.exports_dir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    before = set(locks.iterdir())
+    client = web_world.client()
+    for _ in range(3):
+        assert client.post(f"/api/exports/{job}/resume",
+                           headers=_bearer(web_world, "dana")).status_code == 409
+    with pytest.raises(NotFoundError):
+        resume_export(web_world.inst, 10_000_000, "dana")
+    assert set(locks.iterdir()) == before
+
+
+def test_the_export_event_of_a_resumed_job_names_who_resumed_it(web_world: World):
+    job = failed_export(web_world, COUPLED.replace("coupled", "resumed-by"))  # dana's
+    client = web_world.client()
+    answer = client.post(f"/api/exports/{job}/resume", headers=_bearer(web_world, "olivia"))
+    assert answer.status_code == 202
+    assert wait_for_export(web_world, job).state == "done"
+    run = [e for e in audit_events(web_world.inst, AuditQuery(action="export"))
+           if e["action"] == "export" and e["details"].get("spec") == "resumed-by"]
+    assert [e["actor"] for e in run] == ["olivia"]
+    # Who started it stays on record, beside who resumed it.
+    shown = client.get(f"/api/exports/{job}", headers=_bearer(web_world, "dana")).json()
+    assert (shown["started_by"], shown["resumed_by"]) == ("dana", "olivia")
+    page, _ = web_world.login("dana")
+    row = next(r for r in page.get("/projects/ALPHA/exports").text.split("<tr>")
+               if f"#{job}<" in r)
+    assert "<td>dana <span class=\"hint\">(resumed by olivia)</span></td>" in row
+
+
+def test_the_migration_adds_resumed_by_to_existing_jobs(tmp_path: Path):
+    """An index at revision 0005 with a job in it: migrated, the job was resumed by no one,
+    and the table is what the model describes."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from rpacs.db import Base, Database
+    from rpacs.db.engine import _MIGRATIONS
+
+    db = Database(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection_engine"] = db.engine
+    command.upgrade(cfg, "0005")
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("PRAGMA foreign_keys=OFF"))  # a job without its project
+        connection.execute(text(
+            "INSERT INTO export_jobs (project_id, spec_name, spec_sha256, spec_text, state, "
+            "done, total, started_by, package, download, n_files, error, lock_token) "
+            "VALUES (1, 's', 'x', 'name: s', 'done', 0, 0, 'dana', '', '', 0, '', '')"))
+    db.migrate()
+    with db.session() as session:
+        assert session.get(ExportJob, 1).resumed_by == ""
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert [d for d in differences if "export_jobs" in repr(d)] == []
+    db.dispose()
