@@ -205,16 +205,6 @@ def test_a_download_is_a_zip_with_a_safe_file_name(world: World):
     assert answer.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING (low): the Export page prints ?saved= from "
-                   "the URL as a status message (anyone can send a link that makes the page "
-                   "say 'Saved spec <text>'); the Assign page moved its message to the session "
-                   "for exactly this reason")
-def test_the_export_page_says_saved_only_for_a_stored_spec(world: World):
-    page, _ = world.login("dana")
-    answer = page.get("/projects/ALPHA/exports", params={"saved": "X-ignore-the-risk-report"})
-    assert "X-ignore-the-risk-report" not in answer.text
-
-
 # --- 4. CSRF ---------------------------------------------------------------------------
 
 

@@ -295,3 +295,22 @@ def test_the_migration_adds_resumed_by_to_existing_jobs(tmp_path: Path):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert [d for d in differences if "export_jobs" in repr(d)] == []
     db.dispose()
+
+
+def test_the_export_page_says_saved_only_for_a_stored_spec(web_world: World):
+    """The message comes from the session, once, on the page the save redirects to: a link
+    with ?saved=... makes the page say nothing."""
+    page, csrf = web_world.login("dana")
+    forged = page.get("/projects/ALPHA/exports", params={"saved": "X-ignore-the-risk-report"})
+    assert forged.status_code == 200 and "X-ignore-the-risk-report" not in forged.text
+    done = page.post("/projects/ALPHA/export-specs", data={
+        "csrf_token": csrf, "text": "name: page-saved\nselect: {events: [baseline]}\n"})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/projects/ALPHA/exports#specs"
+    assert "Saved spec page-saved." in page.get("/projects/ALPHA/exports").text
+    assert "Saved spec page-saved." not in page.get("/projects/ALPHA/exports").text
+    # Left for another page (the Assign page's), it is not shown here.
+    page.post("/projects/ALPHA/export-specs", data={
+        "csrf_token": csrf, "text": "name: page-saved\nselect: {events: [followup]}\n"})
+    assert "Saved spec page-saved." not in page.get("/assign").text
+    assert "Saved spec page-saved." in page.get("/projects/ALPHA/exports").text

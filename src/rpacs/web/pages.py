@@ -96,6 +96,24 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _flash(request: Request, path: str, message: str) -> None:
+    """Say what an action did on the page at ``path`` it redirects to, once.
+
+    Kept in the (signed) session, never in the URL: a message in the URL could be
+    written by anyone who sends a link ("Saved spec ...", "assigned to ...").
+    """
+    request.session["flash"] = {"path": path, "text": message[:200]}
+
+
+def _flashed(request: Request) -> str:
+    """The message :func:`_flash` left for this page ("" if none); shown once."""
+    found = request.session.get("flash")
+    if not isinstance(found, dict) or found.get("path") != request.url.path:
+        return ""
+    request.session.pop("flash")
+    return str(found.get("text", ""))
+
+
 # --- logging in and out -----------------------------------------------------------------
 
 
@@ -305,21 +323,24 @@ package: zip-per-participant
 
 def _exports_page(request: Request, access: ProjectAccess, *, status: int = 200,
                   spec_text: str = "", problems: list[str] | None = None,
-                  saved: str = "") -> Response:
+                  message: str = "") -> Response:
     inst = installation(request)
     return page(request, "exports.html", status=status, access=access, can=_nav(access),
                 builtins=LISTED_BUILTINS, stored=stored_specs(inst, access.project),
                 jobs=project_exports(inst, access.project),
-                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], saved=saved)
+                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], message=message)
+
+
+def _exports_url(access: ProjectAccess) -> str:
+    return f"/projects/{access.project.acronym}/exports"
 
 
 @router.get("/projects/{acronym}/exports")
 def exports(request: Request, edit: str = Query("", max_length=64),
-            saved: str = Query("", max_length=64),
             access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
     found = stored_spec(installation(request), access.project, edit) if edit else None
     return _exports_page(request, access, spec_text=found.text if found else "",
-                         saved=saved)
+                         message=_flashed(request))
 
 
 @router.post("/projects/{acronym}/export-specs")
@@ -331,8 +352,8 @@ def export_spec_save(request: Request, text: str = Form(""),
     except InvalidInputError as exc:  # shown in place, beside the text as typed
         return _exports_page(request, access, status=422, spec_text=text,
                              problems=exc.problems)
-    return _see_other(f"/projects/{access.project.acronym}/exports?"
-                      + urlencode({"saved": spec.name}) + "#specs")
+    _flash(request, _exports_url(access), f"Saved spec {spec.name}.")
+    return _see_other(_exports_url(access) + "#specs")
 
 
 @router.get("/projects/{acronym}/exports/plan")
@@ -391,9 +412,8 @@ def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int
 @router.get("/assign")
 def assign_list(request: Request,
                 projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
-    # What the last assignment or upload did, kept in the session for this one page (a
-    # message in the URL could be written by anyone who sends a link).
-    return _assign_page(request, projects, message=str(request.session.pop("flash", "")))
+    # What the last assignment or upload did (see _flash).
+    return _assign_page(request, projects, message=_flashed(request))
 
 
 def _study_form(request: Request, projects: list[ProjectAccess], study_id: int,
@@ -439,7 +459,7 @@ def assign(request: Request, study_id: int, project: str = Form(...),
     else:
         message = (f"assigned to {access.project.acronym} {research_id} {event}: "
                    f"{outcome.imported} imported, {outcome.rejected} not imported")
-    request.session["flash"] = message[:200]
+    _flash(request, "/assign", message)
     return _see_other("/assign")
 
 
@@ -470,5 +490,5 @@ async def coupling_upload(request: Request,
         return _assign_page(request, projects, status=422, problems=exc.problems)
     except ConflictError as exc:  # lines for another project's accession numbers
         return _assign_page(request, projects, status=409, problems=exc.problems)
-    request.session["flash"] = f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"
+    _flash(request, "/assign", f"stored {count} coupling entr{'y' if count == 1 else 'ies'}")
     return _see_other("/assign")
