@@ -78,6 +78,8 @@ def test_received_study_waits_in_the_quarantine_readable_only_by_the_service(
     assert out.exit_code == 0
     shown = json.loads(out.output)
     assert shown[0]["images"] == 6 and shown[0]["accession_number"]
+    # The command line is research IT's, on the server: rpacs assign names a study by it.
+    assert shown[0]["study_uid"] == uid(1)
     for planted in ("Testesen", PATIENT_ID):
         assert planted not in out.output
     root = installation.settings.quarantine_dir
@@ -243,6 +245,43 @@ def test_coupling_entries_expire(installation: Installation,
     upload_coupling_list(installation, "accession_number,project,participant,event\n"
                          "A1,TESTPROJ,TP-0001,baseline\n")
     assert coupling_entry(installation, "A1") is not None
+
+
+def test_a_coupling_list_cannot_list_another_projects_accession_number(
+        installation: Installation, make_project: Callable[..., Any], tmp_path: Path,
+        rpacs: Callable[..., Any]) -> None:
+    from rpacs.routing import coupling_entry
+
+    testproj = make_project()
+    make_project(acronym="OTHERPROJ")
+    first = tmp_path / "first.csv"
+    first.write_text("accession_number,project,participant,event\n"
+                     "C-1,TESTPROJ,TP-0001,baseline\n")
+    assert rpacs("coupling", "upload", str(first)).exit_code == 0
+    second = tmp_path / "second.csv"
+    second.write_text("accession_number,project,participant,event\n"
+                      "C-2,OTHERPROJ,TP-0002,baseline\nC-1,OTHERPROJ,TP-0001,baseline\n")
+    refused = rpacs("coupling", "upload", str(second))
+    # The command line is research IT's, on the server: the other project is named.
+    assert refused.exit_code == 2
+    assert refused.output == ("error: second.csv line 3: this accession number is listed for "
+                              "project TESTPROJ until its entry expires; one accession "
+                              "number cannot be listed for two projects\n")
+    assert coupling_entry(installation, "C-2") is None  # nothing stored
+    # A bad line beside a conflicting one: every problem, in line order.
+    second.write_text("accession_number,project,participant,event\n"
+                      "C-1,OTHERPROJ,TP-0001,baseline\nC-3,OTHERPROJ,nope,baseline\n")
+    both = rpacs("coupling", "upload", str(second))
+    assert both.exit_code == 2
+    assert [line.split(": ")[1] for line in both.output.splitlines()] == [
+        "second.csv line 2", "second.csv line 3"]
+    huge = tmp_path / "huge.csv"
+    huge.write_text("accession_number,project,participant,event\n"
+                    "C-4,TESTPROJ,TP-0001,baseline\n\nC-5,TESTPROJ," + "x" * 200_000 + "\n")
+    crashed = rpacs("coupling", "upload", str(huge))
+    assert crashed.exit_code == 2
+    assert crashed.output.startswith("error: huge.csv line 4: not valid CSV (field larger")
+    assert coupling_entry(installation, "C-1").project_id == testproj.id
 
 
 def test_auto_id_gives_the_same_patient_the_same_random_id(

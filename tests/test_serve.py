@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
+from typing import Any
 
 import httpx
+import pytest
 
 from .server import free_port, running
 
@@ -52,3 +55,45 @@ def test_serve_with_dicom_port_receives_and_stops_cleanly(tmp_path, subprocess_e
         probe.bind(("0.0.0.0", dicom_port))
     received = list((tmp_path / "home").rglob("quarantine/**/*"))
     assert sum(1 for p in received if p.is_file()) == 2
+
+
+@pytest.mark.parametrize(("options", "web", "dicom"), [
+    ([], "127.0.0.1", "127.0.0.1"),
+    (["--host", "10.0.0.5"], "10.0.0.5", "10.0.0.5"),
+    (["--dicom-host", "0.0.0.0"], "127.0.0.1", "0.0.0.0"),
+])
+def test_serve_binds_dicom_where_the_web_app_binds(monkeypatch, rpacs, options, web, dicom):
+    """``--host 127.0.0.1 --dicom-port N`` used to open the DICOM port (C-STORE into the
+    quarantine, from any AE title) on every interface; it follows --host unless
+    --dicom-host says otherwise."""
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+
+    class FakeGateway:
+        port = 11112
+
+        def stop(self) -> None:
+            seen["stopped"] = True
+
+    def fake_start(inst, config):  # type: ignore[no-untyped-def]
+        seen["config"] = config
+        return FakeGateway()
+
+    monkeypatch.setattr("rpacs.net.start_gateway", fake_start)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.setdefault("uvicorn", k))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        result = rpacs("serve", "--dicom-port", "11112", *options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 0, result.output
+    assert seen["uvicorn"]["host"] == web and seen["stopped"]
+    assert seen["config"].host == dicom
+    assert f"on port 11112, address {dicom}" in result.output
+
+
+def test_dicom_host_needs_dicom_port(rpacs):
+    refused = rpacs("serve", "--dicom-host", "0.0.0.0")
+    assert refused.exit_code == 2
+    assert "--dicom-host: only with --dicom-port" in refused.output

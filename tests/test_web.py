@@ -4,28 +4,46 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import func, select
 
 from rpacs.accounts import add_member
 from rpacs.audit import AuditQuery, audit_events
+from rpacs.db import AuditEvent, ExportJob
 from rpacs.errors import InvalidInputError
+from rpacs.export import save_spec
 from rpacs.ingest import import_paths
 from rpacs.preview import render_png
-from rpacs.projects import ProjectSpec, create_project, ethics_state
+from rpacs.projects import ProjectSpec, create_project, ethics_state, get_project
 from rpacs.review import review_zip
 from rpacs.settings import Settings
-from rpacs.web import create_app
+from rpacs.web import api, create_app, pages
 
 from . import dicom_factory as f
 from .conftest import PROJECT
-from .web_world import PASSWORD, World, csrf_of, zip_of_study
+from .web_world import (
+    PASSWORD,
+    World,
+    csrf_of,
+    done_export,
+    failed_export,
+    quarantined_study,
+    zip_of_study,
+)
+
+
+def _audit_count(world: World) -> int:
+    with world.inst.db.session() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent))
 
 # --- logging in -------------------------------------------------------------------------
 
@@ -33,7 +51,11 @@ from .web_world import PASSWORD, World, csrf_of, zip_of_study
 def test_login_sets_a_safe_cookie_and_logout_ends_it(web_world: World):
     client = web_world.client()
     assert client.get("/projects").headers["location"] == "/login?next=%2Fprojects"
-    token = csrf_of(client.get("/login").text)
+    form = client.get("/login")
+    token = csrf_of(form.text)
+    # The session a login form starts (for its CSRF token) is as safe a cookie already.
+    assert "httponly" in form.headers["set-cookie"].lower()
+    assert "samesite=lax" in form.headers["set-cookie"].lower()
     wrong = client.post("/login", data={"name": "mike", "password": "nope", "csrf_token": token})
     assert wrong.status_code == 401 and "wrong user name or password" in wrong.text
     done = client.post("/login", data={"name": "mike", "password": PASSWORD,
@@ -59,6 +81,64 @@ def test_forms_without_the_csrf_token_are_refused(web_world: World):
     refused = session.post("/projects/ALPHA/members", data={"name": "zed", "role": "owner"})
     assert refused.status_code == 403
     assert "zed" not in session.get("/projects/ALPHA/members").text
+
+
+def _fill(path: str, ids: dict[str, int]) -> str:
+    return (path.replace("{acronym}", "ALPHA").replace("{export_id}", str(ids["export"]))
+            .replace("{study_id}", str(ids["study"])).replace("{name}", "zed"))
+
+
+def test_every_state_changing_route_refuses_a_cookie_without_the_csrf_token(web_world: World):
+    """Every POST/PUT/DELETE route, found from the routers: with an admin's cookie and no
+    token, an empty one or another session's, each is refused and nothing is done."""
+    nothing = "name: nothing\nselect: {participants: [TP-9999]}\n"
+    save_spec(web_world.inst, get_project(web_world.inst, "ALPHA"), nothing, "root")
+    ids = {"export": failed_export(web_world, nothing),
+           "study": quarantined_study(web_world, study=67)}
+    root, _ = web_world.login("root")
+    _, dana_csrf = web_world.login("dana")
+    routes = [(method, route.path) for router in (pages.router, api.router)
+              for route in router.routes if isinstance(route, APIRoute)
+              for method in route.methods if method not in ("GET", "HEAD", "OPTIONS")]
+    assert len(routes) >= 20
+    before = _audit_count(web_world)
+    for method, path in routes:
+        url = _fill(path, ids)
+        if path.startswith("/api/"):
+            calls = [dict(json={"spec": "nothing", "project": "ALPHA",
+                                "participant": "TP-0067", "event": "baseline",
+                                "role": "member", "tag_paths": ["00080060"]}),
+                     dict(json={"spec": "nothing"}, headers={"X-CSRF-Token": dana_csrf}),
+                     dict(json={"spec": "nothing"}, headers={"X-CSRF-Token": ""})]
+        else:
+            calls = [dict(data={"spec": "nothing", "text": nothing, "name": "zed",
+                                "role": "member", "project": "ALPHA",
+                                "new_participant": "TP-0067", "event": "baseline"}),
+                     dict(data={"csrf_token": dana_csrf, "spec": "nothing"}),
+                     dict(data={"csrf_token": ""})]
+        for call in calls:
+            answer = root.request(method, url, **call)
+            assert answer.status_code == 403, (method, url, call, answer.status_code)
+    assert _audit_count(web_world) == before
+    with web_world.inst.db.session() as session:
+        assert session.get(ExportJob, ids["export"]).state == "failed"
+
+
+def test_a_bearer_token_ignores_the_cookie_and_the_cookie_needs_the_header(web_world: World):
+    page, csrf = web_world.login("dana")
+    header = "accession_number,project,participant,event\n"
+    # The same cookie with the token as header, via JSON: accepted.
+    ok = page.post("/api/coupling-lists", headers={"X-CSRF-Token": csrf},
+                   content=(header + "CS-1,ALPHA,TP-0001,baseline\n").encode())
+    assert ok.status_code == 200, ok.text
+    # Cookie, no header: refused, whatever the content type.
+    for content_type in ("text/csv", "text/plain", "application/json"):
+        answer = page.post("/api/coupling-lists", headers={"Content-Type": content_type},
+                           content=(header + "CS-2,ALPHA,TP-0001,baseline\n").encode())
+        assert answer.status_code == 403
+    # A bad bearer with a good cookie: refused, not silently the cookie's user.
+    assert page.get("/api/me", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert page.get("/api/me", headers={"Authorization": "Basic eDp5"}).status_code == 401
 
 
 def test_every_response_carries_the_security_headers(web_world: World):
@@ -276,6 +356,34 @@ def test_zip_review_refuses_escaping_entries_and_big_uploads(tmp_path: Path, web
     assert big.status_code == 413 and "review_upload_max_mb" in big.json()["detail"]
 
 
+def test_a_body_longer_than_it_said_is_stopped_while_it_is_read():
+    """read_body counts what arrives: a Content-Length that lies does not get a larger body
+    into memory (the server checks the length too; this does not rely on it)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from rpacs.errors import TooLargeError
+    from rpacs.web.uploads import read_body
+
+    sent: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        sent.append(1)
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "path": "/",
+                       "headers": [(b"content-length", b"10")]}, receive)
+    with pytest.raises(TooLargeError, match="the list is larger than 4 KiB"):
+        asyncio.run(read_body(request, 4096, "the list"))
+    assert len(sent) == 5  # stopped at the first chunk past the limit
+    declared = Request({"type": "http", "method": "POST", "path": "/",
+                        "headers": [(b"content-length", b"4097")]}, receive)
+    with pytest.raises(TooLargeError):
+        asyncio.run(read_body(declared, 4096, "the list"))
+    assert len(sent) == 5  # refused by its declared length: nothing read
+
+
 def test_a_zip_bomb_is_refused_before_it_fills_the_disk(tmp_path: Path):
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -303,6 +411,29 @@ def test_membership_changes_on_the_web_are_audited(web_world: World):
     logins = web_world.client().get("/api/audit", params={"action": "login"},
                                     headers={"Authorization": f"Bearer {web_world.tokens['root']}"})
     assert any(e["actor"] == "olivia" for e in logins.json())
+
+
+def test_the_audit_log_records_the_new_actions_without_phi(web_world: World):
+    web_world.login("dana")
+    study = quarantined_study(web_world, study=69)
+    client = web_world.client()
+    dana = {"Authorization": f"Bearer {web_world.tokens['dana']}"}
+    assert client.post(f"/api/quarantine/{study}/assign", headers=dana,
+                       json={"project": "ALPHA", "participant": "TP-0069",
+                             "event": "baseline"}).status_code == 200
+    assert client.post("/api/coupling-lists", headers=dana,
+                       content=b"accession_number,project,participant,event\n"
+                               b"AU-1,ALPHA,TP-0070,baseline\n").status_code == 200
+    job = done_export(web_world, "ALPHA")
+    assert client.get(f"/api/exports/{job}/download", headers=dana).status_code == 200
+    events = audit_events(web_world.inst, AuditQuery())
+    actions = {(e["actor"], e["action"]) for e in events}
+    assert {("dana", "assign"), ("dana", "coupling.upload"), ("dana", "export.download"),
+            ("dana", "login")} <= actions
+    text = json.dumps(events, default=str)
+    for value in [f.PATIENT_NAME.split("^")[0], "Magnus", f.PATIENT_ID, f.BIRTH_DATE, f.ROOT,
+                  "PAT-77", f.ACCESSION, "AU-1"]:
+        assert value not in text, value
 
 
 def test_api_errors_are_json_a_user_can_act_on(web_world: World):

@@ -269,4 +269,7 @@ def test_the_role_table_names_export_and_download():
     assert Permission.DOWNLOAD in ROLE_PERMISSIONS[Role.DATA_MANAGER]
     assert Permission.EXPORT not in ROLE_PERMISSIONS[Role.MEMBER]
     assert Permission.DOWNLOAD not in ROLE_PERMISSIONS[Role.MEMBER]
+    # Roles are cumulative, as the README says: owner ⊇ data-manager ⊇ member.
+    assert ROLE_PERMISSIONS[Role.MEMBER] <= ROLE_PERMISSIONS[Role.DATA_MANAGER] \
+        <= ROLE_PERMISSIONS[Role.OWNER]
     assert set(USER_OF.values()) <= set(PEOPLE)

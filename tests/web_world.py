@@ -16,6 +16,8 @@ from sqlalchemy import select
 from rpacs.accounts import add_member, add_user, create_token
 from rpacs.db import ExportJob, Project, Series
 from rpacs.export import ExportJobView, ExportSpec, export_job, resolve_spec, start_export
+from rpacs.export.jobs import job_folder
+from rpacs.export.spec import builtin_spec
 from rpacs.ingest import import_paths
 from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project, get_project
@@ -27,13 +29,15 @@ from . import dicom_factory as f
 from .conftest import PROJECT
 
 PASSWORD = "correct horse battery staple"
-#: User name → (project, role); "root" is an admin in no project, "nora" is in BRAVO only.
+#: User name → (project, role); "root" is an admin in no project, "nora" and "bob" are in
+#: BRAVO only (bob: the other project's data-manager, for what must not cross projects).
 PEOPLE = {
     "root": None,
     "olivia": ("ALPHA", "owner"),
     "dana": ("ALPHA", "data-manager"),
     "mike": ("ALPHA", "member"),
     "nora": ("BRAVO", "member"),
+    "bob": ("BRAVO", "data-manager"),
 }
 
 
@@ -114,18 +118,38 @@ def wait_for_export(world: World, job_id: int, timeout: float = 180) -> ExportJo
         time.sleep(0.1)
 
 
-def failed_export(world: World, spec_text: str) -> int:
-    """A failed job of ALPHA (no process), as one whose process was killed would be."""
+def failed_export(world: World, spec_text: str, acronym: str = "ALPHA",
+                  started_by: str = "dana") -> int:
+    """A failed job (no process), as one whose process was killed would be."""
     spec = ExportSpec.from_yaml(spec_text)
     with world.inst.db.session() as session:
-        project = session.scalar(select(Project).where(Project.acronym == "ALPHA"))
+        project = session.scalar(select(Project).where(Project.acronym == acronym))
         job = ExportJob(project_id=project.id, spec_name=spec.name, spec_sha256=spec.sha256,
                         spec_text=spec.text, state="failed", done=0, total=0,
-                        started_by="dana", package="", download="", n_files=0,
+                        started_by=started_by, package="", download="", n_files=0,
                         error="interrupted; resume", lock_token="")
         session.add(job)
         session.flush()
         return job.id
+
+
+def done_export(world: World, acronym: str = "ALPHA") -> int:
+    """A done research-package job whose download is on disk (no process run)."""
+    spec = builtin_spec("research-package")
+    with world.inst.db.session() as session:
+        project = session.scalar(select(Project).where(Project.acronym == acronym))
+        job = ExportJob(project_id=project.id, spec_name=spec.name, spec_sha256=spec.sha256,
+                        spec_text=spec.text, state="done", done=1, total=1, started_by="root",
+                        package=spec.name, download=f"{spec.name}.download.zip", n_files=1,
+                        error="", lock_token="")
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    folder = job_folder(world.settings, job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{spec.name}.download.zip", "w") as archive:
+        archive.writestr(f"{spec.name}/manifest.csv", "path\n")
+    return job_id
 
 
 def quarantined_study(world: World, study: int = 7) -> int:

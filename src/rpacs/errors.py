@@ -29,6 +29,13 @@ class InvalidInputError(RpacsError):
         super().__init__("; ".join(self.problems))
 
 
+class TooLargeError(InvalidInputError):
+    """An upload or request body is larger than the server accepts (HTTP 413).
+
+    Refused before it is read whole, so a large body never fills the server's memory.
+    """
+
+
 class NotFoundError(RpacsError):
     """A project, participant, study or other named thing does not exist (for this caller)."""
 
@@ -36,9 +43,17 @@ class NotFoundError(RpacsError):
 
 
 class ConflictError(RpacsError):
-    """The request contradicts what is already stored (a duplicate acronym, say)."""
+    """The request contradicts what is already stored (a duplicate acronym, say).
+
+    Like InvalidInputError it may hold several ``problems`` (the rows of a coupling list
+    that clash with stored entries), shown together.
+    """
 
     exit_code = 2
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 class AuthenticationError(RpacsError):
@@ -87,4 +102,5 @@ __all__ = [
     "ResidualPhiError",
     "RpacsError",
     "StorageError",
+    "TooLargeError",
 ]

@@ -116,7 +116,34 @@ def test_safe_names(value, expected):
     assert safe_name(value) == expected
 
 
+@pytest.mark.parametrize("text", [
+    "name: ../x\n", "name: ..\n", "name: a/b\n", "name: .hidden\n", "name: /etc\n",
+    "name: ok\nlayout: '../../{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '/tmp/{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '{participant}/../../{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '{participant}/./{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '{participant}//{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '{participant.__class__}/{sop_uid}.dcm'\n",
+    "name: ok\nlayout: '{participant[0]}/{sop_uid}.dcm'\n",
+])
+def test_a_spec_cannot_name_a_path_outside_its_folder(text: str):
+    """The name is a file name beside the package; the layout a path inside it (stored
+    specs of the web app are parsed the same way)."""
+    with pytest.raises(InvalidInputError):
+        ExportSpec.from_yaml(text)
+
+
 def test_a_value_cannot_add_a_folder_level():
     path = render("{participant}/{series_description}/{instance_number:05d}.dcm",
                   {"participant": "../etc", "series_description": "a/b", "instance_number": 7})
     assert path == "_etc/a_b/00007.dcm"
+    values = {"participant": "../..", "event": "..", "modality": "/etc", "study_date": "a/b",
+              "series_description": "..\\..\\x", "sop_uid": "../../passwd"}
+    path = render("{participant}/{event}/{modality}/{study_date}/{series_description}/"
+                  "{sop_uid}.dcm", values)
+    assert ".." not in path.split("/") and not path.startswith("/")
+    assert path.count("/") == 5 and "\\" not in path
+    # The study built-in takes digits and dots only, so its name is safe too.
+    assert builtin_spec("study:1.2.3").name == "study-1.2.3"
+    with pytest.raises(InvalidInputError):
+        builtin_spec("study:../../x")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import InvalidInputError, RpacsError
+from ..errors import ConflictError, InvalidInputError, RpacsError
 from ..net.apps import scp_command
 from .accounts import member, token, user
 from .assign import assign_command
@@ -36,7 +36,7 @@ class _RpacsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except InvalidInputError as exc:
+        except (InvalidInputError, ConflictError) as exc:
             for problem in exc.problems:
                 click.echo(f"error: {problem}", err=True)
             ctx.exit(exc.exit_code)

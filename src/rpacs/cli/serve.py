@@ -8,16 +8,19 @@ from types import FrameType
 
 import click
 
+from ..errors import InvalidInputError
 from .context import installation
 
 
 def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
-          ae_title: str | None = None) -> None:
+          ae_title: str | None = None, dicom_host: str | None = None) -> None:
     """Bring the index up to date once, start the DICOM services if asked, then hand over
     to uvicorn; when uvicorn returns (Ctrl+C, SIGTERM) the DICOM services stop too.
 
     The DICOM services run once, in this process, whatever the number of web workers:
     uvicorn's workers are processes of their own, and one quarantine has one receiver.
+    They listen on ``dicom_host``, by default where the web app does (``host``): a server
+    kept to localhost must not take C-STOREs from every network it is on.
     """
     import uvicorn
 
@@ -30,9 +33,11 @@ def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
             # pynetdicom's debug output would print identifiers of queries.
             logging.getLogger("pynetdicom").setLevel(logging.WARNING)
             config = GatewayConfig(ae_title=ae_title or inst.settings.ae_title,
-                                   port=dicom_port, study_timeout=inst.settings.study_timeout)
+                                   host=dicom_host or host, port=dicom_port,
+                                   study_timeout=inst.settings.study_timeout)
             gateway = start_gateway(inst, config)
-            click.echo(f"rpacs DICOM services: {config.ae_title} on port {gateway.port}")
+            click.echo(f"rpacs DICOM services: {config.ae_title} on port {gateway.port}, "
+                       f"address {config.host}")
         click.echo(f"rpacs web app on http://{host}:{port}/  (Ctrl+C stops it)")
         # uvicorn shuts down on SIGTERM, then raises the signal again for the handler it
         # found: this one ends the command through ``finally``, not the default's sudden exit.
@@ -60,11 +65,16 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Web server processes.")
 @click.option("--dicom-port", type=click.IntRange(1, 65535), default=None,
-              help="Also run the DICOM services (as rpacs scp does) on this port, on every "
-                   "interface; stopped with the web server.")
+              help="Also run the DICOM services (as rpacs scp does) on this port; stopped "
+                   "with the web server.")
+@click.option("--dicom-host", default=None,
+              help="With --dicom-port: the address the DICOM services listen on (0.0.0.0: "
+                   "every interface) [default: --host].")
 @click.option("--ae-title", default=None,
               help="With --dicom-port: the AE title [default: the ae_title setting, RPACS].")
 def serve_command(host: str, port: int, workers: int, dicom_port: int | None,
-                  ae_title: str | None) -> None:
+                  dicom_host: str | None, ae_title: str | None) -> None:
     """Serve the web app and the /api on HOST:PORT (and DICOM with --dicom-port)."""
-    serve(host, port, workers, dicom_port, ae_title)
+    if dicom_host is not None and dicom_port is None:
+        raise InvalidInputError("--dicom-host: only with --dicom-port")
+    serve(host, port, workers, dicom_port, ae_title, dicom_host)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,13 @@ def upsert(
     keys: Sequence[str],
     add: Sequence[str] = (),
     replace: Sequence[str] = (),
+    where: Callable[[Any, Any], Any] | None = None,
 ) -> None:
     """Insert ``rows``; on a key conflict add the ``add`` columns and overwrite ``replace``.
+
+    ``where(table, excluded)``, when given, is the condition a stored row must meet to be
+    updated (``excluded``: the values of the row that was to be inserted); a stored row
+    that does not meet it is left as it is.
 
     Works on SQLite and PostgreSQL; one call per batch, so counting the tag values of
     thousands of instances costs one executemany, not a statement per value.
@@ -120,7 +125,9 @@ def upsert(
     updates = {col: table.c[col] + stmt.excluded[col] for col in add}
     updates.update({col: stmt.excluded[col] for col in replace})
     if updates:
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_=updates,
+            where=where(table, stmt.excluded) if where is not None else None)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     session.execute(stmt, list(rows))

@@ -533,6 +533,8 @@ class ExportJob(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
     started_by: Mapped[str] = mapped_column(String(100))
+    #: Who resumed the job last ("" if no one): its run is theirs, and audited as theirs.
+    resumed_by: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),

@@ -210,6 +210,8 @@ class ExportJobView:
     download_name: str = ""
     #: Whether the job failed in a way that running it again continues.
     resumable: bool = False
+    #: Who resumed the job last ("" if no one); ``started_by`` stays who started it.
+    resumed_by: str = ""
 
     @property
     def percent(self) -> int:

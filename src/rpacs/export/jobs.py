@@ -120,7 +120,7 @@ def _view(job: ExportJob, acronym: str) -> ExportJobView:
         created_at=_iso(job.created_at) or "", finished_at=_iso(job.finished_at),
         error=job.error, n_files=job.n_files,
         download_name=f"{acronym}-{job.spec_name}-{job.id}.zip" if job.download else "",
-        resumable=job.state == JobState.FAILED)
+        resumable=job.state == JobState.FAILED, resumed_by=job.resumed_by)
 
 
 # --- starting --------------------------------------------------------------------------
@@ -130,9 +130,10 @@ def start_export(inst: Installation, project: Project, spec: ExportSpec,
                  actor: str) -> ExportJobView:
     """Record a job for ``spec`` and start its process; the job is ``queued`` at first."""
     token = secrets.token_hex(16)
-    lock = _take(_lock_path(inst.settings, token))
+    path = _lock_path(inst.settings, token)
+    lock = _take(path)
     try:
-        with inst.db.session() as session:
+        with _removed_on_error(path), inst.db.session() as session:
             job = ExportJob(project_id=project.id, spec_name=spec.name,
                             spec_sha256=spec.sha256, spec_text=spec.text,
                             state=JobState.QUEUED.value, done=0, total=0,
@@ -150,11 +151,17 @@ def start_export(inst: Installation, project: Project, spec: ExportSpec,
 
 
 def resume_export(inst: Installation, job_id: int, actor: str) -> ExportJobView:
-    """Start a failed job again; the engine continues from what its work folder holds."""
+    """Start a failed job again; the engine continues from what its work folder holds.
+
+    The run is ``actor``'s from now on (``resumed_by``): its ``export`` event names them,
+    while the job keeps who started it.
+    """
     token = secrets.token_hex(16)
-    lock = _take(_lock_path(inst.settings, token))
+    path = _lock_path(inst.settings, token)
+    # Taken before the row names it: a queued job whose lock is free counts as interrupted.
+    lock = _take(path)
     try:
-        with inst.db.session() as session:
+        with _removed_on_error(path), inst.db.session() as session:
             job = session.get(ExportJob, job_id)
             if job is None:
                 raise NotFoundError(f"no export {job_id}")
@@ -162,7 +169,7 @@ def resume_export(inst: Installation, job_id: int, actor: str) -> ExportJobView:
                 update(ExportJob).where(ExportJob.id == job_id,
                                         ExportJob.state == JobState.FAILED.value)
                 .values(state=JobState.QUEUED.value, error="", finished_at=None,
-                        lock_token=token)).rowcount
+                        lock_token=token, resumed_by=actor[:100])).rowcount
             if not changed:
                 raise ConflictError(f"export {job_id} is {job.state}: only a failed export "
                                     "can be resumed")
@@ -172,6 +179,18 @@ def resume_export(inst: Installation, job_id: int, actor: str) -> ExportJobView:
     finally:
         os.close(lock)
     return export_job(inst, job_id)
+
+
+@contextmanager
+def _removed_on_error(lock: Path) -> Iterator[None]:
+    """Remove the new job lock file ``lock`` if the block raises (a refused resume, a
+    failed insert): no process will hold it, and every refusal would leave one more file
+    in ``.locks``. Not around the launch: a process that started holds the file."""
+    try:
+        yield
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
 
 
 def _launch(inst: Installation, job_id: int, lock: int) -> None:
@@ -229,8 +248,9 @@ def run_job(inst: Installation, job_id: int) -> JobState:
             return JobState(job.state) if job is not None else JobState.FAILED
         project = session.get(Project, job.project_id)
         assert project is not None
-        acronym, text, actor, token = (project.acronym, job.spec_text, job.started_by,
-                                       job.lock_token)
+        # A resumed job's run is its resumer's: the export's audit event names them.
+        acronym, text, actor, token = (project.acronym, job.spec_text,
+                                       job.resumed_by or job.started_by, job.lock_token)
     out = job_folder(settings, job_id)
     state, values = JobState.FAILED, {}
     try:

@@ -8,7 +8,7 @@ from .content import (
     QuarantineEntry,
     StudyState,
 )
-from .service import Quarantine, as_utc, read_header, utcnow
+from .service import Quarantine, as_utc, read_header, utcnow, visible_to
 from .store import QuarantineStore
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "as_utc",
     "read_header",
     "utcnow",
+    "visible_to",
 ]

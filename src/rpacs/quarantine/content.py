@@ -79,6 +79,8 @@ class QuarantineEntry:
     id: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """Everything, the StudyInstanceUID included: ``rpacs quarantine list --json``, for
+        research IT on the server (``rpacs assign STUDY_UID`` names a study by it)."""
         return {
             "study_uid": self.study_uid,
             "state": self.state,
@@ -97,6 +99,24 @@ class QuarantineEntry:
             "event": self.event,
             "assigned_by": self.assigned_by,
             "note": self.note,
+        }
+
+    def as_listed(self) -> dict[str, Any]:
+        """The study as the web app lists it (the Assign page, ``GET /api/quarantine``):
+        named by its number, never by its original UID, with what the page shows."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "note": self.note,
+            "last_arrival": self.last_arrival.isoformat(),
+            "study_date": self.study_date,
+            "modalities": self.modalities,
+            "description": self.description,
+            "series": self.series,
+            "images": self.images,
+            "accession_number": self.accession_number,
+            "calling_ae": self.calling_ae,
+            "called_ae": self.called_ae,
         }
 
 

@@ -14,13 +14,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Project, QuarantineInstance, QuarantineStudy, upsert
@@ -47,6 +47,18 @@ ASSIGNER_GRACE = 600.0
 #: Seconds the recorder lets instances gather before it writes them: a transaction costs
 #: about as much CPU as a few instances take to receive.
 RECORD_WINDOW = 0.25
+
+
+def visible_to(study: QuarantineStudy, project_ids: Collection[int]) -> bool:
+    """Whether a user of ``project_ids`` may see quarantined ``study``: one of no project
+    yet (waiting, refused), or one assigned to a project of theirs."""
+    return study.project_id is None or study.project_id in project_ids
+
+
+def _visible(project_ids: Collection[int]) -> ColumnElement[bool]:
+    """:func:`visible_to` as a condition of a query."""
+    return or_(QuarantineStudy.project_id.is_(None),
+               QuarantineStudy.project_id.in_(list(project_ids)))
 
 
 def utcnow() -> dt.datetime:
@@ -345,8 +357,28 @@ class Quarantine:
 
     # --- listing -----------------------------------------------------------------------
 
-    def entries(self, states: Sequence[str] | None = None) -> list[QuarantineEntry]:
-        """The quarantine list, newest arrival first."""
+    def entries(self, states: Sequence[str] | None = None,
+                project_ids: Collection[int] | None = None) -> list[QuarantineEntry]:
+        """The quarantine list, newest arrival first.
+
+        With ``project_ids`` (a web user's projects) only the studies that user may see:
+        those of no project yet and those of one of ``project_ids`` — a study assigned to
+        another project is that project's, and is not shown.
+        """
+        return self._entries(states, project_ids)
+
+    def entry(self, study_id: int, project_ids: Collection[int] | None = None
+              ) -> QuarantineEntry:
+        """Quarantined study ``study_id``; NotFoundError if there is none, or (with
+        ``project_ids``) if it is assigned to another project: the same error, word for
+        word, so that a number says nothing about other projects' studies."""
+        found = self._entries(None, project_ids, study_id)
+        if not found:
+            raise NotFoundError(f"no study {study_id} in the quarantine")
+        return found[0]
+
+    def _entries(self, states: Sequence[str] | None, project_ids: Collection[int] | None,
+                 study_id: int | None = None) -> list[QuarantineEntry]:
         with self.inst.db.session() as session:
             counts = (
                 select(
@@ -365,6 +397,10 @@ class Quarantine:
             )
             if states:
                 query = query.where(QuarantineStudy.state.in_(list(states)))
+            if project_ids is not None:
+                query = query.where(_visible(project_ids))
+            if study_id is not None:
+                query = query.where(QuarantineStudy.id == study_id)
             return [
                 QuarantineEntry(
                     study_uid=s.study_uid, state=s.state, study_date=s.study_date,

@@ -6,6 +6,7 @@ from .coupling import accession_key, coupling_entry, upload_coupling_list
 from .rules import RuleSpec, RuleView, add_rule, list_rules, remove_rule, rule_matches
 from .service import (
     apply_assignment,
+    assign_received,
     assign_study,
     auto_id_for,
     import_assigned,
@@ -25,6 +26,7 @@ __all__ = [
     "accession_key",
     "add_rule",
     "apply_assignment",
+    "assign_received",
     "assign_study",
     "auto_id_for",
     "check_auto_id_pattern",

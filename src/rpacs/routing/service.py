@@ -10,6 +10,7 @@ the study's instances go through the core import (:func:`rpacs.ingest.import_pat
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from pydicom import dcmread
@@ -32,7 +33,7 @@ from ..ingest import import_paths
 from ..installation import Installation
 from ..net.remotes import check_ae_title
 from ..projects import check_assignment, get_project
-from ..quarantine import InstanceState, Quarantine, StudyState, utcnow
+from ..quarantine import InstanceState, Quarantine, StudyState, utcnow, visible_to
 from .autoid import check_auto_id_pattern
 from .content import Assignment, Outcome, Reason
 from .coupling import coupling_entry
@@ -51,20 +52,41 @@ def assign_study(inst: Installation, study_uid: str, acronym: str, participant: 
     """Assign a quarantined study by hand and import it; InvalidInputError if it cannot be.
 
     The participant must fit the project's pattern and the event be one of the project's;
-    a study already assigned elsewhere, or of a patient who withdrew, is refused.
+    a study already assigned elsewhere (ConflictError), or of a patient who withdrew, is
+    refused. For the command line, whose user sees every project.
     """
-    quarantine = Quarantine(inst)
-    study_id = quarantine.study_id(study_uid)
+    return _assign(inst, Quarantine(inst).study_id(study_uid), acronym, participant, event,
+                   actor=actor, workers=workers)
+
+
+def assign_received(inst: Installation, study_id: int, acronym: str, participant: str,
+                    event: str, *, actor: str, project_ids: Collection[int],
+                    workers: int | None = None) -> Outcome:
+    """:func:`assign_study` for a web user who may assign into ``project_ids``, the study
+    named by its number in the quarantine.
+
+    A study assigned to a project not among ``project_ids`` is not found, word for word as
+    a number that does not exist: whether another project holds it is that project's
+    business. One assigned to a project of theirs, differently, is a ConflictError.
+    """
+    return _assign(inst, study_id, acronym, participant, event, actor=actor, workers=workers,
+                   project_ids=project_ids)
+
+
+def _assign(inst: Installation, study_id: int, acronym: str, participant: str, event: str,
+            *, actor: str, workers: int | None,
+            project_ids: Collection[int] | None = None) -> Outcome:
     project = get_project(inst, acronym)
-    check_assignment(project, participant, event)
     with inst.db.session() as session:
         study = session.get(QuarantineStudy, study_id)
-        assert study is not None
-        if study.state == StudyState.ASSIGNED and (
-                study.project_id, study.participant, study.event) != (
-                project.id, participant, event):
-            raise ConflictError("this study is already assigned to another project, "
-                                "participant or event")
+        if study is None or (project_ids is not None and not visible_to(study, project_ids)):
+            raise NotFoundError(f"no study {study_id} in the quarantine")
+        assigned = study.state == StudyState.ASSIGNED and (
+            study.project_id, study.participant, study.event) != (project.id, participant, event)
+    check_assignment(project, participant, event)
+    if assigned:
+        raise ConflictError("this study is already assigned to another project, "
+                            "participant or event")
     assignment = Assignment(project.id, participant, event, Reason.USER, actor)
     return apply_assignment(inst, study_id, assignment, actor=actor, workers=workers)
 

@@ -40,6 +40,7 @@ from ..export import (
     start_export,
     stored_specs,
 )
+from ..export.stored import MAX_SPEC_CHARS
 from ..projects import ethics_state, project_summary, series_list, study_grid
 from ..quarantine import Quarantine
 from ..review import (
@@ -50,7 +51,8 @@ from ..review import (
     review_zip,
     tag_values,
 )
-from ..routing import assign_study, upload_coupling_list
+from ..routing import assign_received, upload_coupling_list
+from ..routing.coupling import MAX_COUPLING_BYTES
 from .access import (
     assign_access,
     current_principal,
@@ -61,7 +63,7 @@ from .access import (
     require_export,
 )
 from .params import audit_query, review_filter_all
-from .uploads import receive_upload
+from .uploads import read_body, receive_upload
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -218,7 +220,10 @@ def export_specs(request: Request,
 async def export_spec_save(request: Request,
                            access: ProjectAccess = Depends(require(Permission.EXPORT))
                            ) -> dict[str, Any]:
-    text = (await request.body()).decode("utf-8", errors="replace")
+    # Bytes, not characters: a character of the spec takes at most 4 bytes in UTF-8, and
+    # save_spec itself holds the spec to MAX_SPEC_CHARS, as it does the page's.
+    data = await read_body(request, 4 * MAX_SPEC_CHARS, "the spec")
+    text = data.decode("utf-8", errors="replace")
     saved = await run_in_threadpool(save_spec, installation(request), access.project, text,
                                     access.principal.name)
     return saved.as_dict()
@@ -286,11 +291,13 @@ class AssignRequest(BaseModel):
     event: str = Field(..., min_length=1, max_length=64)
 
 
-@router.get("/quarantine", summary="Received studies waiting for an assignment (no names)")
+@router.get("/quarantine", summary="Received studies waiting for an assignment, by number "
+            "(never the patient's name or ID, nor the study's UID)")
 def quarantine(request: Request, projects: list[ProjectAccess] = Depends(require_assigner)
                ) -> list[dict[str, Any]]:
-    entries = Quarantine(installation(request)).entries(("complete", "receiving", "refused"))
-    return [{"id": e.id, **e.as_dict()} for e in entries]
+    entries = Quarantine(installation(request)).entries(
+        ("complete", "receiving", "refused"), [a.project.id for a in projects])
+    return [e.as_listed() for e in entries]
 
 
 @router.post("/quarantine/{study_id}/assign",
@@ -300,8 +307,9 @@ def quarantine_assign(request: Request, study_id: int, body: AssignRequest,
                       ) -> dict[str, Any]:
     access = assign_access(projects, body.project)
     inst = installation(request)
-    outcome = assign_study(inst, Quarantine(inst).study_uid(study_id), access.project.acronym,
-                           body.participant, body.event, actor=access.principal.name)
+    outcome = assign_received(inst, study_id, access.project.acronym, body.participant,
+                              body.event, actor=access.principal.name,
+                              project_ids=[a.project.id for a in projects])
     return {"state": outcome.state, "note": outcome.note, "imported": outcome.imported,
             "rejected": outcome.rejected}
 
@@ -312,7 +320,7 @@ def quarantine_assign(request: Request, study_id: int, body: AssignRequest,
 async def coupling_lists(request: Request,
                          projects: list[ProjectAccess] = Depends(require_assigner)
                          ) -> dict[str, int]:
-    data = await request.body()
+    data = await read_body(request, MAX_COUPLING_BYTES, "the coupling list")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -24,6 +24,7 @@ from ..errors import (
     NotFoundError,
     PermissionDeniedError,
     RpacsError,
+    TooLargeError,
 )
 from ..installation import Installation
 from ..settings import Settings
@@ -48,6 +49,7 @@ _STATUS: list[tuple[type[RpacsError], int]] = [
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (TooLargeError, 413),  # before its base class, InvalidInputError
     (InvalidInputError, 422),
 ]
 
@@ -141,7 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RpacsError)
     async def rpacs_error(request: Request, exc: RpacsError) -> Response:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
-        problems = exc.problems if isinstance(exc, InvalidInputError) else [str(exc)]
+        problems = (exc.problems if isinstance(exc, InvalidInputError | ConflictError)
+                    else [str(exc)])
         return _error_response(request, status, str(exc), problems)
 
     @app.exception_handler(RequestValidationError)

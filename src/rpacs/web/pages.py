@@ -26,7 +26,7 @@ from ..accounts import (
     visible_projects,
 )
 from ..audit import AuditQuery, audit_events
-from ..errors import AuthenticationError, InvalidInputError, NotFoundError
+from ..errors import AuthenticationError, ConflictError, InvalidInputError
 from ..export import (
     LISTED_BUILTINS,
     dry_run,
@@ -52,7 +52,8 @@ from ..review import (
     tag_values,
 )
 from ..review.table import SORT_KEYS
-from ..routing import assign_study, upload_coupling_list
+from ..routing import assign_received, upload_coupling_list
+from ..routing.coupling import MAX_COUPLING_BYTES
 from .access import (
     assign_access,
     assignable_projects,
@@ -93,6 +94,24 @@ def _safe_next(target: str | None) -> str:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def _flash(request: Request, path: str, message: str) -> None:
+    """Say what an action did on the page at ``path`` it redirects to, once.
+
+    Kept in the (signed) session, never in the URL: a message in the URL could be
+    written by anyone who sends a link ("Saved spec ...", "assigned to ...").
+    """
+    request.session["flash"] = {"path": path, "text": message[:200]}
+
+
+def _flashed(request: Request) -> str:
+    """The message :func:`_flash` left for this page ("" if none); shown once."""
+    found = request.session.get("flash")
+    if not isinstance(found, dict) or found.get("path") != request.url.path:
+        return ""
+    request.session.pop("flash")
+    return str(found.get("text", ""))
 
 
 # --- logging in and out -----------------------------------------------------------------
@@ -304,21 +323,24 @@ package: zip-per-participant
 
 def _exports_page(request: Request, access: ProjectAccess, *, status: int = 200,
                   spec_text: str = "", problems: list[str] | None = None,
-                  saved: str = "") -> Response:
+                  message: str = "") -> Response:
     inst = installation(request)
     return page(request, "exports.html", status=status, access=access, can=_nav(access),
                 builtins=LISTED_BUILTINS, stored=stored_specs(inst, access.project),
                 jobs=project_exports(inst, access.project),
-                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], saved=saved)
+                spec_text=spec_text or SPEC_EXAMPLE, problems=problems or [], message=message)
+
+
+def _exports_url(access: ProjectAccess) -> str:
+    return f"/projects/{access.project.acronym}/exports"
 
 
 @router.get("/projects/{acronym}/exports")
 def exports(request: Request, edit: str = Query("", max_length=64),
-            saved: str = Query("", max_length=64),
             access: ProjectAccess = Depends(require(Permission.EXPORT))) -> Response:
     found = stored_spec(installation(request), access.project, edit) if edit else None
     return _exports_page(request, access, spec_text=found.text if found else "",
-                         saved=saved)
+                         message=_flashed(request))
 
 
 @router.post("/projects/{acronym}/export-specs")
@@ -330,8 +352,8 @@ def export_spec_save(request: Request, text: str = Form(""),
     except InvalidInputError as exc:  # shown in place, beside the text as typed
         return _exports_page(request, access, status=422, spec_text=text,
                              problems=exc.problems)
-    return _see_other(f"/projects/{access.project.acronym}/exports?"
-                      + urlencode({"saved": spec.name}) + "#specs")
+    _flash(request, _exports_url(access), f"Saved spec {spec.name}.")
+    return _see_other(_exports_url(access) + "#specs")
 
 
 @router.get("/projects/{acronym}/exports/plan")
@@ -375,9 +397,13 @@ def export_resume(request: Request, export_id: int,
 _WAITING = ("complete", "receiving", "refused")
 
 
+def _ids(projects: list[ProjectAccess]) -> list[int]:
+    return [a.project.id for a in projects]
+
+
 def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int = 200,
                  message: str = "", problems: list[str] | None = None) -> Response:
-    entries = Quarantine(installation(request)).entries(_WAITING)
+    entries = Quarantine(installation(request)).entries(_WAITING, _ids(projects))
     return page(request, "assign.html", status=status, entries=entries,
                 projects=[a.project.acronym for a in projects], message=message,
                 problems=problems or [])
@@ -386,18 +412,16 @@ def _assign_page(request: Request, projects: list[ProjectAccess], *, status: int
 @router.get("/assign")
 def assign_list(request: Request,
                 projects: list[ProjectAccess] = Depends(require_assigner)) -> Response:
-    # What the last assignment or upload did, kept in the session for this one page (a
-    # message in the URL could be written by anyone who sends a link).
-    return _assign_page(request, projects, message=str(request.session.pop("flash", "")))
+    # What the last assignment or upload did (see _flash).
+    return _assign_page(request, projects, message=_flashed(request))
 
 
 def _study_form(request: Request, projects: list[ProjectAccess], study_id: int,
                 acronym: str, *, status: int = 200, problems: list[str] | None = None,
                 chosen: dict[str, str] | None = None) -> Response:
     inst = installation(request)
-    entry = next((e for e in Quarantine(inst).entries() if e.id == study_id), None)
-    if entry is None:
-        raise NotFoundError(f"no study {study_id} in the quarantine")
+    # Waiting, or assigned to one of the caller's projects; else 404, as a wrong number.
+    entry = Quarantine(inst).entry(study_id, _ids(projects))
     access = assign_access(projects, acronym) if acronym else (
         projects[0] if len(projects) == 1 else None)
     participants = study_grid(inst, access.project).participants if access else []
@@ -423,9 +447,9 @@ def assign(request: Request, study_id: int, project: str = Form(...),
     # A new ID typed in wins over the list: the list offers the participants there are.
     research_id = new_participant.strip() or participant
     try:
-        outcome = assign_study(inst, Quarantine(inst).study_uid(study_id),
-                               access.project.acronym, research_id, event,
-                               actor=access.principal.name)
+        outcome = assign_received(inst, study_id, access.project.acronym, research_id,
+                                  event, actor=access.principal.name,
+                                  project_ids=_ids(projects))
     except InvalidInputError as exc:
         return _study_form(request, projects, study_id, access.project.acronym, status=422,
                            problems=[p.removeprefix("--") for p in exc.problems],
@@ -435,7 +459,7 @@ def assign(request: Request, study_id: int, project: str = Form(...),
     else:
         message = (f"assigned to {access.project.acronym} {research_id} {event}: "
                    f"{outcome.imported} imported, {outcome.rejected} not imported")
-    request.session["flash"] = message[:200]
+    _flash(request, "/assign", message)
     return _see_other("/assign")
 
 
@@ -450,11 +474,11 @@ async def coupling_upload(request: Request,
     if not isinstance(upload, UploadFile) or not upload.filename:
         return _assign_page(request, projects, status=422,
                             problems=["coupling_list: choose a CSV file to upload"])
-    data = await upload.read(_COUPLING_MAX + 1)
+    data = await upload.read(MAX_COUPLING_BYTES + 1)
     try:
-        if len(data) > _COUPLING_MAX:
+        if len(data) > MAX_COUPLING_BYTES:
             raise InvalidInputError(f"{upload.filename}: larger than "
-                                    f"{_COUPLING_MAX // 2**20} MB")
+                                    f"{MAX_COUPLING_BYTES // 2**20} MB")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -464,9 +488,7 @@ async def coupling_upload(request: Request,
             actor=principal.name, projects={a.project.acronym for a in projects})
     except InvalidInputError as exc:
         return _assign_page(request, projects, status=422, problems=exc.problems)
-    request.session["flash"] = f"stored {count} coupling entr{'y' if count == 1 else 'ies'}"
+    except ConflictError as exc:  # lines for another project's accession numbers
+        return _assign_page(request, projects, status=409, problems=exc.problems)
+    _flash(request, "/assign", f"stored {count} coupling entr{'y' if count == 1 else 'ies'}")
     return _see_other("/assign")
-
-
-#: Largest coupling list accepted (a line is about 60 bytes: some 80,000 lines).
-_COUPLING_MAX = 5 * 2**20

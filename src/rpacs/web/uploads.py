@@ -1,4 +1,4 @@
-"""Receiving an uploaded file into a folder, within a size limit, before parsing anything."""
+"""Receiving an uploaded file or a request body within a size limit, before parsing anything."""
 
 from __future__ import annotations
 
@@ -7,14 +7,38 @@ from pathlib import Path
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TooLargeError
 
 _CHUNK = 1 << 20
 
 
-def _too_large(limit: int) -> InvalidInputError:
-    return InvalidInputError(f"the upload is larger than {limit // 2**20} MB, the limit of "
-                             "this server (review_upload_max_mb)")
+def _too_large(limit: int) -> TooLargeError:
+    return TooLargeError(f"the upload is larger than {limit // 2**20} MB, the limit of "
+                         "this server (review_upload_max_mb)")
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request's body, refused (TooLargeError, 413) once it is larger than ``limit``.
+
+    The declared length is checked before a byte is read and the body counted as it
+    comes, so a body that lies about its length is stopped too: the API's small uploads
+    (a coupling list, a spec) must not be read whole into memory up to the server-wide
+    limit, which is the zip review's.
+    """
+    message = f"{what} is larger than {_size(limit)}, the limit of this server"
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(message)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLargeError(message)
+    return bytes(body)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KiB"
 
 
 async def receive_upload(request: Request, folder: Path, limit: int,
