@@ -1,4 +1,10 @@
-"""``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder."""
+"""``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder.
+
+Both start their worker processes before anything else is loaded (only the settings come
+first, for the worker count): the workers import the de-identification side while this
+process imports SQLAlchemy, opens the index and looks up the project. The services are
+therefore imported inside the commands, after the pool has started.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import installation, print_json, progress_bar
+from .context import installation, load_settings, print_json, progress_bar
 
 if TYPE_CHECKING:
     from ..ingest import ImportSummary
@@ -43,11 +49,15 @@ def import_command(paths: tuple[Path, ...], acronym: str, participant: str, even
     Exit code 0 when nothing was rejected, 1 otherwise; rerunning an interrupted import
     completes it, and re-importing the same files changes nothing.
     """
-    from ..ingest import import_paths
+    from ..ingest.pool import WorkerPool
 
-    with installation() as inst, progress_bar("import") as progress:
+    settings = load_settings()
+    with WorkerPool(workers or settings.worker_count) as pool, \
+            installation(settings) as inst, progress_bar("import") as progress:
+        from ..ingest import import_paths
+
         summary = import_paths(inst, acronym, participant, event, list(paths),
-                               workers=workers, progress=progress)
+                               progress=progress, pool=pool)
     _report(summary, as_json, "stored")
 
 
@@ -67,9 +77,13 @@ def deid_command(src: Path, dst: Path, acronym: str, participant: str, event: st
     with the project's new UIDs, so no original file name is carried over. Exit code 0
     when nothing was rejected, 1 otherwise.
     """
-    from ..ingest import deidentify_tree
+    from ..ingest.pool import WorkerPool
 
-    with installation() as inst, progress_bar("deid") as progress:
+    settings = load_settings()
+    with WorkerPool(workers or settings.worker_count) as pool, \
+            installation(settings) as inst, progress_bar("deid") as progress:
+        from ..ingest import deidentify_tree
+
         summary = deidentify_tree(inst, acronym, participant, event, src, dst,
-                                  workers=workers, progress=progress)
+                                  progress=progress, pool=pool)
     _report(summary, as_json, "written")
