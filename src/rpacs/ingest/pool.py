@@ -1,27 +1,32 @@
 """The worker processes of an import or a folder de-identification, started early.
 
 Standard library only (and :mod:`rpacs.errors`), so that a command can fork its workers
-before it has loaded anything heavy: each worker then imports the worker side — pydicom,
-numpy, the de-identification engine (:mod:`rpacs.ingest.worker`) — while the parent imports
-its own — SQLAlchemy, the models — opens the index and looks up the project. On two cores
-the two start-ups run side by side instead of one after the other, and the parent never
-loads pydicom at all.
+before it has loaded anything heavy. The first worker then imports the worker side —
+pydicom, numpy, the de-identification engine (:mod:`rpacs.ingest.worker`) — while the
+parent imports its own — SQLAlchemy, the models — opens the index and looks up the
+project: on two cores the two start-ups run side by side instead of one after the other,
+and the parent never loads pydicom at all. Once its imports are done, the first worker
+forks the others, which so inherit them: the worker side is imported once however many
+workers there are, as when the parent imported everything before forking.
 
 A task is the run's pickled :class:`~rpacs.ingest.plan.WorkPlan` and a chunk of sources; a
 worker makes its :class:`~rpacs.ingest.worker.Worker` once per distinct plan and keeps it.
 Results come back in completion order. A worker that dies (killed, out of memory) ends the
 run with :class:`~rpacs.errors.WorkerError` rather than leaving the parent waiting for it,
-and leaving the pool — at the end, on an error or on Ctrl-C — ends every worker.
+and leaving the pool — at the end, on an error or on Ctrl-C — ends every worker: they form
+one process group, ended as one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
+import os
 import pickle
 import signal
+import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -40,22 +45,25 @@ TASKS_AHEAD = 2
 #: fits into the socket's buffer (about 200 kB on Linux) beside those already queued, so the
 #: parent never blocks sending to a worker that is itself blocked sending a reply.
 QUEUED_TASK_BYTES = 32 * 1024
-#: Seconds a worker gets to end after its pipe closes, and after SIGTERM, before SIGKILL.
+#: Seconds the workers get to end after their pipes close, and after SIGTERM, before SIGKILL.
 EXIT_SECONDS = 5.0
 
+_Task = Callable[..., Any]
 
-@dataclass
+
 class _Member:
-    """One worker process and the parent's end of its pipe."""
+    """One worker process as the parent sees it: its end of the worker's pipe."""
 
-    process: BaseProcess
-    connection: Connection
-    #: Tasks sent and not yet answered.
-    in_flight: int = 0
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        #: The worker's process ID, from its first message (it is sent once it is ready).
+        self.pid: int | None = None
+        #: Tasks sent and not yet answered.
+        self.in_flight = 0
 
 
 class WorkerPool:
-    """``size`` forked worker processes that de-identify chunks of sources.
+    """``size`` worker processes that de-identify chunks of sources.
 
     Use as a context manager: entering starts the workers (none when ``size`` is 1: the
     caller then works in its own process), leaving ends them. Several runs may use one
@@ -64,19 +72,25 @@ class WorkerPool:
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
+        #: The first worker: the parent's child, and leader of the workers' process group.
+        self._leader: BaseProcess | None = None
         self._members: list[_Member] = []
 
     @property
     def started(self) -> bool:
-        return bool(self._members)
+        return self._leader is not None
 
     @property
     def pids(self) -> list[int]:
-        """The worker processes' IDs (empty before the start and after the end)."""
-        return [m.process.pid for m in self._members if m.process.pid is not None]
+        """The workers' process IDs, once they are ready (waits for that); empty when the
+        pool is not started."""
+        if not self.started:
+            return []
+        self._ready()
+        return [m.pid for m in self._members if m.pid is not None]
 
     def start(self) -> WorkerPool:
-        """Fork the workers; each starts importing the worker side at once.
+        """Fork the first worker, which imports the worker side and then forks the others.
 
         Fork, not spawn: a forked worker starts in milliseconds with this interpreter's
         state, and only the worker side's imports are its own to do.
@@ -84,22 +98,28 @@ class WorkerPool:
         if self.started or self.size <= 1:
             return self
         context = multiprocessing.get_context("fork")
-        parent_ends: list[Connection] = []
+        pipes = [context.Pipe() for _ in range(self.size)]
+        parent_ends = [parent_end for parent_end, _ in pipes]
+        child_ends = [child_end for _, child_end in pipes]
+        leader = context.Process(target=_lead, args=(parent_ends, child_ends),
+                                 name="rpacs-worker", daemon=True)
         try:
-            for number in range(self.size):
-                parent_end, child_end = context.Pipe()
-                process = context.Process(
-                    target=_serve, args=(child_end, (*parent_ends, parent_end)),
-                    name=f"rpacs-worker-{number + 1}", daemon=True)
-                process.start()
-                # Only the worker keeps its end: the pipe then reads EOF as soon as either
-                # side is gone (a worker's death here, the parent's there).
-                child_end.close()
-                parent_ends.append(parent_end)
-                self._members.append(_Member(process, parent_end))
+            leader.start()
         except BaseException:
-            self.terminate()
+            for end in (*parent_ends, *child_ends):
+                end.close()
             raise
+        self._leader = leader
+        self._members = [_Member(end) for end in parent_ends]
+        # Its own process group, so that ending it ends the workers it forks; set here as
+        # well as there, so that it is set whichever process runs first (an error: it has
+        # done so itself, or is already gone, which the first run will tell).
+        with contextlib.suppress(OSError):
+            os.setpgid(leader.pid, leader.pid)  # type: ignore[arg-type]
+        for end in child_ends:
+            # Only the workers keep their ends: a pipe then reads EOF as soon as either side
+            # is gone (a worker's death here, the parent's there).
+            end.close()
         return self
 
     def run(self, plan: object, chunks: Iterable[list[Any]]) -> Iterator[list[Any]]:
@@ -108,88 +128,102 @@ class WorkerPool:
         the workers (their unanswered tasks would otherwise answer the next run)."""
         if not self.started:
             raise RuntimeError("the worker pool is not started")
-        payload = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-        todo = iter(chunks)
-        queued: list[bytes] = []  # the next task, pickled, when it waits for an idle worker
-
-        def feed(member: _Member) -> None:
-            """Send ``member`` its next task if it has room for one."""
-            if not queued:
-                chunk = next(todo, None)
-                if chunk is None:
-                    return
-                queued.append(pickle.dumps((payload, chunk), protocol=pickle.HIGHEST_PROTOCOL))
-            if member.in_flight and len(queued[0]) > QUEUED_TASK_BYTES:
-                return
-            try:
-                member.connection.send_bytes(queued.pop())
-            except OSError as exc:  # the worker is gone; its sentinel tells how
-                raise self._lost(member) from exc
-            member.in_flight += 1
-
         completed = False
         try:
+            self._ready()
+            payload = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+            todo = iter(chunks)
+            queued: list[bytes] = []  # the next task, pickled, while it waits for a worker
+
+            def feed(member: _Member) -> None:
+                """Send ``member`` its next task if it has room for one."""
+                if not queued:
+                    chunk = next(todo, None)
+                    if chunk is None:
+                        return
+                    queued.append(pickle.dumps((payload, chunk),
+                                               protocol=pickle.HIGHEST_PROTOCOL))
+                if member.in_flight and len(queued[0]) > QUEUED_TASK_BYTES:
+                    return
+                try:
+                    member.connection.send_bytes(queued.pop())
+                except OSError as exc:
+                    raise self._lost() from exc
+                member.in_flight += 1
+
             for _ in range(TASKS_AHEAD):
                 for member in self._members:
-                    if member.in_flight < TASKS_AHEAD:
-                        feed(member)
+                    feed(member)
             while any(m.in_flight for m in self._members):
-                yield from self._replies(feed)
+                for member, (answered, result) in self._messages():
+                    member.in_flight -= 1
+                    if not answered:
+                        raise (result if isinstance(result, BaseException)
+                               else WorkerError(result))
+                    feed(member)
+                    yield result
             completed = True
         finally:
             if not completed:
                 self.terminate()
 
-    def _replies(self, feed: Callable[[_Member], None]) -> Iterator[list[Any]]:
-        """The replies ready now (waiting for at least one), each worker fed again as it
-        answers. A worker's sentinel among the ready means it died: no reply will come."""
-        by_handle: dict[Any, _Member] = {}
+    def _ready(self) -> None:
+        """Wait for every worker's first message (its process ID): its imports are done."""
+        while any(m.pid is None for m in self._members):
+            for member, pid in self._messages(expect_ready=True):
+                member.pid = pid
+
+    def _messages(self, expect_ready: bool = False) -> Iterator[tuple[_Member, Any]]:
+        """The messages that have arrived (waiting for at least one), with their sender:
+        first messages when ``expect_ready``, else replies to tasks. A pipe that ends
+        means its worker died, and the sentinel the workers share (ready when all have
+        ended) that they all did: no reply will come."""
+        assert self._leader is not None
+        by_handle: dict[Any, _Member | None] = {self._leader.sentinel: None}
         for member in self._members:
-            by_handle[member.process.sentinel] = member
-            if member.in_flight:
+            if (member.pid is None) == expect_ready:
                 by_handle[member.connection] = member
         for handle in wait(list(by_handle)):
             member = by_handle[handle]
-            if handle is not member.connection:
-                raise self._lost(member)
+            if member is None:
+                raise self._lost()
             try:
-                answered, result = member.connection.recv()
+                message = member.connection.recv()
             except (EOFError, OSError) as exc:
-                raise self._lost(member) from exc
-            member.in_flight -= 1
-            if not answered:
-                raise result if isinstance(result, BaseException) else WorkerError(result)
-            feed(member)
-            yield result
+                raise self._lost() from exc
+            yield member, message
 
-    def _lost(self, member: _Member) -> WorkerError:
-        member.process.join(EXIT_SECONDS)
-        code = member.process.exitcode
-        how = (f"killed by signal {-code}" if code is not None and code < 0
-               else f"exit code {code}" if code is not None else "no longer answering")
-        return WorkerError(f"a worker process ended unexpectedly ({how}); the run stopped "
-                           "and can be started again")
+    def _lost(self) -> WorkerError:
+        """The error of a worker's unexpected end; the pool is ended with it."""
+        self.terminate()
+        return WorkerError("a worker process ended unexpectedly; the run stopped and can be "
+                           "started again")
 
     def close(self) -> None:
         """End the workers once they are idle: each reads the end of its pipe and exits."""
         for member in self._members:
             member.connection.close()
-        for member in self._members:
-            member.process.join(EXIT_SECONDS)
+        if self._leader is not None:
+            # Its sentinel is ready when all the workers have ended (the others hold it too).
+            wait([self._leader.sentinel], EXIT_SECONDS)
         self.terminate()
 
     def terminate(self) -> None:
-        """End the workers now, whatever they are doing (SIGTERM, then SIGKILL)."""
+        """End the workers now, whatever they are doing: their process group gets SIGTERM
+        (SIGKILL if the first has not ended after :data:`EXIT_SECONDS`)."""
+        leader, self._leader = self._leader, None
         members, self._members = self._members, []
         for member in members:
-            if member.process.is_alive():
-                member.process.terminate()
-        for member in members:
-            member.process.join(EXIT_SECONDS)
-            if member.process.is_alive():
-                member.process.kill()
-                member.process.join()
             member.connection.close()
+        if leader is None:
+            return
+        # Signalled before the first worker is reaped: until then its process ID, which is
+        # the group's, cannot name another process (group).
+        _signal_group(leader, signal.SIGTERM)
+        leader.join(EXIT_SECONDS)
+        if leader.exitcode is None:
+            _signal_group(leader, signal.SIGKILL)
+            leader.join()
 
     def __enter__(self) -> WorkerPool:
         return self.start()
@@ -202,16 +236,54 @@ class WorkerPool:
             self.terminate()
 
 
-def _serve(connection: Connection, parent_ends: tuple[Connection, ...]) -> None:
-    """A worker process: import the worker side, then answer tasks until the pipe ends."""
+def _signal_group(leader: BaseProcess, number: signal.Signals) -> None:
+    """Signal the workers' process group, and the first worker itself in case it had not
+    yet made that group."""
+    assert leader.pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader.pid, number)
+    if leader.exitcode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leader.pid, number)
+
+
+def _lead(parent_ends: list[Connection], child_ends: list[Connection]) -> None:
+    """The first worker: import the worker side, fork the other workers, then work too."""
+    with contextlib.suppress(OSError):  # as the parent does, whichever comes first
+        os.setpgid(0, 0)
     # Ctrl-C reaches every process of the terminal's foreground group: the parent handles
     # it and ends the workers, which must not each print a traceback meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for end in parent_ends:
-        # The parent's ends inherited by the fork: held open here, they would keep this
-        # pipe (and those of earlier workers) from reading EOF when the parent is gone.
+        # The parent's ends, inherited by the fork: held open here, they would keep the
+        # pipes from reading EOF when the parent is gone.
         end.close()
     work = getattr(importlib.import_module(WORKER_MODULE), TASK_FUNCTION)
+    for number in range(1, len(child_ends)):
+        if os.fork() == 0:
+            code = 1
+            try:
+                for other, end in enumerate(child_ends):
+                    if other != number:
+                        end.close()
+                _serve(child_ends[number], work)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)  # never back into the first worker's code
+        child_ends[number].close()
+    # The others are reaped by the kernel when they end (none is waited for).
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    _serve(child_ends[0], work)
+
+
+def _serve(connection: Connection, work: _Task) -> None:
+    """A worker: say it is ready (its process ID), then answer tasks until the pipe ends."""
+    try:
+        connection.send(os.getpid())
+    except OSError:
+        return
     while True:
         try:
             task = connection.recv()
@@ -236,7 +308,7 @@ def _portable(exc: BaseException) -> BaseException | str:
         try:
             copy = pickle.loads(pickle.dumps(exc))
         except Exception:
-            return f"a worker process failed: {type(exc).__name__}: {exc}"
+            copy = None
         if isinstance(copy, RpacsError) and str(copy) == str(exc):
             return copy
         return f"a worker process failed: {type(exc).__name__}: {exc}"
