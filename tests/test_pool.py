@@ -95,7 +95,7 @@ _PROBE = """
 import json, sys
 from rpacs.ingest import pool as pool_module
 
-HEAVY = ("pydicom", "numpy", "sqlalchemy", "rpacs.ingest.worker")
+HEAVY = ("pydicom", "numpy", "sqlalchemy", "pydantic", "rpacs.ingest.worker")
 seen = {}
 start = pool_module.WorkerPool.start
 
@@ -131,9 +131,10 @@ def test_command_parent_starts_the_pool_first_and_never_loads_pydicom(
     assert json.loads(done.stdout)["stored"] == FILES
     seen = json.loads(done.stderr.splitlines()[-1])
     assert seen["started"] is True
+    # With --workers, the settings (pydantic) are not needed before the pool starts either.
     assert seen["at_start"] == [], "the pool starts before pydicom and the database"
     # The index (SQLAlchemy) is the parent's; reading DICOM (pydicom) is the workers' only.
-    assert seen["at_end"] == ["sqlalchemy"]
+    assert seen["at_end"] == ["sqlalchemy", "pydantic"]
 
 
 def test_lazy_packages_export_every_public_name():

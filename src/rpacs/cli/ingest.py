@@ -1,9 +1,10 @@
 """``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder.
 
-Both start their worker processes before anything else is loaded (only the settings come
-first, for the worker count): the workers import the de-identification side while this
-process imports SQLAlchemy, opens the index and looks up the project. The services are
-therefore imported inside the commands, after the pool has started.
+Both start their worker processes before anything else is loaded (the settings first only
+when they give the worker count, without ``--workers``): the workers import the
+de-identification side while this process imports SQLAlchemy (and pydantic), opens the
+index and looks up the project. The services are therefore imported inside the commands,
+after the pool has started.
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ from .context import installation, load_settings, print_json, progress_bar
 
 if TYPE_CHECKING:
     from ..ingest import ImportSummary
+    from ..ingest.pool import WorkerPool
+    from ..settings import Settings
+
+
+def _worker_pool(workers: int | None) -> tuple[WorkerPool, Settings | None]:
+    """The command's worker pool (started by ``with``) and the settings if they were loaded
+    for its size: with ``--workers`` they are not, and load with the index instead, while
+    the workers start."""
+    from ..ingest.pool import WorkerPool
+
+    if workers:
+        return WorkerPool(workers), None
+    settings = load_settings()
+    return WorkerPool(settings.worker_count), settings
 
 
 def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
@@ -49,11 +64,8 @@ def import_command(paths: tuple[Path, ...], acronym: str, participant: str, even
     Exit code 0 when nothing was rejected, 1 otherwise; rerunning an interrupted import
     completes it, and re-importing the same files changes nothing.
     """
-    from ..ingest.pool import WorkerPool
-
-    settings = load_settings()
-    with WorkerPool(workers or settings.worker_count) as pool, \
-            installation(settings) as inst, progress_bar("import") as progress:
+    pool, settings = _worker_pool(workers)
+    with pool, installation(settings) as inst, progress_bar("import") as progress:
         from ..ingest import import_paths
 
         summary = import_paths(inst, acronym, participant, event, list(paths),
@@ -77,11 +89,8 @@ def deid_command(src: Path, dst: Path, acronym: str, participant: str, event: st
     with the project's new UIDs, so no original file name is carried over. Exit code 0
     when nothing was rejected, 1 otherwise.
     """
-    from ..ingest.pool import WorkerPool
-
-    settings = load_settings()
-    with WorkerPool(workers or settings.worker_count) as pool, \
-            installation(settings) as inst, progress_bar("deid") as progress:
+    pool, settings = _worker_pool(workers)
+    with pool, installation(settings) as inst, progress_bar("deid") as progress:
         from ..ingest import deidentify_tree
 
         summary = deidentify_tree(inst, acronym, participant, event, src, dst,
