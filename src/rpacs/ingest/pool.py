@@ -20,11 +20,14 @@ one process group, ended as one.
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
@@ -75,6 +78,8 @@ class WorkerPool:
         #: The first worker: the parent's child, and leader of the workers' process group.
         self._leader: BaseProcess | None = None
         self._members: list[_Member] = []
+        #: The thread that talks to the workers during a run.
+        self._feeder: threading.Thread | None = None
 
     @property
     def started(self) -> bool:
@@ -125,73 +130,59 @@ class WorkerPool:
     def run(self, plan: object, chunks: Iterable[list[Any]]) -> Iterator[list[Any]]:
         """The outcomes of each chunk of sources worked on under ``plan``, in completion
         order. A worker's failure or death raises here; leaving the iteration early ends
-        the workers (their unanswered tasks would otherwise answer the next run)."""
+        the workers (their unanswered tasks would otherwise answer the next run).
+
+        A thread of this process keeps the workers fed and takes in their replies as they
+        come, as the caller handles earlier ones: an import's caller spends long moments
+        committing batches to the index, and workers waiting meanwhile to hand over a
+        reply (the pipes hold about two) would stand idle.
+        """
         if not self.started:
             raise RuntimeError("the worker pool is not started")
         completed = False
         try:
             self._ready()
             payload = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-            todo = iter(chunks)
-            queued: list[bytes] = []  # the next task, pickled, while it waits for a worker
-
-            def feed(member: _Member) -> None:
-                """Send ``member`` its next task if it has room for one."""
-                if not queued:
-                    chunk = next(todo, None)
-                    if chunk is None:
-                        return
-                    queued.append(pickle.dumps((payload, chunk),
-                                               protocol=pickle.HIGHEST_PROTOCOL))
-                if member.in_flight and len(queued[0]) > QUEUED_TASK_BYTES:
-                    return
-                try:
-                    member.connection.send_bytes(queued.pop())
-                except OSError as exc:
-                    raise self._lost() from exc
-                member.in_flight += 1
-
-            for _ in range(TASKS_AHEAD):
-                for member in self._members:
-                    feed(member)
-            while any(m.in_flight for m in self._members):
-                for member, (answered, result) in self._messages():
-                    member.in_flight -= 1
-                    if not answered:
-                        raise (result if isinstance(result, BaseException)
-                               else WorkerError(result))
-                    feed(member)
-                    yield result
+            arrivals: queue.SimpleQueue[bytes | _Signal | BaseException] = queue.SimpleQueue()
+            self._feeder = threading.Thread(
+                target=_feed, args=(self._members, self._sentinel(), payload, iter(chunks),
+                                    arrivals), name="rpacs-worker-feeder", daemon=True)
+            self._feeder.start()
+            while (arrival := arrivals.get()) is not _Signal.DONE:
+                if arrival is _Signal.LOST:
+                    raise self._lost()
+                if isinstance(arrival, BaseException):
+                    raise arrival  # a fault of the feeder thread itself
+                answered, result = pickle.loads(arrival)
+                if not answered:
+                    raise (result if isinstance(result, BaseException)
+                           else WorkerError(result))
+                yield result
+            self._feeder.join()
+            self._feeder = None
             completed = True
         finally:
             if not completed:
                 self.terminate()
 
+    def _sentinel(self) -> Any:
+        """Ready when every worker has ended: each holds the first one's sentinel pipe."""
+        assert self._leader is not None
+        return self._leader.sentinel
+
     def _ready(self) -> None:
         """Wait for every worker's first message (its process ID): its imports are done."""
         while any(m.pid is None for m in self._members):
-            for member, pid in self._messages(expect_ready=True):
-                member.pid = pid
-
-    def _messages(self, expect_ready: bool = False) -> Iterator[tuple[_Member, Any]]:
-        """The messages that have arrived (waiting for at least one), with their sender:
-        first messages when ``expect_ready``, else replies to tasks. A pipe that ends
-        means its worker died, and the sentinel the workers share (ready when all have
-        ended) that they all did: no reply will come."""
-        assert self._leader is not None
-        by_handle: dict[Any, _Member | None] = {self._leader.sentinel: None}
-        for member in self._members:
-            if (member.pid is None) == expect_ready:
-                by_handle[member.connection] = member
-        for handle in wait(list(by_handle)):
-            member = by_handle[handle]
-            if member is None:
-                raise self._lost()
-            try:
-                message = member.connection.recv()
-            except (EOFError, OSError) as exc:
-                raise self._lost() from exc
-            yield member, message
+            by_handle: dict[Any, _Member | None] = {self._sentinel(): None}
+            by_handle.update({m.connection: m for m in self._members if m.pid is None})
+            for handle in wait(list(by_handle)):
+                member = by_handle[handle]
+                if member is None:
+                    raise self._lost()
+                try:
+                    member.pid = member.connection.recv()
+                except (EOFError, OSError) as exc:
+                    raise self._lost() from exc
 
     def _lost(self) -> WorkerError:
         """The error of a worker's unexpected end; the pool is ended with it."""
@@ -204,25 +195,28 @@ class WorkerPool:
         for member in self._members:
             member.connection.close()
         if self._leader is not None:
-            # Its sentinel is ready when all the workers have ended (the others hold it too).
-            wait([self._leader.sentinel], EXIT_SECONDS)
+            wait([self._sentinel()], EXIT_SECONDS)
         self.terminate()
 
     def terminate(self) -> None:
         """End the workers now, whatever they are doing: their process group gets SIGTERM
-        (SIGKILL if the first has not ended after :data:`EXIT_SECONDS`)."""
+        (SIGKILL if they have not all ended after :data:`EXIT_SECONDS`)."""
         leader, self._leader = self._leader, None
         members, self._members = self._members, []
+        feeder, self._feeder = self._feeder, None
+        if leader is not None:
+            # Signalled before the first worker is reaped: until then its process ID, which
+            # is the group's, cannot name another process (group).
+            _signal_group(leader, signal.SIGTERM)
+            if not wait([leader.sentinel], EXIT_SECONDS):
+                _signal_group(leader, signal.SIGKILL)
+        if feeder is not None:
+            # With the workers gone its pipes read EOF, and it ends; their ends are closed
+            # only then, never under a thread still waiting on them.
+            feeder.join()
         for member in members:
             member.connection.close()
-        if leader is None:
-            return
-        # Signalled before the first worker is reaped: until then its process ID, which is
-        # the group's, cannot name another process (group).
-        _signal_group(leader, signal.SIGTERM)
-        leader.join(EXIT_SECONDS)
-        if leader.exitcode is None:
-            _signal_group(leader, signal.SIGKILL)
+        if leader is not None:
             leader.join()
 
     def __enter__(self) -> WorkerPool:
@@ -234,6 +228,53 @@ class WorkerPool:
             self.close()
         else:
             self.terminate()
+
+
+class _Signal(enum.Enum):
+    """What the feeder thread says besides the workers' replies."""
+
+    DONE = "every task answered"
+    LOST = "a worker ended unexpectedly"
+
+
+def _feed(members: list[_Member], sentinel: Any, payload: bytes, chunks: Iterator[list[Any]],
+          arrivals: queue.SimpleQueue[bytes | _Signal | BaseException]) -> None:
+    """The feeder thread of a run: send each worker up to :data:`TASKS_AHEAD` tasks, pass
+    every reply on (still pickled) as it arrives, and DONE after the last; LOST as soon as
+    a worker's pipe ends (or the sentinel all workers share is ready)."""
+    queued: list[bytes] = []  # the next task, pickled, while it waits for a worker
+
+    def feed(member: _Member) -> None:
+        if not queued:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            queued.append(pickle.dumps((payload, chunk), protocol=pickle.HIGHEST_PROTOCOL))
+        if member.in_flight and len(queued[0]) > QUEUED_TASK_BYTES:
+            return
+        member.connection.send_bytes(queued.pop())
+        member.in_flight += 1
+
+    try:
+        for _ in range(TASKS_AHEAD):
+            for member in members:
+                feed(member)
+        while any(m.in_flight for m in members):
+            by_handle: dict[Any, _Member | None] = {sentinel: None}
+            by_handle.update({m.connection: m for m in members})
+            for handle in wait(list(by_handle)):
+                member = by_handle[handle]
+                if member is None:
+                    raise EOFError
+                arrivals.put(member.connection.recv_bytes())
+                member.in_flight -= 1
+                feed(member)
+    except (EOFError, OSError):
+        arrivals.put(_Signal.LOST)
+    except BaseException as exc:
+        arrivals.put(exc)
+    else:
+        arrivals.put(_Signal.DONE)
 
 
 def _signal_group(leader: BaseProcess, number: signal.Signals) -> None:
