@@ -78,6 +78,7 @@ def _chunks(items: Sequence[Source], size: int) -> Iterator[list[Source]]:
 
 
 def _chunk_size(n_sources: int, workers: int) -> int:
+    """Sources per task: about TASKS_PER_WORKER tasks per worker, within the bounds."""
     return min(MAX_CHUNK_SIZE, max(CHUNK_SIZE, n_sources // (workers * TASKS_PER_WORKER)))
 
 
