@@ -300,8 +300,10 @@ def _lead(parent_ends: list[Connection], child_ends: list[Connection]) -> None:
         # pipes from reading EOF when the parent is gone.
         end.close()
     work = getattr(importlib.import_module(WORKER_MODULE), TASK_FUNCTION)
+    others: list[int] = []
     for number in range(1, len(child_ends)):
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             code = 1
             try:
                 for other, end in enumerate(child_ends):
@@ -313,10 +315,14 @@ def _lead(parent_ends: list[Connection], child_ends: list[Connection]) -> None:
                 traceback.print_exc()
             finally:
                 os._exit(code)  # never back into the first worker's code
+        others.append(pid)
         child_ends[number].close()
-    # The others are reaped by the kernel when they end (none is waited for).
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     _serve(child_ends[0], work)
+    # Waited for, not left to the kernel: their CPU time then counts in this process's
+    # children's, and so in the command's (what `time` and the benchmark report).
+    for pid in others:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def _serve(connection: Connection, work: _Task) -> None:
