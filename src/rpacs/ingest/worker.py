@@ -79,6 +79,7 @@ class Worker:
 
     def __init__(self, plan: WorkPlan):
         self.plan = plan
+        # As rpacs.projects.deid_profile makes it, here because it needs pydicom.
         profile = (Profile.from_yaml(plan.profile_yaml) if plan.profile_yaml
                    else Profile.default())
         self.deidentifier = Deidentifier(
