@@ -20,6 +20,7 @@ from rpacs.errors import InvalidInputError, WorkerError
 from rpacs.ingest import deidentify_tree, import_paths
 from rpacs.ingest import worker as worker_module
 from rpacs.ingest.pool import WorkerPool
+from rpacs.projects import set_deid_profile
 
 from . import dicom_factory as f
 
@@ -172,6 +173,19 @@ def test_a_pool_serves_runs_of_different_plans(installation, make_project, study
         assert small.stored == 1
         assert pool.pids == pids
     _end_soon(pids)
+
+
+def test_the_project_s_own_profile_reaches_the_workers(installation, make_project, study,
+                                                       tmp_path):
+    make_project()
+    set_deid_profile(installation, "TESTPROJ",
+                     "tags:\n  - tag: StudyDescription\n    action: set\n    value: BY PROFILE\n")
+    with WorkerPool(2) as pool, _deadline(120):
+        deidentify_tree(installation, "TESTPROJ", "TP-0001", None, study, tmp_path / "out",
+                        pool=pool)
+    written = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(written) == FILES
+    assert {dcmread(p).StudyDescription for p in written} == {"BY PROFILE"}
 
 
 def test_same_results_with_and_without_a_pool(installation, make_project, study):
