@@ -87,6 +87,14 @@ class StorageError(RpacsError):
     """The file store or index could not complete a write; nothing partial was kept."""
 
 
+class WorkerError(RpacsError):
+    """A worker process of an import failed or ended unexpectedly, and the run stopped.
+
+    What was committed before stays consistent; running the same command again completes
+    the work (files already written are found identical and adopted).
+    """
+
+
 class ResidualPhiError(RpacsError):
     """An export's scan found something identifying in what it wrote; nothing left."""
 
@@ -103,4 +111,5 @@ __all__ = [
     "RpacsError",
     "StorageError",
     "TooLargeError",
+    "WorkerError",
 ]

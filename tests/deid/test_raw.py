@@ -36,7 +36,8 @@ from rpacs.deid import (
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
 from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text
-from rpacs.review import inventory, tag_entries, written_groups
+from rpacs.review import entries as review_entries
+from rpacs.review import tag_entries, written_groups
 
 from .. import dicom_factory as f
 
@@ -69,13 +70,13 @@ def _reference(data: bytes, engine: Deidentifier) -> tuple[bytes, Dataset, str]:
 def _uncached_entries(ds: Dataset) -> set:
     """The reference's tag inventory entries computed afresh (the cache of earlier files
     set aside, so that the byte path's entries, from the warm cache, are checked by it)."""
-    warm = dict(inventory._ELEMENT_ENTRIES)
-    inventory._ELEMENT_ENTRIES.clear()
+    warm = dict(review_entries._ELEMENT_ENTRIES)
+    review_entries._ELEMENT_ENTRIES.clear()
     try:
         return tag_entries(ds)
     finally:
-        inventory._ELEMENT_ENTRIES.clear()
-        inventory._ELEMENT_ENTRIES.update(warm)
+        review_entries._ELEMENT_ENTRIES.clear()
+        review_entries._ELEMENT_ENTRIES.update(warm)
 
 
 def _texts(ds: Dataset) -> dict[str, str]:

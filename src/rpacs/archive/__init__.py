@@ -1,8 +1,13 @@
 """The project archive: the file store of de-identified instances and its index."""
 
-from .content import StoredInstance
-from .index import IndexOutcome, IndexResult, record_instances
-from .store import FileStore, PutOutcome, link_unnamed
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .content import StoredInstance
+    from .index import IndexOutcome, IndexResult, record_instances
+    from .store import FileStore, PutOutcome, link_unnamed
 
 __all__ = [
     "FileStore",
@@ -13,3 +18,10 @@ __all__ = [
     "link_unnamed",
     "record_instances",
 ]
+
+# Lazy: the import's workers use the store without loading the index's SQLAlchemy.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    ".content": ("StoredInstance",),
+    ".index": ("IndexOutcome", "IndexResult", "record_instances"),
+    ".store": ("FileStore", "PutOutcome", "link_unnamed"),
+})

@@ -18,26 +18,32 @@ from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
     from ..installation import Installation
+    from ..settings import Settings
 
 Progress = Callable[[int, int], None]
 
 
-@contextmanager
-def installation() -> Iterator[Installation]:
-    """The installation of ``Settings.load()`` (RPACS_HOME, RPACS_DATABASE_URL...), closed after."""
+def load_settings() -> Settings:
+    """``Settings.load()`` (RPACS_HOME, RPACS_DATABASE_URL...), its problems as input errors."""
     from pydantic import ValidationError
 
-    from ..installation import Installation
     from ..settings import Settings
 
     try:
-        settings = Settings.load()
+        return Settings.load()
     except ValidationError as exc:
         raise InvalidInputError([
             f"setting RPACS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
             for e in exc.errors()
         ]) from exc
-    inst = Installation.open(settings)
+
+
+@contextmanager
+def installation(settings: Settings | None = None) -> Iterator[Installation]:
+    """The installation of ``settings`` (default: :func:`load_settings`), closed after."""
+    from ..installation import Installation
+
+    inst = Installation.open(settings or load_settings())
     try:
         yield inst
     finally:

@@ -1,4 +1,11 @@
-"""``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder."""
+"""``rpacs import`` and ``rpacs deid``: de-identify DICOM files into the archive or a folder.
+
+Both start their worker processes before anything else is loaded (the settings first only
+when they give the worker count, without ``--workers``): the workers import the
+de-identification side while this process imports SQLAlchemy (and pydantic), opens the
+index and looks up the project. The services are therefore imported inside the commands,
+after the pool has started.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,24 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import installation, print_json, progress_bar
+from .context import installation, load_settings, print_json, progress_bar
 
 if TYPE_CHECKING:
     from ..ingest import ImportSummary
+    from ..ingest.pool import WorkerPool
+    from ..settings import Settings
+
+
+def _worker_pool(workers: int | None) -> tuple[WorkerPool, Settings | None]:
+    """The command's worker pool (started by ``with``) and the settings if they were loaded
+    for its size: with ``--workers`` they are not, and load with the index instead, while
+    the workers start."""
+    from ..ingest.pool import WorkerPool
+
+    if workers:
+        return WorkerPool(workers), None
+    settings = load_settings()
+    return WorkerPool(settings.worker_count), settings
 
 
 def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
@@ -43,11 +64,12 @@ def import_command(paths: tuple[Path, ...], acronym: str, participant: str, even
     Exit code 0 when nothing was rejected, 1 otherwise; rerunning an interrupted import
     completes it, and re-importing the same files changes nothing.
     """
-    from ..ingest import import_paths
+    pool, settings = _worker_pool(workers)
+    with pool, installation(settings) as inst, progress_bar("import") as progress:
+        from ..ingest import import_paths
 
-    with installation() as inst, progress_bar("import") as progress:
         summary = import_paths(inst, acronym, participant, event, list(paths),
-                               workers=workers, progress=progress)
+                               progress=progress, pool=pool)
     _report(summary, as_json, "stored")
 
 
@@ -67,9 +89,10 @@ def deid_command(src: Path, dst: Path, acronym: str, participant: str, event: st
     with the project's new UIDs, so no original file name is carried over. Exit code 0
     when nothing was rejected, 1 otherwise.
     """
-    from ..ingest import deidentify_tree
+    pool, settings = _worker_pool(workers)
+    with pool, installation(settings) as inst, progress_bar("deid") as progress:
+        from ..ingest import deidentify_tree
 
-    with installation() as inst, progress_bar("deid") as progress:
         summary = deidentify_tree(inst, acronym, participant, event, src, dst,
-                                  workers=workers, progress=progress)
+                                  progress=progress, pool=pool)
     _report(summary, as_json, "written")

@@ -1,22 +1,28 @@
 """De-identification of DICOM datasets by PS3.15 profiles (depends on pydicom and PyYAML only)."""
 
-from .clean import TextCleaner, identifying_values
-from .dates import date_offset_days, shift_da, shift_dt
-from .enum import Action, Option
-from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
-from .private import SafePrivateElement, default_safe_private
-from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
-from .raw import (
-    PlainFile,
-    RawResult,
-    deidentify_raw,
-    parse_items,
-    parse_plain,
-    splice_item,
-    write_plain,
-)
-from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, Identity, keeps_uid
-from .uid import is_valid_uid, study_id_for, uid_for
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .clean import TextCleaner, identifying_values
+    from .dates import date_offset_days, shift_da, shift_dt
+    from .enum import Action, Option
+    from .identity import Identity
+    from .io import deidentify_instance, looks_like_dicom, read_instance, write_instance
+    from .private import SafePrivateElement, default_safe_private
+    from .profile import DEFAULT_OPTIONS, Profile, TagOverride, parse_tag, table
+    from .raw import (
+        PlainFile,
+        RawResult,
+        deidentify_raw,
+        parse_items,
+        parse_plain,
+        splice_item,
+        write_plain,
+    )
+    from .sop import IMPLEMENTATION_CLASS_UID, Deidentifier, keeps_uid
+    from .uid import is_valid_uid, study_id_for, uid_for
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -52,3 +58,19 @@ __all__ = [
     "write_instance",
     "write_plain",
 ]
+
+# Lazy: the pure parts (date offsets, the Identity a work plan carries) are used by the
+# import's parent process, which must not load pydicom for them.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    ".clean": ("TextCleaner", "identifying_values"),
+    ".dates": ("date_offset_days", "shift_da", "shift_dt"),
+    ".enum": ("Action", "Option"),
+    ".identity": ("Identity",),
+    ".io": ("deidentify_instance", "looks_like_dicom", "read_instance", "write_instance"),
+    ".private": ("SafePrivateElement", "default_safe_private"),
+    ".profile": ("DEFAULT_OPTIONS", "Profile", "TagOverride", "parse_tag", "table"),
+    ".raw": ("PlainFile", "RawResult", "deidentify_raw", "parse_items", "parse_plain",
+             "splice_item", "write_plain"),
+    ".sop": ("IMPLEMENTATION_CLASS_UID", "Deidentifier", "keeps_uid"),
+    ".uid": ("is_valid_uid", "study_id_for", "uid_for"),
+})

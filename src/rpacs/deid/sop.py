@@ -63,7 +63,6 @@ the private information of the source are dropped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -94,6 +93,7 @@ from .encoding import (
     text_codec,
 )
 from .enum import BASIC_PROFILE_CODE, Option
+from .identity import Identity
 from .private import default_safe_private
 from .profile import Profile, TagOverride, attribute_types, table
 from .uid import study_id_for, uid_for
@@ -141,15 +141,6 @@ def _class_uid_tags() -> frozenset[int]:
                        r"|ContextGroupExtensionCreatorUID|PrivateInformationCreatorUID")
     return frozenset(tag for tag, entry in DicomDictionary.items()
                      if entry[0] == "UI" and kinds.search(entry[4]))
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What the project writes into every instance of a participant."""
-
-    participant_id: str
-    project_acronym: str
-    event: str
 
 
 @cache

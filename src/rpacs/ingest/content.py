@@ -1,9 +1,15 @@
-"""The outcome of an import or a folder-to-folder de-identification."""
+"""The outcome of an import or a folder-to-folder de-identification, and of each file in it.
+
+Standard library only (with :class:`~rpacs.archive.StoredInstance`): the worker processes
+send these back, and unpickling them must not load pydicom into the parent.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..archive.content import StoredInstance
 
 
 @dataclass(frozen=True)
@@ -12,6 +18,18 @@ class Rejection:
 
     source: str
     reason: str
+
+
+@dataclass(frozen=True)
+class NotDicom:
+    """A file that is not a DICOM instance (or is a DICOMDIR): skipped, not rejected."""
+
+    source: str
+    reason: str
+
+
+#: What a worker makes of one source.
+Outcome = StoredInstance | Rejection | NotDicom
 
 
 @dataclass

@@ -1,15 +1,18 @@
 """Import into the project archive, and de-identification from folder to folder.
 
 The parent process names the sources and owns the database; worker processes read,
-de-identify and write files (see :mod:`rpacs.ingest.worker`). Results come back as they are
-done and are committed to the index in batches, one transaction each, so a killed import
-leaves a consistent index and a rerun completes it: files already written are found
-byte-identical and adopted.
+de-identify and write files (see :mod:`rpacs.ingest.worker`, run by
+:mod:`rpacs.ingest.pool`). Results come back as they are done and are committed to the
+index in batches, one transaction each, so a killed import leaves a consistent index and a
+rerun completes it: files already written are found byte-identical and adopted.
+
+This module and what it imports load no pydicom: the parent only names sources, passes the
+plan on and counts what comes back, while the workers (started first by the command line,
+so that their imports run beside this module's) do everything that reads DICOM.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,18 +22,18 @@ from sqlalchemy import select
 
 from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
 from ..db import AuditEvent, Project, RefusedPatient, Study
-from ..deid import Identity
+from ..deid.identity import Identity
 from ..installation import Installation
 from ..projects import (
     check_assignment,
     date_offset_for,
-    deid_profile,
     get_or_create_participant,
     get_project,
 )
-from .content import ImportSummary, Rejection
+from .content import ImportSummary, NotDicom, Outcome, Rejection
+from .plan import WorkPlan
+from .pool import WorkerPool
 from .sources import RefusedSource, Source, iter_sources
-from .worker import NotDicom, Outcome, WorkPlan, init_worker, process_chunk
 
 Progress = Callable[[int, int], None]
 
@@ -61,7 +64,7 @@ def _plan(
     index: bool = True,
 ) -> WorkPlan:
     return WorkPlan(
-        profile=deid_profile(project),
+        profile_yaml=project.deid_profile or None,
         project_secret=project.secret,
         identity=Identity(participant_id=participant, project_acronym=project.acronym, event=event),
         date_offset_days=date_offset_for(project, participant),
@@ -77,28 +80,45 @@ def _chunks(items: Sequence[Source], size: int) -> Iterator[list[Source]]:
         yield list(items[start : start + size])
 
 
-def _run(plan: WorkPlan, sources: Sequence[Source], workers: int) -> Iterator[Outcome]:
-    """Outcomes in completion order, from ``workers`` processes (or this one when 1)."""
-    if workers <= 1 or len(sources) <= CHUNK_SIZE:
-        init_worker(plan)
-        for chunk in _chunks(sources, CHUNK_SIZE):
-            yield from process_chunk(chunk)
+def _chunk_size(n_sources: int, workers: int) -> int:
+    """Sources per task: about TASKS_PER_WORKER tasks per worker, within the bounds."""
+    return min(MAX_CHUNK_SIZE, max(CHUNK_SIZE, n_sources // (workers * TASKS_PER_WORKER)))
+
+
+def _run(plan: WorkPlan, sources: Sequence[Source], workers: int,
+         pool: WorkerPool | None) -> Iterator[Outcome]:
+    """Outcomes in completion order: from ``pool`` when it is started, else from
+    ``workers`` processes started here (``pool.size`` when a pool is given), or from this
+    process for one worker or a few sources."""
+    if pool is not None and pool.started:
+        # Its workers have done their imports while this process did its own: even a small
+        # run goes to them, so that this process never loads pydicom.
+        for outcomes in pool.run(plan, _chunks(sources, _chunk_size(len(sources), pool.size))):
+            yield from outcomes
         return
-    # fork: workers inherit the plan (with its secrets) without it being pickled to a pipe,
-    # and start in milliseconds. The parent holds no threads or open transactions here.
-    context = multiprocessing.get_context("fork")
-    size = min(MAX_CHUNK_SIZE, max(CHUNK_SIZE, len(sources) // (workers * TASKS_PER_WORKER)))
-    with context.Pool(workers, initializer=init_worker, initargs=(plan,)) as pool:
-        for outcomes in pool.imap_unordered(process_chunk, _chunks(sources, size)):
+    if pool is not None:
+        workers = pool.size
+    # Loaded here first, so that workers forked below inherit it rather than each loading
+    # pydicom again (the web app and the gateway import study after study).
+    from .worker import Worker
+
+    if workers <= 1 or len(sources) <= CHUNK_SIZE:
+        worker = Worker(plan)
+        for source in sources:
+            yield worker.process(source)
+        return
+    with WorkerPool(workers) as own:
+        for outcomes in own.run(plan, _chunks(sources, _chunk_size(len(sources), workers))):
             yield from outcomes
 
 
-def _drive(plan: WorkPlan, sources: Sequence[Source], workers: int, summary: ImportSummary,
-           stored: Callable[[StoredInstance], None], progress: Progress | None) -> None:
+def _drive(plan: WorkPlan, sources: Sequence[Source], workers: int, pool: WorkerPool | None,
+           summary: ImportSummary, stored: Callable[[StoredInstance], None],
+           progress: Progress | None) -> None:
     """Run the workers; count what is not stored, hand on what is, report progress."""
     done = len(summary.rejected)
     total = len(sources) + done
-    for outcome in _run(plan, sources, workers):
+    for outcome in _run(plan, sources, workers, pool):
         if isinstance(outcome, StoredInstance):
             stored(outcome)
         elif isinstance(outcome, NotDicom):
@@ -142,11 +162,14 @@ def import_paths(
     workers: int | None = None,
     progress: Progress | None = None,
     actor: str = "cli",
+    pool: WorkerPool | None = None,
 ) -> ImportSummary:
     """De-identify every DICOM file under ``paths`` into the project's archive.
 
     The assignment (participant, event) is checked against the project before any file is
     read. Re-importing the same files changes nothing; the summary counts them as present.
+    The work runs in ``pool`` when one is given and started (the command line starts it
+    before opening the database), else in ``workers`` processes (default: the settings').
     """
     project = get_project(inst, acronym)
     check_assignment(project, participant, event)
@@ -196,7 +219,7 @@ def import_paths(
         if len(pending) >= max(MIN_BATCH_SIZE, min(BATCH_SIZE, left // 2)):
             commit()
 
-    _drive(plan, sources, workers or settings.worker_count, summary, stored, progress)
+    _drive(plan, sources, workers or settings.worker_count, pool, summary, stored, progress)
     commit()
     summary.studies, summary.series = len(studies), len(series)
     _audit(inst, actor, "import", project.id, summary, participant=participant, event=event)
@@ -214,12 +237,14 @@ def deidentify_tree(
     workers: int | None = None,
     progress: Progress | None = None,
     actor: str = "cli",
+    pool: WorkerPool | None = None,
 ) -> ImportSummary:
     """The import's de-identification from ``src`` to ``dst`` without touching the archive.
 
     Files land as ``dst/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` with the
     project's de-identified UIDs, so that no original file name (often a patient's name)
-    is carried over. ``summary.stored`` counts files written.
+    is carried over. ``summary.stored`` counts files written. ``pool`` and ``workers`` as
+    for :func:`import_paths`.
     """
     project = get_project(inst, acronym)
     event = event or project.events[0]
@@ -239,7 +264,8 @@ def deidentify_tree(
         series.add(instance.series_uid)
 
     try:
-        _drive(plan, sources, workers or inst.settings.worker_count, summary, written, progress)
+        _drive(plan, sources, workers or inst.settings.worker_count, pool, summary, written,
+               progress)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     summary.studies, summary.series = len(studies), len(series)

@@ -4,24 +4,26 @@ A worker reads one source, de-identifies it, writes the result atomically and ha
 :class:`~rpacs.archive.StoredInstance` — de-identified fields only. The original data lives
 only in this process's memory while the file is worked on; the keyed hash of the original
 PatientID is the one thing derived from it that leaves.
+
+This module is the worker processes' whole start-up (see :mod:`rpacs.ingest.pool`): it and
+what it imports must not load SQLAlchemy, which is the parent's to load meanwhile.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
-from ..archive import FileStore, PutOutcome, StoredInstance
+from ..archive import PutOutcome, StoredInstance
 from ..deid import (
     Deidentifier,
-    Identity,
     Profile,
     RawResult,
     deidentify_raw,
@@ -31,39 +33,14 @@ from ..deid import (
 )
 from ..errors import DeidentificationError, DicomInputError, StorageError
 from ..review import tag_entries, written_groups
-from .content import Rejection
+from .content import NotDicom, Outcome, Rejection
+from .plan import WorkPlan
 from .sources import Source
 
 _DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 _STUDY, _SERIES, _SOP_INSTANCE = 0x0020000D, 0x0020000E, 0x00080018
-
-
-@dataclass(frozen=True)
-class NotDicom:
-    source: str
-    reason: str
-
-
-Outcome = StoredInstance | Rejection | NotDicom
-
-
-@dataclass(frozen=True)
-class WorkPlan:
-    """Everything a worker needs, fixed for one run (one project, participant and event)."""
-
-    profile: Profile
-    project_secret: bytes
-    identity: Identity
-    date_offset_days: int
-    installation_secret: bytes
-    store: FileStore
-    #: Prefix of stored paths: the project acronym in the archive, "" for a folder export.
-    path_prefix: str
-    #: Whether outcomes feed the index (import): then each carries its hash, index fields
-    #: and tag inventory. A folder-to-folder run needs none of them and skips that work.
-    index: bool = True
 
 
 def patient_key(installation_secret: bytes, patient_id: str) -> str:
@@ -102,8 +79,11 @@ class Worker:
 
     def __init__(self, plan: WorkPlan):
         self.plan = plan
+        # As rpacs.projects.deid_profile makes it, here because it needs pydicom.
+        profile = (Profile.from_yaml(plan.profile_yaml) if plan.profile_yaml
+                   else Profile.default())
         self.deidentifier = Deidentifier(
-            plan.profile, plan.project_secret, plan.identity, plan.date_offset_days
+            profile, plan.project_secret, plan.identity, plan.date_offset_days
         )
 
     def process(self, source: Source) -> Outcome:
@@ -231,15 +211,20 @@ def _fast_fields(fast: RawResult) -> dict[str, Any]:
     return out
 
 
-# The pool's worker processes keep one Worker each, made by the initializer.
-_worker: Worker | None = None
+#: This process's Worker of each plan met, by the plan's pickled bytes: making one (the
+#: profile, the Deidentifier's tables) costs far more than looking it up for each task, and
+#: a pool's worker may serve several runs. A few plans are kept; a new one past them
+#: starts the cache afresh.
+_WORKERS: dict[bytes, Worker] = {}
+_PLANS_KEPT = 4
 
 
-def init_worker(plan: WorkPlan) -> None:
-    global _worker
-    _worker = Worker(plan)
-
-
-def process_chunk(sources: list[Source]) -> list[Outcome]:
-    assert _worker is not None, "init_worker was not called in this process"
-    return [_worker.process(source) for source in sources]
+def process_task(plan: bytes, sources: list[Source]) -> list[Outcome]:
+    """A task of the worker pool: ``sources`` worked on under the pickled WorkPlan ``plan``."""
+    worker = _WORKERS.get(plan)
+    if worker is None:
+        if len(_WORKERS) >= _PLANS_KEPT:
+            _WORKERS.clear()
+        # The parent's own pickle, through the pool's pipe: trusted as any of its tasks.
+        worker = _WORKERS[plan] = Worker(pickle.loads(plan))
+    return [worker.process(source) for source in sources]

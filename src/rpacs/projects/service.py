@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import AuditEvent, Instance, Participant, Project, Series, Study
+from ..deid.dates import date_offset_days  # pure hashing: no pydicom (rpacs.deid is lazy)
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..installation import Installation
 from .content import ProjectSpec
@@ -182,8 +183,6 @@ def check_assignment(project: Project, participant_id: str, event: str) -> None:
 
 def date_offset_for(project: Project, participant_id: str) -> int:
     """Days every date moves: one offset per project, or one per participant."""
-    from ..deid import date_offset_days
-
     per_participant = project.date_shift == "per-participant"
     return date_offset_days(project.secret, participant_id if per_participant else None)
 

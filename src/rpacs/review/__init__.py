@@ -1,19 +1,19 @@
 """Review: the tag inventory of a project's data and what in it looks identifying."""
 
-from .checks import CheckMark, mark_checked, tag_checks
-from .flags import ReviewContext, value_flags
-from .inventory import (
-    InstanceEntries,
-    TagEntry,
-    add_to_inventory,
-    remove_from_inventory,
-    tag_entries,
-    written_groups,
-)
-from .package import PackageReview, record_zip_review, review_zip
-from .service import TagReview, review_project
-from .table import ReviewFilter, ReviewRow, filter_rows, review_table
-from .values import TagValues, tag_values
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .checks import CheckMark, mark_checked, tag_checks
+    from .content import InstanceEntries, TagEntry
+    from .entries import tag_entries, written_groups
+    from .flags import ReviewContext, value_flags
+    from .inventory import add_to_inventory, remove_from_inventory
+    from .package import PackageReview, record_zip_review, review_zip
+    from .service import TagReview, review_project
+    from .table import ReviewFilter, ReviewRow, filter_rows, review_table
+    from .values import TagValues, tag_values
 
 __all__ = [
     "CheckMark",
@@ -39,3 +39,17 @@ __all__ = [
     "value_flags",
     "written_groups",
 ]
+
+# Lazy: the import's workers read entries (pydicom) without the counting's SQLAlchemy, and
+# its parent counts them without pydicom.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    ".checks": ("CheckMark", "mark_checked", "tag_checks"),
+    ".content": ("InstanceEntries", "TagEntry"),
+    ".entries": ("tag_entries", "written_groups"),
+    ".flags": ("ReviewContext", "value_flags"),
+    ".inventory": ("add_to_inventory", "remove_from_inventory"),
+    ".package": ("PackageReview", "record_zip_review", "review_zip"),
+    ".service": ("TagReview", "review_project"),
+    ".table": ("ReviewFilter", "ReviewRow", "filter_rows", "review_table"),
+    ".values": ("TagValues", "tag_values"),
+})

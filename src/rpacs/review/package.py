@@ -21,8 +21,9 @@ from ..audit import record_event
 from ..deid.io import looks_like_dicom, read_instance
 from ..errors import DicomInputError, InvalidInputError
 from ..installation import Installation
+from .content import PATH_LENGTH
+from .entries import tag_entries
 from .flags import ReviewContext, flags_for
-from .inventory import PATH_LENGTH, tag_entries
 from .service import TagReview
 
 #: Values kept per tag path in the answer (the most frequent first).

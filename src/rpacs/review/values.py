@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from ..db import Instance, Participant, Project, Series, Study, TagInventory, TagValue
 from ..errors import NotFoundError
 from ..installation import Installation
-from .inventory import PATH_LENGTH, tag_entries
+from .content import PATH_LENGTH
+from .entries import tag_entries
 
 #: Most values listed for one tag path (the most frequent first).
 VALUE_LIMIT = 200

@@ -1,0 +1,257 @@
+"""An instance's tag inventory entries, read from its de-identified data set (pydicom).
+
+Built on the import's worker side from the *de-identified* dataset, so the inventory can
+only ever hold what was stored. Large binary values are never read: for them only the
+presence of the tag is counted. Counting the entries in the index is
+:mod:`rpacs.review.inventory`'s part, in the parent process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
+from functools import lru_cache
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.datadict import (
+    dictionary_VR,
+    keyword_for_tag,
+    private_dictionary_description,
+    private_dictionary_VR,
+)
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
+
+from .content import BINARY_VRS, VALUE_LENGTH, InstanceEntries, TagEntry
+
+#: VRs whose raw bytes are the text itself (padding aside) in every transfer syntax.
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
+                           "ST", "TM", "UC", "UI", "UR", "UT"})
+
+
+def _raw_text(value: bytes | None) -> str:
+    if not value:
+        return ""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    # NUL inside a value (malformed files) is dropped: PostgreSQL text cannot hold it.
+    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
+
+
+def _value_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)  # type: ignore[union-attr]
+    elif isinstance(value, bytes):
+        text = value.decode("latin-1", "replace")
+    else:
+        text = str(value)
+    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
+
+
+def _dictionary_vr(tag: int) -> str:
+    """The VR of an implicit-VR element as the data dictionary has it ("UN" if unknown)."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    # Ambiguous VRs ("US or SS", "OB or OW") are resolved by pydicom on conversion.
+    return "OW" if vr in ("OB or OW", "US or SS or OW") else vr
+
+
+@lru_cache(maxsize=4096)
+def _names(tag: int, creator: str) -> tuple[str, str]:
+    """(path component, keyword) of a tag; private tags carry their creator.
+
+    A private tag's keyword is its description in pydicom's private dictionary in brackets
+    (``[CSA Image Header Info]@SIEMENS CSA HEADER``), or its tag when the creator is unknown.
+    """
+    name = f"{tag:08X}"
+    if tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF:
+        return name, "PrivateCreator"
+    keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    if creator:
+        with suppress(KeyError):  # a creator or element pydicom does not know: the tag
+            keyword = f"[{private_dictionary_description(tag, creator)}]"
+        return f"{name}@{creator}", f"{keyword}@{creator}"
+    return name, keyword
+
+
+def _implicit_vr(tag: int, creator: str) -> str:
+    """The VR of an element read without one (implicit VR transfer syntax)."""
+    if not tag >> 16 & 1:
+        return _dictionary_vr(tag)
+    if 0x0010 <= tag & 0xFFFF <= 0x00FF:
+        return "LO"  # a private creator (PS3.5 7.8.1)
+    return _private_vr(tag, creator) if creator else "UN"
+
+
+@lru_cache(maxsize=4096)
+def _private_vr(tag: int, creator: str) -> str:
+    """The VR of an implicit-VR private element from pydicom's private dictionary, or UN."""
+    try:
+        vr = private_dictionary_VR(tag, creator)
+    except KeyError:
+        return "UN"
+    return "OW" if " or " in vr and "OW" in vr else vr.split(" or ")[0]
+
+
+#: One value (no backslash) of printable ASCII: every character set decodes it alike.
+_ONE_PRINTABLE_VALUE = re.compile(rb"[ -\[\]-~]*")
+
+
+def _private_creator(ds: Dataset, tag: int) -> str:
+    group, element = tag >> 16, tag & 0xFFFF
+    if element < 0x0100:
+        return ""
+    creator_tag = BaseTag(group << 16 | element >> 8)
+    raw = ds._dict.get(creator_tag)
+    if raw is None:
+        return ""
+    if type(raw) is RawDataElement and _ONE_PRINTABLE_VALUE.fullmatch(raw.value or b""):
+        # What pydicom's conversion gives for one printable ASCII value, without converting.
+        return (raw.value or b"").decode("ascii").strip()
+    creator = ds[creator_tag]
+    return str(creator.value).strip()
+
+
+def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagEntry]:
+    """Every (tag path, value) of ``ds``, file meta included, nested sequences as paths."""
+    entries: set[TagEntry] = set()
+    top = not _prefix
+    if top and getattr(ds, "file_meta", None) is not None:
+        entries |= tag_entries(ds.file_meta, "", "")
+    for tag in list(ds._dict):
+        raw = ds._dict[tag]
+        tag_int = int(tag)
+        key: object = None
+        if top:
+            # Instances of a series repeat most elements: by their bytes when unchanged, or
+            # as the very object the de-identifier shared between them when changed. A
+            # private element's entries also depend on its creator.
+            if isinstance(raw, RawDataElement):
+                if raw.value is not None and len(raw.value) <= _CACHED_VALUE_BYTES:
+                    key = (tag_int, raw.VR, raw.value)
+                    if tag_int >> 16 & 1:
+                        key = (*key, _private_creator(ds, tag_int))
+            elif not tag_int >> 16 & 1:
+                key = id(raw)
+            hit = _ELEMENT_ENTRIES.get(key) if key is not None else None
+            if hit is not None and (hit[0] is raw or isinstance(raw, RawDataElement)):
+                entries |= hit[1]
+                continue
+        found = _element_entries(ds, tag, raw, tag_int, _prefix, _keywords)
+        if key is not None:
+            if len(_ELEMENT_ENTRIES) >= _CACHE_ENTRIES:
+                _ELEMENT_ENTRIES.clear()
+            _ELEMENT_ENTRIES[key] = (raw, found)
+        entries |= found
+    return entries
+
+
+def written_groups(
+    file_meta: Dataset,
+    elements: Iterable[tuple[int, str | None, Any]],
+    subset: Callable[[Sequence[int]], Dataset],
+) -> InstanceEntries:
+    """:func:`tag_entries` of a data set given as its top-level elements — ``(tag, VR,
+    raw value bytes)`` or ``(tag, VR, element)`` — without making the data set, in groups:
+    the file meta's entries, then one group per element.
+
+    The import's byte path writes most elements unchanged from file to file of a series, so
+    their groups are looked up by their bytes and the very same group objects come back for
+    every file: that is what lets :func:`~rpacs.review.inventory.add_to_inventory` count a
+    batch by group rather than by entry. Only an element not met before is read, from
+    ``subset(tags)`` (a data set of just that element and its private creator).
+    """
+    parts: list[frozenset[TagEntry]] = [frozenset(tag_entries(file_meta))]
+    creators: dict[int, object] = {}
+    cache = _WRITTEN_ENTRIES
+    for tag, vr, value in elements:
+        creator_tag = 0
+        creator: object = b""
+        if tag >> 16 & 1:
+            element = tag & 0xFFFF
+            if 0x0010 <= element <= 0x00FF:
+                creators[tag] = value
+            elif element >= 0x0100:
+                creator_tag = (tag & 0xFFFF0000) | element >> 8
+                creator = creators.get(creator_tag, b"")
+        if (value is None or type(value) is bytes) and type(creator) is bytes:
+            if value is None or len(value) <= _CACHED_VALUE_BYTES:
+                key: object = (tag, vr, value, creator)
+            else:  # a large value (pixel data): its entries are known when its VR is binary
+                key = (tag, vr, "binary", creator)
+            hit = cache.get(key)
+            if hit is not None:
+                parts.append(hit)
+                continue
+        else:
+            key = None
+        found = _public_raw_entries(tag, vr, value) if not tag >> 16 & 1 else None
+        if found is None:
+            ds = subset((tag, creator_tag) if creator_tag else (tag,))
+            base = BaseTag(tag)
+            found = _element_entries(ds, base, ds._dict[base], tag, "", "")
+        if key is not None and (key[2] != "binary" or _all_binary(found)):
+            if len(cache) >= _CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = found
+        parts.append(found)
+    return tuple(parts)
+
+
+def _public_raw_entries(tag: int, vr: str | None, value: object) -> frozenset[TagEntry] | None:
+    """The entries of a public element read from its bytes alone — text or binary, as
+    :func:`_element_entries` reads them — or None when its value must be converted."""
+    if value is not None and type(value) is not bytes:
+        return None
+    vr = vr or _dictionary_vr(tag)
+    if vr in BINARY_VRS:
+        text = ""
+    elif vr in _RAW_TEXT_VRS:
+        text = _raw_text(value)  # type: ignore[arg-type]
+    else:
+        return None
+    name, keyword = _names(tag, "")
+    return frozenset({TagEntry(name, keyword, vr, text)})
+
+
+def _all_binary(entries: frozenset[TagEntry]) -> bool:
+    return all(entry.vr in BINARY_VRS for entry in entries)
+
+
+#: Per worker process: (tag, VR, raw value, raw creator) → entries, for written_groups.
+_WRITTEN_ENTRIES: dict[object, frozenset[TagEntry]] = {}
+#: Per worker process: element → its entries (holding the element, so an id stays its own).
+_ELEMENT_ENTRIES: dict[object, tuple[object, frozenset[TagEntry]]] = {}
+_CACHED_VALUE_BYTES = 1024
+_CACHE_ENTRIES = 50_000
+
+
+def _element_entries(ds: Dataset, tag: object, raw: object, tag_int: int, prefix: str,
+                     keywords: str) -> frozenset[TagEntry]:
+    creator = _private_creator(ds, tag_int) if tag_int >> 16 & 1 else ""
+    vr = raw.VR if raw is not None and raw.VR else _implicit_vr(tag_int, creator)  # type: ignore[attr-defined]
+    if " or " in vr:  # a value set in memory whose VR pydicom resolves only on writing
+        vr = "OW" if "OW" in vr else vr.split(" or ")[0]
+    name, keyword = _names(tag_int, creator)
+    path = f"{prefix}/{name}" if prefix else name
+    kpath = f"{keywords}>{keyword}" if keywords else keyword
+    if vr in BINARY_VRS:
+        return frozenset({TagEntry(path, kpath, vr, "")})
+    if isinstance(raw, RawDataElement) and vr in _RAW_TEXT_VRS:
+        # Text stays undecoded by pydicom: its bytes are read here directly.
+        return frozenset({TagEntry(path, kpath, vr, _raw_text(raw.value))})
+    element = ds[tag] if isinstance(raw, RawDataElement) else raw
+    if vr == "SQ":
+        found = {TagEntry(path, kpath, vr, "")}
+        for item in element.value or ():  # type: ignore[attr-defined]
+            found |= tag_entries(item, path, kpath)
+        return frozenset(found)
+    return frozenset({TagEntry(path, kpath, vr, _value_text(element.value))})  # type: ignore[attr-defined]
