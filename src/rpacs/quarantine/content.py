@@ -78,12 +78,9 @@ class QuarantineEntry:
     #: The study's number in the quarantine: how the web app names it (never by its UID).
     id: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        """Everything, the StudyInstanceUID included: ``rpacs quarantine list --json``, for
-        research IT on the server (``rpacs assign STUDY_UID`` names a study by it)."""
+    def _described(self) -> dict[str, Any]:
+        """What every listing shows of the study itself."""
         return {
-            "study_uid": self.study_uid,
-            "state": self.state,
             "study_date": self.study_date,
             "modalities": self.modalities,
             "description": self.description,
@@ -92,6 +89,15 @@ class QuarantineEntry:
             "accession_number": self.accession_number,
             "calling_ae": self.calling_ae,
             "called_ae": self.called_ae,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, the StudyInstanceUID included: ``rpacs quarantine list --json``, for
+        research IT on the server (``rpacs assign STUDY_UID`` names a study by it)."""
+        return {
+            "study_uid": self.study_uid,
+            "state": self.state,
+            **self._described(),
             "first_arrival": self.first_arrival.isoformat(),
             "last_arrival": self.last_arrival.isoformat(),
             "project": self.project,
@@ -109,14 +115,7 @@ class QuarantineEntry:
             "state": self.state,
             "note": self.note,
             "last_arrival": self.last_arrival.isoformat(),
-            "study_date": self.study_date,
-            "modalities": self.modalities,
-            "description": self.description,
-            "series": self.series,
-            "images": self.images,
-            "accession_number": self.accession_number,
-            "calling_ae": self.calling_ae,
-            "called_ae": self.called_ae,
+            **self._described(),
         }
 
 
