@@ -22,7 +22,7 @@ from rpacs.db import AuditEvent, CouplingEntry, Participant, Project, Quarantine
 from rpacs.errors import ConflictError
 from rpacs.net import Gateway, GatewayConfig, start_gateway
 from rpacs.quarantine import Quarantine
-from rpacs.routing import assign_study
+from rpacs.routing import Assignment, Reason, apply_assignment, assign_study
 from rpacs.routing.coupling import accession_key
 from rpacs.web import create_app
 
@@ -344,3 +344,27 @@ def test_errors_do_not_echo_what_may_be_a_patients_id(web_world: World):
                       json={"project": "ALPHA", "participant": PATIENT_ID * 10,
                             "event": "baseline"})
     assert bad.status_code == 422 and PATIENT_ID not in bad.text
+
+
+def test_of_two_assignments_decided_at_once_the_second_is_refused(web_world: World):
+    """Two data managers open the same waiting study and both confirm: both looked before
+    either wrote, so only the write itself can tell. The first assignment stands; the
+    second is a conflict, audited nowhere, and imports nothing."""
+    study = quarantined_study(web_world, study=66)
+    with web_world.inst.db.session() as session:
+        alpha, bravo = (session.scalar(select(Project.id).where(Project.acronym == a))
+                        for a in ("ALPHA", "BRAVO"))
+    first = Assignment(alpha, "TP-0066", "baseline", Reason.USER, "dana")
+    second = Assignment(bravo, "TP-0067", "baseline", Reason.USER, "bob")
+    apply_assignment(web_world.inst, study, first, actor="dana", workers=1)
+    with pytest.raises(ConflictError, match="meanwhile"):
+        apply_assignment(web_world.inst, study, second, actor="bob", workers=1)
+    with web_world.inst.db.session() as session:
+        row = session.get(QuarantineStudy, study)
+        assert (row.project_id, row.participant) == (alpha, "TP-0066")
+        assigns = session.scalars(select(AuditEvent.project_id).where(
+            AuditEvent.action == "assign",
+            AuditEvent.details["quarantine_study"].as_integer() == study)).all()
+        assert assigns == [alpha]
+    # The same assignment again is no conflict (late arrivals follow it).
+    apply_assignment(web_world.inst, study, first, actor="dana", workers=1)

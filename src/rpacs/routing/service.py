@@ -272,23 +272,37 @@ def apply_assignment(inst: Installation, study_id: int, assignment: Assignment, 
     refusal = _refusal(inst, study_id, assignment)
     now = utcnow()
     with inst.db.session() as session:
-        study = session.get(QuarantineStudy, study_id)
-        assert study is not None
         details = {"quarantine_study": study_id, "participant": assignment.participant,
                    "event": assignment.event, "reason": assignment.reason.value}
         if assignment.detail:
             details["rule" if assignment.reason is Reason.RULE else "by"] = assignment.detail
+        # Written only if nobody assigned the study otherwise since the caller looked (two
+        # data managers on the same study, or a person and a rule): the condition is in the
+        # UPDATE itself, so the second of two writers finds no row to change.
+        unassigned_or_same = (
+            (QuarantineStudy.state != StudyState.ASSIGNED.value)
+            | ((QuarantineStudy.project_id == project.id)
+               & (QuarantineStudy.participant == assignment.participant)
+               & (QuarantineStudy.event == assignment.event)))
+        change = update(QuarantineStudy).where(QuarantineStudy.id == study_id,
+                                               unassigned_or_same)
         if refusal is not None:
-            study.state, study.note = StudyState.REFUSED.value, refusal
-            session.add(AuditEvent(actor=actor, action="gateway.refuse",
-                                   project_id=project.id, count=1, details=details))
-            return Outcome(StudyState.REFUSED.value, refusal, assignment.reason.value)
-        study.state = StudyState.ASSIGNED.value
-        study.project_id, study.participant, study.event = (
-            project.id, assignment.participant, assignment.event)
-        study.assigned_by, study.assigned_at, study.note = assignment.reason.value, now, ""
-        session.add(AuditEvent(actor=actor, action="assign", project_id=project.id, count=1,
+            done = session.execute(change.values(state=StudyState.REFUSED.value, note=refusal))
+            action, outcome = "gateway.refuse", Outcome(
+                StudyState.REFUSED.value, refusal, assignment.reason.value)
+        else:
+            done = session.execute(change.values(
+                state=StudyState.ASSIGNED.value, project_id=project.id,
+                participant=assignment.participant, event=assignment.event,
+                assigned_by=assignment.reason.value, assigned_at=now, note=""))
+            action, outcome = "assign", None
+        if done.rowcount != 1:
+            raise ConflictError("this study was assigned to another project, participant or "
+                                "event meanwhile; reload and look again")
+        session.add(AuditEvent(actor=actor, action=action, project_id=project.id, count=1,
                                details=details))
+    if outcome is not None:
+        return outcome
     imported, rejected = import_assigned(inst, study_id, actor=actor, workers=workers)
     return Outcome(StudyState.ASSIGNED.value, "", assignment.reason.value, imported, rejected)
 
