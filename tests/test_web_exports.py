@@ -3,6 +3,7 @@ process dies (failed, resumable after a restart)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import json
@@ -16,8 +17,8 @@ import pytest
 
 from rpacs.audit import AuditQuery, audit_events
 from rpacs.db import ExportJob
-from rpacs.errors import ConflictError, NotFoundError
-from rpacs.export import resume_export, save_spec
+from rpacs.errors import ConflictError, NotFoundError, RpacsError
+from rpacs.export import jobs, resume_export, save_spec
 from rpacs.export.jobs import job_folder
 from rpacs.projects import get_project
 
@@ -461,3 +462,24 @@ def test_a_job_whose_spec_text_became_invalid_fails_with_a_message(web_world: Wo
     done = wait_for_export(web_world, job)
     assert done.state == "failed" and done.error.startswith("spec is not valid YAML")
     assert done.resumable
+
+
+def test_an_export_process_that_cannot_start_leaves_a_failed_job_and_no_lock_file(
+        web_world: World, monkeypatch: pytest.MonkeyPatch):
+    """No process (the machine out of processes, say): the job is failed with the reason,
+    resumable later, and its lock file goes, as nobody will ever hold it."""
+    job = failed_export(web_world, NOTHING.replace("nothing", "no-process"))
+    locks = web_world.settings.exports_dir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    before = set(locks.iterdir())
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", no_process)
+    with pytest.raises(RpacsError, match="could not start the export process"):
+        resume_export(web_world.inst, job, "dana")
+    assert set(locks.iterdir()) == before
+    with web_world.inst.db.session() as session:
+        row = session.get(ExportJob, job)
+        assert row.state == "failed" and "could not start" in row.error

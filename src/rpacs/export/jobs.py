@@ -144,7 +144,7 @@ def start_export(inst: Installation, project: Project, spec: ExportSpec,
             job_id = job.id
             record_event(session, actor[:100], "export.start", project.id, 0, job=job_id,
                          spec=spec.name, spec_sha256=spec.sha256)
-        _launch(inst, job_id, lock)
+        _launch(inst, job_id, lock, path)
     finally:
         os.close(lock)  # the process holds its own copy of the lock now
     return export_job(inst, job_id)
@@ -175,7 +175,7 @@ def resume_export(inst: Installation, job_id: int, actor: str) -> ExportJobView:
                                     "can be resumed")
             record_event(session, actor[:100], "export.resume", job.project_id, 0,
                          job=job_id, spec=job.spec_name, spec_sha256=job.spec_sha256)
-        _launch(inst, job_id, lock)
+        _launch(inst, job_id, lock, path)
     finally:
         os.close(lock)
     return export_job(inst, job_id)
@@ -193,9 +193,10 @@ def _removed_on_error(lock: Path) -> Iterator[None]:
         raise
 
 
-def _launch(inst: Installation, job_id: int, lock: int) -> None:
-    """Start ``rpacs export-job JOB_ID`` holding ``lock``; settings go through its stdin
-    (the database URL may hold a password: never on a command line)."""
+def _launch(inst: Installation, job_id: int, lock: int, lock_path: Path) -> None:
+    """Start ``rpacs export-job JOB_ID`` holding ``lock`` (the file ``lock_path``, removed
+    if no process starts); settings go through its stdin (the database URL may hold a
+    password: never on a command line)."""
     settings = inst.settings
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_fd = os.open(settings.log_dir / f"export-{job_id}.log",
@@ -206,6 +207,7 @@ def _launch(inst: Installation, job_id: int, lock: int) -> None:
             stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT,
             pass_fds=(lock,), start_new_session=True, close_fds=True)
     except OSError as exc:
+        lock_path.unlink(missing_ok=True)
         with inst.db.session() as session:
             session.execute(update(ExportJob).where(ExportJob.id == job_id).values(
                 state=JobState.FAILED.value, finished_at=_now(),
