@@ -80,9 +80,14 @@ class SeriesExporter:
             for index, planned in enumerate(instances):
                 data = (work.store_root / planned.stored_path).read_bytes()
                 if not work.dicom:  # the first instance, for the risk report's traits
-                    result.traits = export_instance(
-                        data, planned.path or series.key, planned.path, self.rewriter,
-                        self.scanner, subject, series.archive_uids, scan=False).traits
+                    # (its findings go with it: no DICOM file is written)
+                    file = planned.path or series.key
+                    first = export_raw(data, file, self.rewriter, self.scanner, subject,
+                                       series.archive_uids) \
+                        or export_instance(data, file, planned.path, self.rewriter,
+                                           self.scanner, subject, series.archive_uids,
+                                           scan=False)
+                    result.traits = first.traits
                     break
                 done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
                                   series.archive_uids) \
