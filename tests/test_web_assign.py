@@ -22,7 +22,13 @@ from rpacs.db import AuditEvent, CouplingEntry, Participant, Project, Quarantine
 from rpacs.errors import ConflictError
 from rpacs.net import Gateway, GatewayConfig, start_gateway
 from rpacs.quarantine import Quarantine
-from rpacs.routing import Assignment, Reason, apply_assignment, assign_study
+from rpacs.routing import (
+    Assignment,
+    Reason,
+    apply_assignment,
+    assign_study,
+    withdraw_participant,
+)
 from rpacs.routing.coupling import accession_key
 from rpacs.web import create_app
 
@@ -368,3 +374,32 @@ def test_of_two_assignments_decided_at_once_the_second_is_refused(web_world: Wor
         assert assigns == [alpha]
     # The same assignment again is no conflict (late arrivals follow it).
     apply_assignment(web_world.inst, study, first, actor="dana", workers=1)
+
+
+def test_a_withdrawal_is_told_to_no_other_project(web_world: World):
+    """A patient who withdrew from BRAVO: their study waiting in the quarantine stays
+    waiting (it may be meant for ALPHA), and once BRAVO's data manager assigns it there and
+    it is refused, it is BRAVO's: ALPHA's data manager no longer sees it, nor why."""
+    first = quarantined_study(web_world, study=68)
+    assign_study(web_world.inst, Quarantine(web_world.inst).study_uid(first), "BRAVO",
+                 "TP-0068", "baseline", actor="bob", workers=1)
+    withdraw_participant(web_world.inst, "BRAVO", "TP-0068", actor="bob")
+    later = quarantined_study(web_world, study=69)  # the same original patient
+    dana = web_world.client()
+
+    def listed_for_dana() -> list[dict[str, object]]:
+        return dana.get("/api/quarantine", headers=_bearer(web_world, "dana")).json()
+
+    waiting = [e for e in listed_for_dana() if e["id"] == later]
+    assert len(waiting) == 1 and waiting[0]["state"] != "refused"
+    refused = web_world.client().post(
+        f"/api/quarantine/{later}/assign", headers=_bearer(web_world, "bob"),
+        json={"project": "BRAVO", "participant": "TP-0069", "event": "baseline"})
+    assert refused.status_code == 200 and refused.json()["state"] == "refused"
+    assert later not in [e["id"] for e in listed_for_dana()]
+    assert all("withdrew" not in str(e["note"]) for e in listed_for_dana())
+    page, _ = web_world.login("dana")
+    assert page.get(f"/assign/{later}").status_code == 404
+    bob = [e for e in web_world.client().get(
+        "/api/quarantine", headers=_bearer(web_world, "bob")).json() if e["id"] == later]
+    assert "withdrew" in bob[0]["note"]

@@ -244,16 +244,20 @@ def _feed(members: list[_Member], sentinel: Any, payload: bytes, chunks: Iterato
     a worker's pipe ends (or the sentinel all workers share is ready)."""
     queued: list[bytes] = []  # the next task, pickled, while it waits for a worker
 
-    def feed(member: _Member) -> None:
+    def feed(member: _Member) -> bool:
+        """Send ``member`` the next task if it may have one now; whether it was sent."""
+        if member.in_flight >= TASKS_AHEAD:
+            return False
         if not queued:
             chunk = next(chunks, None)
             if chunk is None:
-                return
+                return False
             queued.append(pickle.dumps((payload, chunk), protocol=pickle.HIGHEST_PROTOCOL))
         if member.in_flight and len(queued[0]) > QUEUED_TASK_BYTES:
-            return
+            return False
         member.connection.send_bytes(queued.pop())
         member.in_flight += 1
+        return True
 
     try:
         for _ in range(TASKS_AHEAD):
@@ -268,7 +272,8 @@ def _feed(members: list[_Member], sentinel: Any, payload: bytes, chunks: Iterato
                     raise EOFError
                 arrivals.put(member.connection.recv_bytes())
                 member.in_flight -= 1
-                feed(member)
+                while feed(member):  # back to TASKS_AHEAD, as far as tasks and sizes allow
+                    pass
     except (EOFError, OSError):
         arrivals.put(_Signal.LOST)
     except BaseException as exc:

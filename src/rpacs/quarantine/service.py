@@ -51,7 +51,7 @@ RECORD_WINDOW = 0.25
 
 def visible_to(study: QuarantineStudy, project_ids: Collection[int]) -> bool:
     """Whether a user of ``project_ids`` may see quarantined ``study``: one of no project
-    yet (waiting, refused), or one assigned to a project of theirs."""
+    yet (waiting), or one assigned to or refused by a project of theirs."""
     return study.project_id is None or study.project_id in project_ids
 
 

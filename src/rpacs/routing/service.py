@@ -287,7 +287,11 @@ def apply_assignment(inst: Installation, study_id: int, assignment: Assignment, 
         change = update(QuarantineStudy).where(QuarantineStudy.id == study_id,
                                                unassigned_or_same)
         if refusal is not None:
-            done = session.execute(change.values(state=StudyState.REFUSED.value, note=refusal))
+            # The refusal is the project's business: the study becomes its (as an
+            # assignment would have made it), so that no other project's assigners see that
+            # this patient withdrew from somewhere.
+            done = session.execute(change.values(state=StudyState.REFUSED.value, note=refusal,
+                                                 project_id=project.id))
             action, outcome = "gateway.refuse", Outcome(
                 StudyState.REFUSED.value, refusal, assignment.reason.value)
         else:

@@ -88,11 +88,13 @@ def withdraw_participant(inst: Installation, acronym: str, research_id: str,
             session.add(RefusedPatient(project_id=project.id, patient_key=key,
                                        withdrawal_id=withdrawal.id))
         if keys:
+            # The project's own quarantined studies of the patient only. A waiting one,
+            # of no project yet, may be meant for another project: it is refused when
+            # someone assigns it here, and meanwhile nobody elsewhere learns of a withdrawal.
             session.execute(
                 update(QuarantineStudy)
                 .where(QuarantineStudy.patient_key.in_(keys),
-                       (QuarantineStudy.project_id == project.id)
-                       | QuarantineStudy.project_id.is_(None))
+                       QuarantineStudy.project_id == project.id)
                 .values(state=StudyState.REFUSED.value,
                         note="refused: this patient withdrew from the project"))
         session.add(AuditEvent(actor=actor, action="participant.withdraw",
