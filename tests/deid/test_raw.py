@@ -30,6 +30,7 @@ from rpacs.deid import (
     Profile,
     TagOverride,
     deidentify_raw,
+    raw,
     read_instance,
     write_instance,
 )
@@ -202,3 +203,49 @@ def test_odd_files_take_the_reference_path():
     ds = f.mr_dataset()
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # needs pydicom's decoder
     assert deidentify_raw(f.encoded(ds, ExplicitVRLittleEndian), engine) is None
+
+
+def _slice(n: int, *, name: str = "Testesen^Kari", comment_digits: int = 2) -> Dataset:
+    """Slice ``n`` of one series, laid out alike for every ``n`` (values of fixed length),
+    differing in its UIDs, numbers, times, a per-slice reference, a kept private value
+    and a comment holding the patient's name."""
+    ds = f.mr_dataset(f.Instance(1, 1, 10 + n))
+    ds.PatientName = name
+    ds.InstanceNumber = f"{10 + n}"
+    ds.SliceLocation = f"{n:.1f}".rjust(6, "0")
+    ds.ContentTime = f"1015{n:02d}"
+    ds.ImageComments = f"slice {n:0{comment_digits}d} of Testesen"
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = ds.SOPClassUID
+    reference.ReferencedSOPInstanceUID = f.uid(1, 1, 20 + n)
+    ds.ReferencedImageSequence = Sequence([reference])
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291010, "OB", b"SV10\x04\x03\x02\x01" + bytes([n]) * 8)
+    return ds
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=list(PROFILES))
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_the_files_of_a_series_are_walked_where_they_differ(
+        profile: str, syntax: str, monkeypatch: pytest.MonkeyPatch):
+    """After the first file of a series only its differing elements are walked (the rest
+    keep the first's decisions); a file laid out otherwise — a value of another length,
+    another patient — is walked whole. The bytes are the reference's either way."""
+    taken: list[bool] = []
+    like = raw._Run.like
+
+    def counted(self: raw._Run, layout: raw._Layout, changed: list[int]) -> object:
+        result = like(self, layout, changed)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(raw._Run, "like", counted)
+    inputs = [f.encoded(_slice(n), syntax) for n in range(1, 6)]
+    inputs.append(f.encoded(_slice(6, comment_digits=3), syntax))  # another length
+    # Laid out as the one before, but another patient: the context of every value.
+    inputs.append(f.encoded(_slice(7, name="Testesen^Kira", comment_digits=3), syntax))
+    assert assert_same(inputs, PROFILES[profile], must_take=True) == len(inputs)
+    # Each input goes through twice, the second time as an exact repeat. The first file
+    # and the longer comment find no layout alike; the other patient finds one, which
+    # declines; each then leaves its own for its repeat.
+    assert (taken.count(True), taken.count(False)) == (1 + 2 * 4 + 1 + 1, 1)

@@ -23,6 +23,7 @@ from bisect import bisect_left
 from collections.abc import Collection, Container, Iterable, Iterator
 from typing import Any, NamedTuple
 
+import numpy as np
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import FileMetaDataset
@@ -62,6 +63,12 @@ _ENCODED: dict[tuple[int, bool], tuple[RawDataElement, bytes]] = {}
 _CACHE_ENTRIES = 50_000
 _PATIENT_ID = 0x00100020
 _SOP_INSTANCE_UID = 0x00080018
+_CONTEXT_SET = frozenset(_CONTEXT_TAGS)
+_REQUIRED_TAGS = frozenset(tag for tag, _reason in _REQUIRED)
+_LONG_VR_NAMES = frozenset(vr.decode() for vr in _LONG_VRS)
+#: Values longer than this (pixel data) are not compared byte by byte between the files of
+#: a series: they count as changed, and are decided again.
+_LARGE_VALUE = 4096
 
 #: One top-level element: (tag, VR as read or None when implicit, header start, value start,
 #: value end).
@@ -343,6 +350,17 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
     work and reports the problem as it always does (a test holds the common cases to this
     path, so that a slip here cannot hide as a slow run).
     """
+    layout = deidentifier._layout
+    if layout is not None:
+        changed = layout.changed(data)
+        if changed is not None:
+            try:
+                result = _Run(data, layout.meta(data), layout.implicit, layout.elements,
+                              deidentifier).like(layout, changed)
+            except Exception:
+                result = None
+            if result is not None:
+                return result
     parsed = _parse(data)
     if parsed is None:
         return None
@@ -351,6 +369,91 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
         return _Run(data, meta_elements, implicit, elements, deidentifier).result()
     except Exception:
         return None
+
+
+class _Layout:
+    """A file's elements and its walk's decisions, kept for the next file of the series.
+
+    The files of a series mostly lie out alike — the same elements, of the same lengths,
+    at the same places — and differ in the values of a few (their UIDs, numbers,
+    positions, times). :meth:`changed` finds those few by comparing the headers' bytes
+    with numpy, and checks that no element header differs (then every element lies where
+    it lay, by induction over the lengths); the next file is then decided by walking
+    only the changed elements (:meth:`_Run.like`), the others keeping this file's
+    decisions, which depend on nothing but their tag, VR and bytes and the context, all
+    unchanged. Pixel data and other large values are not compared: such an element
+    always counts as changed, and is decided again (cheaply: by its rule).
+    """
+
+    __slots__ = ("context", "data", "elements", "heads", "implicit", "index_of",
+                 "kept_private", "memo_key", "meta_layout", "overlay", "region", "removed",
+                 "size", "tail", "top_private", "uid_value", "value_starts")
+
+    def __init__(self, run: _Run, context: tuple[Any, ...], memo_key: tuple,
+                 removed: frozenset[int], overlay: dict[int, Any], kept_private: bool):
+        data = run.data
+        self.data = data
+        self.size = len(data)
+        self.implicit = run.implicit
+        self.elements = run.elements
+        self.index_of = run.index_of
+        self.context = context
+        self.memo_key = memo_key
+        self.removed = removed
+        self.overlay = overlay
+        self.kept_private = kept_private
+        # A private data element the walk kept: it was on the safe list, so private
+        # elements were kept whatever the sequences hold.
+        self.top_private = any(number >> 16 & 1 and number & 0xFFFF >= 0x1000
+                               and number not in removed for number, *_ in run.elements)
+        self.meta_layout = tuple(
+            (tag, element.VR, element.value_tell, element.value_tell + element.length)
+            for tag, element in run.meta.items())
+        heads = [start - (12 if vr in _LONG_VR_NAMES else 8)
+                 for _, vr, start, _ in self.meta_layout]
+        starts = [start for *_, start, _ in self.meta_layout]
+        heads += [head for _, _, head, _, _ in run.elements]
+        starts += [start for _, _, _, start, _ in run.elements]
+        self.heads = np.array(heads, dtype=np.int64)
+        self.value_starts = np.array(starts, dtype=np.int64)
+        # Bytes compared: up to the value of the first large element. That one and any
+        # after it count as changed (their headers are compared one by one).
+        large = next((i for i, e in enumerate(run.elements) if e[4] - e[3] > _LARGE_VALUE),
+                     len(run.elements))
+        self.region = run.elements[large][3] if large < len(run.elements) else len(data)
+        self.tail = tuple(range(large, len(run.elements)))
+        # The one file meta value that may differ: the instance's own UID.
+        self.uid_value = next((i for i, (tag, *_) in enumerate(self.meta_layout)
+                               if tag == 0x00020003), -1)
+
+    def changed(self, data: bytes) -> list[int] | None:
+        """Positions in :attr:`elements` of the elements whose values differ in ``data``;
+        None when ``data`` is not laid out alike."""
+        if len(data) != self.size:
+            return None
+        n = self.region
+        differ = np.flatnonzero(np.frombuffer(data, np.uint8, n)
+                                != np.frombuffer(self.data, np.uint8, n))
+        differ = differ[differ >= 132]  # the preamble is never read
+        at = np.searchsorted(self.heads, differ, side="right") - 1
+        if (differ < self.value_starts[at]).any():
+            return None  # a header differs: the elements lie elsewhere
+        at = np.unique(at)
+        meta = len(self.meta_layout)
+        if ((at < meta) & (at != self.uid_value)).any():
+            return None  # the file meta differs beyond the instance's UID
+        for i in self.tail[1:]:
+            head, start = self.elements[i][2], self.elements[i][3]
+            if data[head:start] != self.data[head:start]:
+                return None
+        return [*(at[at >= meta] - meta).tolist(), *self.tail]
+
+    def meta(self, data: bytes) -> dict[BaseTag, RawDataElement]:
+        """The file meta of ``data``, laid out alike, as :func:`_parse` reads it."""
+        return {tag: _new_raw(RawDataElement, (tag, vr, end - start,
+                                               data[start:end] if end > start else _empty(vr),
+                                               start, False, True, True, False))
+                for tag, vr, start, end in self.meta_layout}
 
 
 class _Run:
@@ -419,6 +522,70 @@ class _Run:
         if not self._walk(elements, instance, codec, plan, memo, removed, overlay):
             return None
         deid._memo_size += len(memo) - before
+        walked = (frozenset(removed), dict(overlay), instance.kept_private)
+        result = self._finish(instance, codec, encodings, removed, overlay)
+        if result is not None:
+            deid._layout = _Layout(self, found, memo_key, *walked)
+        return result
+
+    def like(self, layout: _Layout, changed: list[int]) -> RawResult | None:
+        """:meth:`result` of a file laid out as ``layout``'s, differing from it only in the
+        values of the ``changed`` elements: the layout's decisions for the others stand,
+        and only these are walked. None when one of them is one the walk cannot decide
+        on its own (a private element or creator, a sequence, what the context is made of,
+        an empty required UID): the caller then takes the whole walk."""
+        data, elements, deid = self.data, self.elements, self.deid
+        self.index_of = layout.index_of
+        cleaner, sop_class, codec, encodings = layout.context
+        plan = deid._plans.get(sop_class)
+        memo = deid._memos.get(layout.memo_key)
+        if plan is None or memo is None:
+            return None  # the engine's memos were cleared since: start afresh
+        instance = _Instance(cleaner, sop_class, plan, memo, self.implicit, True)
+        instance.kept_private = layout.kept_private
+        # Whether private elements were kept (DeidentificationMethod says so) may come
+        # from inside a sequence; a changed sequence is walked again here only when that
+        # cannot change: when the top level keeps private elements anyway, or when
+        # nothing kept any (then the changed sequences alone can set it).
+        sequences = layout.top_private or not layout.kept_private
+        removed = set(layout.removed)
+        overlay = dict(layout.overlay)
+        vr_cache: dict[tuple[str | None, int], str] = {}
+        before = len(memo)
+        for i in changed:
+            element = elements[i]
+            number = element[0]
+            if number in _CONTEXT_SET:
+                return None
+            if number in _REQUIRED_TAGS and not data[element[3]:element[4]].strip(b" \x00"):
+                return None
+            removed.discard(number)
+            overlay.pop(number, None)
+            if number >> 16 & 1:
+                if number & 0xFFFF < 0x1000:
+                    return None  # a private creator: what its whole block is
+                # Kept or not by tag and creator alone, as in the layout's walk.
+                creator = layout.index_of.get((number & 0xFFFF0000) | (number & 0xFFFF) >> 8)
+                text = "" if creator is None else \
+                    self._text_at(elements[creator]).strip(" \x00")
+                if self._private(element, text, instance, codec, memo, removed, overlay,
+                                 sequences) is False:
+                    return None
+            elif not self._public(element, instance, codec, plan, memo, removed, overlay,
+                                  vr_cache, sequences):
+                return None
+        deid._memo_size += len(memo) - before
+        return self._finish(instance, codec, encodings, removed, overlay)
+
+    def _text_at(self, element: Element) -> str:
+        return self.data[element[3]:element[4]].decode("latin-1")
+
+    def _finish(self, instance: _Instance, codec: str, encodings: Any, removed: set[int],
+                overlay: dict[int, Any]) -> RawResult | None:
+        """The walk's outcome made a file: what deidentify() adds after the walk, the file
+        meta, and the output spliced from the input."""
+        data, elements, index_of, implicit = self.data, self.elements, self.index_of, \
+            self.implicit
         added = self._tail(instance, codec, removed, overlay)
         if added is None:
             return None
@@ -459,7 +626,7 @@ class _Run:
         for tag, element in ((_SOP_CLASS_UID, sop_class), (_SOP_INSTANCE_UID, sop_instance)):
             if element is not None:
                 out_ds._dict[BaseTag(tag)] = element
-        out_ds.file_meta = FileMetaDataset(self.meta)
+        out_ds.file_meta = FileMetaDataset(dict(self.meta))  # the input's stays as read
         self.deid._write_file_meta(out_ds)
         meta = out_ds.file_meta
         for tag in (0x00020002, 0x00020003):
@@ -526,20 +693,18 @@ class _Run:
               plan: dict[int, Any], memo: dict[tuple, Any], removed: set[int],
               overlay: dict[int, Any]) -> bool:
         """Decide every element of one level as Deidentifier._walk does; False to give up."""
-        deid, data = self.deid, self.data
         creators: list[int] = []
         kept_blocks: set[int] = set()
         block_creators: dict[int, str] = {}
         creator_text: dict[int, str] = {}
         vr_cache: dict[tuple[str | None, int], str] = {}
         for element in elements:
-            number, raw_vr, _, start, end = element
-            group = number >> 16
-            if group & 1:
+            number = element[0]
+            if number >> 16 & 1:
                 offset = number & 0xFFFF
                 if 0x0010 <= offset <= 0x00FF:
                     creators.append(number)
-                    creator_text[number] = data[start:end].decode("latin-1").strip(" \x00")
+                    creator_text[number] = self._text_at(element).strip(" \x00")
                     continue
                 if offset < 0x0010:
                     removed.add(number)
@@ -549,48 +714,68 @@ class _Run:
                 if creator is None:
                     creator = block_creators[block] = creator_text.get(
                         (number & 0xFFFF0000) | offset >> 8, "")
-                if (creator, group, offset & 0xFF) not in deid._safe_private:
-                    removed.add(number)
-                    continue
-                kept_blocks.add(block)
-                instance.kept_private = True
-                vr = raw_vr if raw_vr and " or " not in raw_vr else "UN"
-                if vr == "SQ":
-                    if not self._sequence(element, "C", instance, codec, removed, overlay):
-                        return False
-                    continue
-                if not self._value(number, vr, "C", start, end, instance, codec, memo,
-                                   removed, overlay):
+                done = self._private(element, creator, instance, codec, memo, removed,
+                                     overlay, True)
+                if done is False:
                     return False
+                if done:
+                    kept_blocks.add(block)
                 continue
-            if number & 0xFFFF == 0:
-                removed.add(number)
-                continue
-            entry = plan.get(number)
-            rule, work = entry if entry is not None else deid._rule(
-                number, plan, instance.sop_class)
-            if rule == "X":
-                removed.add(number)
-                continue
-            vr = raw_vr
-            if vr is None or vr == "UN":
-                key = (raw_vr, number)
-                vr = vr_cache.get(key)
-                if vr is None:
-                    vr = vr_cache[key] = effective_vr(self._raw(element), number)
-            if work is not None and vr not in work:
-                continue
-            if vr == "SQ":
-                if not self._sequence(element, rule, instance, codec, removed, overlay):
-                    return False
-                continue
-            if not self._value(number, vr, rule, start, end, instance, codec, memo, removed,
-                               overlay):
+            if not self._public(element, instance, codec, plan, memo, removed, overlay,
+                                vr_cache, True):
                 return False
         for number in creators:
             if (number >> 16) << 8 | (number & 0xFF) not in kept_blocks:
                 removed.add(number)
         return True
+
+    def _private(self, element: Element, creator: str, instance: _Instance, codec: str,
+                 memo: dict[tuple, Any], removed: set[int], overlay: dict[int, Any],
+                 sequences: bool) -> bool | None:
+        """Decide one private data element of ``creator`` as Deidentifier._walk does: None
+        when it is not on the safe list (removed), False to give up (and for a sequence,
+        unless ``sequences``), True when kept and cleaned."""
+        number, raw_vr, _, start, end = element
+        if (creator, number >> 16, number & 0xFF) not in self.deid._safe_private:
+            removed.add(number)
+            return None
+        instance.kept_private = True
+        vr = raw_vr if raw_vr and " or " not in raw_vr else "UN"
+        if vr == "SQ":
+            return sequences and self._sequence(element, "C", instance, codec, removed,
+                                                overlay)
+        return self._value(number, vr, "C", start, end, instance, codec, memo, removed,
+                           overlay)
+
+    def _public(self, element: Element, instance: _Instance, codec: str,
+                plan: dict[int, Any], memo: dict[tuple, Any], removed: set[int],
+                overlay: dict[int, Any], vr_cache: dict[tuple[str | None, int], str],
+                sequences: bool) -> bool:
+        """Decide one public element as Deidentifier._walk does; False to give up (and for
+        a sequence, unless ``sequences``)."""
+        number, raw_vr, _, start, end = element
+        if number & 0xFFFF == 0:
+            removed.add(number)
+            return True
+        entry = plan.get(number)
+        rule, work = entry if entry is not None else self.deid._rule(
+            number, plan, instance.sop_class)
+        if rule == "X":
+            removed.add(number)
+            return True
+        vr = raw_vr
+        if vr is None or vr == "UN":
+            key = (raw_vr, number)
+            vr = vr_cache.get(key)
+            if vr is None:
+                vr = vr_cache[key] = effective_vr(self._raw(element), number)
+        if work is not None and vr not in work:
+            return True
+        if vr == "SQ":
+            return sequences and self._sequence(element, rule, instance, codec, removed,
+                                                overlay)
+        return self._value(number, vr, rule, start, end, instance, codec, memo, removed,
+                           overlay)
 
     def _value(self, number: int, vr: str, rule: Any, start: int, end: int,
                instance: _Instance, codec: str, memo: dict[tuple, Any], removed: set[int],

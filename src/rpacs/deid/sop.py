@@ -241,6 +241,9 @@ class Deidentifier:
         # The byte path's elements added after the walk (set values, identity, StudyID), by
         # what they depend on: which set values are present and the study's new UID.
         self._tails: dict[tuple, tuple[tuple[int, RawDataElement], ...] | None] = {}
+        # The byte path's last file laid out and decided (raw._Layout): the next file of
+        # the series is compared with it, and only what differs is walked.
+        self._layout: Any = None
 
     # -- public -------------------------------------------------------------------------
 
