@@ -30,6 +30,7 @@ from rpacs.deid import (
     Profile,
     TagOverride,
     deidentify_raw,
+    parse_plain,
     raw,
     read_instance,
     write_instance,
@@ -249,3 +250,26 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
     # and the longer comment find no layout alike; the other patient finds one, which
     # declines; each then leaves its own for its repeat.
     assert (taken.count(True), taken.count(False)) == (1 + 2 * 4 + 1 + 1, 1)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_parse_plain_follows_the_previous_file_where_it_lies_out_alike(syntax: str):
+    """The export's cut of each file: from the previous file's where the two lie out alike
+    (the same element list, values read from the new bytes), afresh where they do not;
+    equal to a fresh cut either way."""
+    first, alike, longer = (f.encoded(ds, syntax) for ds in (
+        _slice(1), _slice(2), _slice(3, comment_digits=3)))
+    plain = parse_plain(first)
+    assert plain is not None
+    followed = parse_plain(alike, plain)
+    assert followed is not None and followed.elements is plain.elements
+    fresh = parse_plain(alike)
+    assert fresh is not None
+    assert (followed.elements, followed.index_of, followed.implicit) == (
+        fresh.elements, fresh.index_of, fresh.implicit)
+    assert {t: (e.VR, e.value, e.value_tell) for t, e in followed.meta.items()} == \
+        {t: (e.VR, e.value, e.value_tell) for t, e in fresh.meta.items()}
+    assert followed.meta[0x00020003].value != plain.meta[0x00020003].value
+    other = parse_plain(longer, plain)
+    assert other is not None and other.elements is not plain.elements
+    assert other.elements == parse_plain(longer).elements

@@ -110,6 +110,7 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
     reference = Pair(identity, dates, rules, uids)
     fast = Pair(identity, dates, rules, uids)
     taken = 0
+    previous = None  # the worker hands each instance the one before (its layout)
     for data in inputs:
         series_uids = _series_uids(data, reference.random)
         try:
@@ -123,7 +124,7 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
         took = 0
         for _ in range(2):  # the first time fills the memos, the second uses them
             got = export_raw(data, "P/x.dcm", fast.rewriter, fast.scanner, fast.subject,
-                             series_uids)
+                             series_uids, previous)
             if got is None:
                 assert must_take is not True, "the byte path declined a common-case file"
                 got = export_instance(data, "input.dcm", "P/x.dcm", fast.rewriter,
@@ -134,6 +135,7 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
             assert got.data == expected.data
             assert got.findings == expected.findings
             assert got.traits == expected.traits
+            previous = got if got.plain is not None else previous
         taken += took == 2
     return taken
 

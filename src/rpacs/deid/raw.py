@@ -352,10 +352,11 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
     """
     layout = deidentifier._layout
     if layout is not None:
-        changed = layout.changed(data)
+        shape = layout.shape
+        changed = shape.changed(data)
         if changed is not None:
             try:
-                result = _Run(data, layout.meta(data), layout.implicit, layout.elements,
+                result = _Run(data, shape.meta(data), shape.implicit, shape.elements,
                               deidentifier).like(layout, changed)
             except Exception:
                 result = None
@@ -371,57 +372,44 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
         return None
 
 
-class _Layout:
-    """A file's elements and its walk's decisions, kept for the next file of the series.
+class _Shape:
+    """Where a file's elements lie, to tell whether another file lies out alike.
 
     The files of a series mostly lie out alike — the same elements, of the same lengths,
     at the same places — and differ in the values of a few (their UIDs, numbers,
-    positions, times). :meth:`changed` finds those few by comparing the headers' bytes
+    positions, times). :meth:`changed` finds those few by comparing the two files' bytes
     with numpy, and checks that no element header differs (then every element lies where
-    it lay, by induction over the lengths); the next file is then decided by walking
-    only the changed elements (:meth:`_Run.like`), the others keeping this file's
-    decisions, which depend on nothing but their tag, VR and bytes and the context, all
-    unchanged. Pixel data and other large values are not compared: such an element
-    always counts as changed, and is decided again (cheaply: by its rule).
+    it lies here, by induction over the lengths), nor the file meta beyond the instance's
+    own UID. Pixel data and other large values are not compared: such an element always
+    counts as changed.
     """
 
-    __slots__ = ("context", "data", "elements", "heads", "implicit", "index_of",
-                 "kept_private", "memo_key", "meta_layout", "overlay", "region", "removed",
-                 "size", "tail", "top_private", "uid_value", "value_starts")
+    __slots__ = ("data", "elements", "heads", "implicit", "index_of", "meta_layout",
+                 "region", "size", "tail", "uid_value", "value_starts")
 
-    def __init__(self, run: _Run, context: tuple[Any, ...], memo_key: tuple,
-                 removed: frozenset[int], overlay: dict[int, Any], kept_private: bool):
-        data = run.data
+    def __init__(self, data: bytes, meta: dict[BaseTag, RawDataElement], implicit: bool,
+                 elements: list[Element], index_of: dict[int, int]):
         self.data = data
         self.size = len(data)
-        self.implicit = run.implicit
-        self.elements = run.elements
-        self.index_of = run.index_of
-        self.context = context
-        self.memo_key = memo_key
-        self.removed = removed
-        self.overlay = overlay
-        self.kept_private = kept_private
-        # A private data element the walk kept: it was on the safe list, so private
-        # elements were kept whatever the sequences hold.
-        self.top_private = any(number >> 16 & 1 and number & 0xFFFF >= 0x1000
-                               and number not in removed for number, *_ in run.elements)
+        self.implicit = implicit
+        self.elements = elements
+        self.index_of = index_of
         self.meta_layout = tuple(
             (tag, element.VR, element.value_tell, element.value_tell + element.length)
-            for tag, element in run.meta.items())
+            for tag, element in meta.items())
         heads = [start - (12 if vr in _LONG_VR_NAMES else 8)
                  for _, vr, start, _ in self.meta_layout]
         starts = [start for *_, start, _ in self.meta_layout]
-        heads += [head for _, _, head, _, _ in run.elements]
-        starts += [start for _, _, _, start, _ in run.elements]
+        heads += [head for _, _, head, _, _ in elements]
+        starts += [start for _, _, _, start, _ in elements]
         self.heads = np.array(heads, dtype=np.int64)
         self.value_starts = np.array(starts, dtype=np.int64)
         # Bytes compared: up to the value of the first large element. That one and any
         # after it count as changed (their headers are compared one by one).
-        large = next((i for i, e in enumerate(run.elements) if e[4] - e[3] > _LARGE_VALUE),
-                     len(run.elements))
-        self.region = run.elements[large][3] if large < len(run.elements) else len(data)
-        self.tail = tuple(range(large, len(run.elements)))
+        large = next((i for i, e in enumerate(elements) if e[4] - e[3] > _LARGE_VALUE),
+                     len(elements))
+        self.region = elements[large][3] if large < len(elements) else len(data)
+        self.tail = tuple(range(large, len(elements)))
         # The one file meta value that may differ: the instance's own UID.
         self.uid_value = next((i for i, (tag, *_) in enumerate(self.meta_layout)
                                if tag == 0x00020003), -1)
@@ -454,6 +442,29 @@ class _Layout:
                                                data[start:end] if end > start else _empty(vr),
                                                start, False, True, True, False))
                 for tag, vr, start, end in self.meta_layout}
+
+
+class _Layout:
+    """A file's :class:`_Shape` and its walk's decisions, kept for the next file: when that
+    lies out alike, it is decided by walking only its changed elements
+    (:meth:`_Run.like`), the others keeping these decisions, which depend on nothing but
+    their tag, VR and bytes and the context, all unchanged."""
+
+    __slots__ = ("context", "kept_private", "memo_key", "overlay", "removed", "shape",
+                 "top_private")
+
+    def __init__(self, run: _Run, context: tuple[Any, ...], memo_key: tuple,
+                 removed: frozenset[int], overlay: dict[int, Any], kept_private: bool):
+        self.shape = _Shape(run.data, run.meta, run.implicit, run.elements, run.index_of)
+        self.context = context
+        self.memo_key = memo_key
+        self.removed = removed
+        self.overlay = overlay
+        self.kept_private = kept_private
+        # A private data element the walk kept: it was on the safe list, so private
+        # elements were kept whatever the sequences hold.
+        self.top_private = any(number >> 16 & 1 and number & 0xFFFF >= 0x1000
+                               and number not in removed for number, *_ in run.elements)
 
 
 class _Run:
@@ -535,7 +546,7 @@ class _Run:
         on its own (a private element or creator, a sequence, what the context is made of,
         an empty required UID): the caller then takes the whole walk."""
         data, elements, deid = self.data, self.elements, self.deid
-        self.index_of = layout.index_of
+        self.index_of = layout.shape.index_of
         cleaner, sop_class, codec, encodings = layout.context
         plan = deid._plans.get(sop_class)
         memo = deid._memos.get(layout.memo_key)
@@ -565,7 +576,7 @@ class _Run:
                 if number & 0xFFFF < 0x1000:
                     return None  # a private creator: what its whole block is
                 # Kept or not by tag and creator alone, as in the layout's walk.
-                creator = layout.index_of.get((number & 0xFFFF0000) | (number & 0xFFFF) >> 8)
+                creator = self.index_of.get((number & 0xFFFF0000) | (number & 0xFFFF) >> 8)
                 text = "" if creator is None else \
                     self._text_at(elements[creator]).strip(" \x00")
                 if self._private(element, text, instance, codec, memo, removed, overlay,
@@ -928,9 +939,11 @@ class PlainFile(NamedTuple):
     elements: list[Element]
     #: tag -> its position in :attr:`elements`.
     index_of: dict[int, int]
+    #: Where its elements lie, for :func:`parse_plain` of the next file of its series.
+    shape: _Shape | None = None
 
 
-def parse_plain(data: bytes) -> PlainFile | None:
+def parse_plain(data: bytes, like: PlainFile | None = None) -> PlainFile | None:
     """The file cut into elements with :mod:`struct`, when a byte path can take it; else None.
 
     It can when the file is Part 10 in explicit or implicit VR little endian, its top-level
@@ -938,17 +951,26 @@ def parse_plain(data: bytes) -> PlainFile | None:
     is written as the very bytes it was read as), and it carries the UIDs
     :func:`~rpacs.deid.read_instance` requires (without them the reference path gives the
     error). Values are not read: items of sequences are the caller's business.
+
+    ``like``: the previous file of the series, as this returned it. When ``data`` lies out
+    alike (see :class:`_Shape`), its elements are known without cutting them again.
     """
-    parsed = _parse(data)
-    if parsed is None:
-        return None
-    meta, implicit, elements = parsed
-    index_of = {element[0]: i for i, element in enumerate(elements)}
+    shape = like.shape if like is not None else None
+    if shape is not None and shape.changed(data) is not None:
+        elements, index_of = shape.elements, shape.index_of
+        meta, implicit = shape.meta(data), shape.implicit
+    else:
+        parsed = _parse(data)
+        if parsed is None:
+            return None
+        meta, implicit, elements = parsed
+        index_of = {element[0]: i for i, element in enumerate(elements)}
+        shape = _Shape(data, meta, implicit, elements, index_of)
     for tag, _reason in _REQUIRED:
         i = index_of.get(tag)
         if i is None or not data[elements[i][3]:elements[i][4]].strip(b" \x00"):
             return None
-    return PlainFile(meta, implicit, elements, index_of)
+    return PlainFile(meta, implicit, elements, index_of, shape)
 
 
 def parse_items(data: bytes, start: int, end: int, implicit: bool) -> list[list[Element]] | None:

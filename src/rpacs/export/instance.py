@@ -49,6 +49,9 @@ class ExportedInstance:
     data: bytes
     findings: list[Finding]
     traits: dict[str, str]
+    #: The input as the byte path cut it (None on the reference path): handed to the next
+    #: instance of the series, which mostly lies out alike (see :func:`parse_plain`).
+    plain: PlainFile | None = None
 
 
 def export_instance(data: bytes, source: str, file: str, rewriter: Rewriter,
@@ -72,13 +75,15 @@ def export_instance(data: bytes, source: str, file: str, rewriter: Rewriter,
 
 
 def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan,
-               subject: Subject, series_uids: tuple[str, ...]) -> ExportedInstance | None:
-    """The byte path: :func:`export_instance`'s result, or None where it declines.
+               subject: Subject, series_uids: tuple[str, ...],
+               like: ExportedInstance | None = None) -> ExportedInstance | None:
+    """The byte path: :func:`export_instance`'s result, or None where it declines
+    (``like``: the series' previous instance, whose layout this one most likely shares).
 
     None also when anything goes wrong on the way: the reference path then does the same
     work and reports the problem as it always does.
     """
-    plain = parse_plain(data)
+    plain = parse_plain(data, like.plain if like is not None else None)
     if plain is None:
         return None
     try:
@@ -96,7 +101,7 @@ def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan
         findings = findings or scanner.scan_bytes(_without_pixels(out, plain, changes), file,
                                                   archive_uids, subject.research_id)
         traits = {name: _text(data, plain, changes, tag) for name, tag in TRAITS.items()}
-        return ExportedInstance(out, findings, {k: v for k, v in traits.items() if v})
+        return ExportedInstance(out, findings, {k: v for k, v in traits.items() if v}, plain)
     except Exception:
         return None
 

@@ -76,6 +76,7 @@ class SeriesExporter:
         if work.dicom and work.blobs is not None:
             blob_name = f"{part.key}.bin"
             blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
+        previous = None
         try:
             for index, planned in enumerate(instances):
                 data = (work.store_root / planned.stored_path).read_bytes()
@@ -90,10 +91,11 @@ class SeriesExporter:
                     result.traits = first.traits
                     break
                 done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
-                                  series.archive_uids) \
+                                  series.archive_uids, previous) \
                     or export_instance(data, planned.path or series.key, planned.path,
                                        self.rewriter, self.scanner, subject,
                                        series.archive_uids)
+                previous = done if done.plain is not None else previous
                 if index == 0 and part.start == 0:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
