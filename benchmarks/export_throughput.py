@@ -8,7 +8,8 @@ folder of DICOM files and to a zip per participant; ``rpacs export`` to NIfTI on
 dcm2niix (the same binary and options) run directly on every stored series folder. Exports
 and dcm2niix use two processes. Each run starts after a sync and with the stored files
 read once more (in the page cache: the work is compared, not the disk); every run is made
-three times, interleaved, and the median counts (the machine may be shared). Times include starting the command, as a user sees them.
+three times, interleaved, and the median counts (the machine may be shared). Times include
+starting the command, as a user sees them.
 Prints seconds, files/s, CPU seconds (user + system, the command's worker processes
 included: less disturbed by other users of the machine than the wall clock) and ratios,
 the targets (folder ≤ 3× cp -r, zip ≤ 4×, NIfTI ≤ 1.3× plain dcm2niix; on wall-clock
