@@ -273,3 +273,13 @@ def test_parse_plain_follows_the_previous_file_where_it_lies_out_alike(syntax: s
     other = parse_plain(longer, plain)
     assert other is not None and other.elements is not plain.elements
     assert other.elements == parse_plain(longer).elements
+
+
+def test_a_file_alike_but_for_its_dicm_prefix_is_cut_afresh():
+    """The comparison with the previous file starts at the "DICM" prefix, not after it."""
+    first, second = (f.encoded(_slice(n), ExplicitVRLittleEndian) for n in (1, 2))
+    plain = parse_plain(first)
+    assert plain is not None and plain.shape is not None
+    assert plain.shape.changed(second) is not None
+    assert plain.shape.changed(second[:128] + b"DICX" + second[132:]) is None
+    assert parse_plain(second[:128] + b"DICX" + second[132:], plain) is None

@@ -422,7 +422,9 @@ class _Shape:
         n = self.region
         differ = np.flatnonzero(np.frombuffer(data, np.uint8, n)
                                 != np.frombuffer(self.data, np.uint8, n))
-        differ = differ[differ >= 132]  # the preamble is never read
+        differ = differ[differ >= 128]  # the preamble is never read
+        if differ.size and differ[0] < 132:
+            return None  # no "DICM": not a Part 10 file at all
         at = np.searchsorted(self.heads, differ, side="right") - 1
         if (differ < self.value_starts[at]).any():
             return None  # a header differs: the elements lie elsewhere
