@@ -225,6 +225,12 @@ class RawResult:
         return source[start:end].decode("latin-1").strip(" \x00")
 
 
+def _creator_tag(number: int) -> int:
+    """The private creator element of private data element ``number``: (gggg,xxyy) ->
+    (gggg,00xx)."""
+    return (number & 0xFFFF0000) | (number & 0xFFFF) >> 8
+
+
 def _empty(vr: str | None) -> bytes | None:
     """The raw value pydicom gives an empty element (b"" for text and sequences)."""
     return empty_value_for_VR(vr, raw=True)
@@ -545,8 +551,9 @@ class _Run:
         """:meth:`result` of a file laid out as ``layout``'s, differing from it only in the
         values of the ``changed`` elements: the layout's decisions for the others stand,
         and only these are walked. None when one of them is one the walk cannot decide
-        on its own (a private element or creator, a sequence, what the context is made of,
-        an empty required UID): the caller then takes the whole walk."""
+        on its own (a private creator, what the context is made of, an empty required
+        UID, a sequence where private elements were kept only inside one): the caller
+        then takes the whole walk."""
         data, elements, deid = self.data, self.elements, self.deid
         self.index_of = layout.shape.index_of
         cleaner, sop_class, codec, encodings = layout.context
@@ -578,7 +585,7 @@ class _Run:
                 if number & 0xFFFF < 0x1000:
                     return None  # a private creator: what its whole block is
                 # Kept or not by tag and creator alone, as in the layout's walk.
-                creator = self.index_of.get((number & 0xFFFF0000) | (number & 0xFFFF) >> 8)
+                creator = self.index_of.get(_creator_tag(number))
                 text = "" if creator is None else \
                     self._text_at(elements[creator]).strip(" \x00")
                 if self._private(element, text, instance, codec, memo, removed, overlay,
@@ -726,7 +733,7 @@ class _Run:
                 creator = block_creators.get(block)
                 if creator is None:
                     creator = block_creators[block] = creator_text.get(
-                        (number & 0xFFFF0000) | offset >> 8, "")
+                        _creator_tag(number), "")
                 done = self._private(element, creator, instance, codec, memo, removed,
                                      overlay, True)
                 if done is False:

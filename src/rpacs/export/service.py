@@ -499,17 +499,17 @@ def _export_series(inst: Installation, prepared: _Prepared, work: Path, workers:
     spec = prepared.spec
     dicom = Format.DICOM in spec.formats
     results: list[SeriesResult] = []
-    todo: list[SeriesPart] = []
+    remaining: list[SeriesPart] = []
     for series in prepared.plan.series:
         for part in _parts(series, dicom):
             record = done_record(done_dir, part.key)
             if record.exists():
                 results.append(SeriesResult.from_dict(json.loads(record.read_text())))
             else:
-                todo.append(part)
+                remaining.append(part)
     resumed = len({r.series_key for r in results})
     total = prepared.plan.n_instances
-    done = total - sum(p.size for p in todo)
+    done = total - sum(p.size for p in remaining)
     series_work = SeriesWork(
         store_root=inst.settings.store_dir, tree=work / "tree", done_dir=done_dir,
         scratch=work / "scratch", rewrite=prepared.rewrite, scan=prepared.scan,
@@ -517,8 +517,8 @@ def _export_series(inst: Installation, prepared: _Prepared, work: Path, workers:
         blobs=_blobs(work, spec))
     if series_work.blobs is not None:
         series_work.blobs.mkdir(parents=True, exist_ok=True)
-    sizes = {p.key: p.size for p in todo}
-    for result in _run(series_work, todo, workers or inst.settings.worker_count):
+    sizes = {p.key: p.size for p in remaining}
+    for result in _run(series_work, remaining, workers or inst.settings.worker_count):
         results.append(result)
         done += sizes[result.key]
         if progress is not None:
@@ -537,10 +537,10 @@ def _blobs(work: Path, spec: ExportSpec) -> Path | None:
     return work / "blobs" if zipped and not spec.dicomdir else None
 
 
-def _run(work: SeriesWork, todo: list[SeriesPart], workers: int) -> Iterator[SeriesResult]:
+def _run(work: SeriesWork, remaining: list[SeriesPart], workers: int) -> Iterator[SeriesResult]:
     # The longest work first — the parts that also convert a series to NIfTI, then the
     # biggest — so that no worker is left with a long one at the end.
-    ordered = sorted(todo, key=lambda p: (not (work.nifti and p.start == 0), -p.size))
+    ordered = sorted(remaining, key=lambda p: (not (work.nifti and p.start == 0), -p.size))
     if workers <= 1 or len(ordered) <= 1:
         init_worker(work)
         for part in ordered:
