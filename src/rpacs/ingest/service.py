@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from sqlalchemy import select
@@ -90,25 +91,23 @@ def _run(plan: WorkPlan, sources: Sequence[Source], workers: int,
     """Outcomes in completion order: from ``pool`` when it is started, else from
     ``workers`` processes started here (``pool.size`` when a pool is given), or from this
     process for one worker or a few sources."""
-    if pool is not None and pool.started:
-        # Its workers have done their imports while this process did its own: even a small
-        # run goes to them, so that this process never loads pydicom.
-        for outcomes in pool.run(plan, _chunks(sources, _chunk_size(len(sources), pool.size))):
-            yield from outcomes
-        return
-    if pool is not None:
-        workers = pool.size
-    # Loaded here first, so that workers forked below inherit it rather than each loading
-    # pydicom again (the web app and the gateway import study after study).
-    from .worker import Worker
+    with ExitStack() as stack:
+        # A started pool's workers have done their imports while this process did its own:
+        # even a small run goes to them, so that this process never loads pydicom.
+        if pool is None or not pool.started:
+            if pool is not None:
+                workers = pool.size
+            # Loaded here first, so that workers forked below inherit it rather than each
+            # loading pydicom again (the web app and the gateway import study after study).
+            from .worker import Worker
 
-    if workers <= 1 or len(sources) <= CHUNK_SIZE:
-        worker = Worker(plan)
-        for source in sources:
-            yield worker.process(source)
-        return
-    with WorkerPool(workers) as own:
-        for outcomes in own.run(plan, _chunks(sources, _chunk_size(len(sources), workers))):
+            if workers <= 1 or len(sources) <= CHUNK_SIZE:
+                worker = Worker(plan)
+                for source in sources:
+                    yield worker.process(source)
+                return
+            pool = stack.enter_context(WorkerPool(workers))
+        for outcomes in pool.run(plan, _chunks(sources, _chunk_size(len(sources), pool.size))):
             yield from outcomes
 
 
