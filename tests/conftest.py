@@ -67,7 +67,7 @@ def make_project(installation: Installation) -> Callable[..., Project]:
 @pytest.fixture
 def cli_env(rpacs_home: Path) -> dict[str, str | None]:
     """Environment changes for the command line: this test's home, no other setting."""
-    unset: dict[str, str | None] = {f"RPACS_{name.upper()}": None for name in Settings.model_fields}
+    unset: dict[str, str | None] = {f"RPACS_{name.upper()}": None for name in Settings.names()}
     return {**unset, "RPACS_HOME": str(rpacs_home)}
 
 
@@ -126,5 +126,5 @@ def web_world(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def subprocess_env_module() -> dict[str, str]:
     """The environment for a server the tests of a module share (RPACS_HOME set by them)."""
-    unset = {f"RPACS_{name.upper()}" for name in Settings.model_fields}
+    unset = {f"RPACS_{name.upper()}" for name in Settings.names()}
     return {k: v for k, v in os.environ.items() if k not in unset}

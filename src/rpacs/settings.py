@@ -7,15 +7,16 @@ reads the environment; everything that needs a setting is handed a :class:`Setti
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import secrets
 import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidInputError
 
@@ -24,54 +25,129 @@ def _default_home() -> Path:
     return Path.home() / ".rpacs"
 
 
-class Settings(BaseSettings):
-    """Where rpacs keeps its data and how it reaches its database."""
+def _setting(kind: type, description: str, *, default: Any = None,
+             default_factory: Callable[[], Any] | None = None, optional: bool = False,
+             low: float | None = None, above: bool = False, high: float | None = None,
+             length: tuple[int, int] | None = None) -> Any:
+    """A field of :class:`Settings`: its type, meaning and bounds, checked on every load.
 
-    model_config = SettingsConfigDict(env_prefix="RPACS_", extra="ignore", frozen=True)
+    ``low`` is inclusive unless ``above``; ``length`` bounds a text's length.
+    """
+    metadata = {"kind": kind, "description": description, "optional": optional, "low": low,
+                "above": above, "high": high, "length": length}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
-    home: Path = Field(default_factory=_default_home, description="Data folder.")
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL; default is a SQLite file inside the home folder.",
-    )
-    config: Path | None = Field(default=None, description="Optional TOML config file.")
-    workers: int = Field(default=0, ge=0, description="Worker processes; 0 means one per core.")
-    web_session_hours: float = Field(
-        default=8.0, gt=0, description="How long a web login lasts without logging in again."
-    )
-    web_secure_cookie: bool = Field(
-        default=False,
-        description="Send the session cookie over HTTPS only (set it behind a TLS proxy).",
-    )
-    review_upload_max_mb: int = Field(
-        default=1024, gt=0,
-        description="Largest zip (and its unpacked content) the 'Review a zip' page accepts.",
-    )
-    login_lock_failures: int = Field(
-        default=10, ge=3,
-        description="Failed logins in a row that lock an account until an admin unlocks it.",
-    )
-    ae_title: str = Field(
-        default="RPACS", min_length=1, max_length=16,
-        description="AE title of the DICOM services (``rpacs scp --ae-title`` overrides).",
-    )
-    dicom_port: int = Field(default=11112, ge=1, le=65535, description="DICOM listening port.")
-    study_timeout: float = Field(
-        default=16.0, gt=0,
-        description="Seconds without a new instance after which a received study is complete.",
-    )
-    quarantine_days: float = Field(
-        default=7.0, gt=0,
-        description="Days an unassigned study stays in the quarantine before it is purged.",
-    )
-    coupling_days: float = Field(
-        default=14.0, gt=0, description="Days a coupling-list entry stays valid after upload.",
-    )
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(kind: type, optional: bool, value: Any) -> Any:
+    """``value`` (text from the environment, or a TOML value) as ``kind``; ValueError with
+    the reason when it cannot be one."""
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ValueError("a value is required")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("must be a whole number")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("must be a number")
+    if not isinstance(value, str | Path):
+        raise ValueError("must be text")
+    return Path(value).expanduser() if kind is Path else str(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where rpacs keeps its data and how it reaches its database.
+
+    A plain, frozen data class (pydantic's settings cost every command a fifth of a second
+    to import): ``Settings(home=...)`` takes values as given, :meth:`load` reads them from
+    the environment and the config file. Both check every value against its bounds.
+    """
+
+    home: Path = _setting(Path, "Data folder.", default_factory=_default_home)
+    database_url: str | None = _setting(
+        str, "SQLAlchemy URL; default is a SQLite file inside the home folder.", optional=True)
+    config: Path | None = _setting(Path, "Optional TOML config file.", optional=True)
+    workers: int = _setting(int, "Worker processes; 0 means one per core.", default=0, low=0)
+    web_session_hours: float = _setting(
+        float, "How long a web login lasts without logging in again.", default=8.0, low=0,
+        above=True)
+    web_secure_cookie: bool = _setting(
+        bool, "Send the session cookie over HTTPS only (set it behind a TLS proxy).",
+        default=False)
+    review_upload_max_mb: int = _setting(
+        int, "Largest zip (and its unpacked content) the 'Review a zip' page accepts.",
+        default=1024, low=0, above=True)
+    login_lock_failures: int = _setting(
+        int, "Failed logins in a row that lock an account until an admin unlocks it.",
+        default=10, low=3)
+    ae_title: str = _setting(
+        str, "AE title of the DICOM services (``rpacs scp --ae-title`` overrides).",
+        default="RPACS", length=(1, 16))
+    dicom_port: int = _setting(int, "DICOM listening port.", default=11112, low=1, high=65535)
+    study_timeout: float = _setting(
+        float, "Seconds without a new instance after which a received study is complete.",
+        default=16.0, low=0, above=True)
+    quarantine_days: float = _setting(
+        float, "Days an unassigned study stays in the quarantine before it is purged.",
+        default=7.0, low=0, above=True)
+    coupling_days: float = _setting(
+        float, "Days a coupling-list entry stays valid after upload.", default=14.0, low=0,
+        above=True)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for spec in dataclasses.fields(self):
+            try:
+                value = _parse(spec.metadata["kind"], spec.metadata["optional"],
+                               getattr(self, spec.name))
+                _check(spec.metadata, value)
+            except ValueError as exc:
+                problems.append(f"setting RPACS_{spec.name.upper()}: {exc}")
+                continue
+            object.__setattr__(self, spec.name, value)  # "8" given for a float: 8.0
+        if problems:
+            raise InvalidInputError(problems)
 
     @classmethod
-    def load(cls, **overrides: Any) -> Settings:
-        """Environment first, then the config file for what the environment left unset."""
-        env_settings = cls(**overrides)
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names; each is read from ``RPACS_<NAME>`` or the config file."""
+        return tuple(spec.name for spec in dataclasses.fields(cls))
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Environment first, then the config file for what the environment left unset;
+        ``overrides`` win over both. Every problem is reported at once, naming the
+        setting (never its value, which could be a password in a database URL)."""
+        environ = os.environ if environ is None else environ
+        given = {name: environ[f"RPACS_{name.upper()}"] for name in cls.names()
+                 if f"RPACS_{name.upper()}" in environ}
+        env_settings = cls(**{**given, **overrides})
         config_path = env_settings.config or (env_settings.home / "rpacs.toml")
         if not config_path.is_file():
             return env_settings
@@ -79,16 +155,22 @@ class Settings(BaseSettings):
             file_values = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise InvalidInputError(f"config file {config_path}: {exc}") from exc
-        unknown = set(file_values) - set(cls.model_fields)
+        unknown = set(file_values) - set(cls.names())
         if unknown:
             raise InvalidInputError(
                 f"config file {config_path}: unknown setting(s) {', '.join(sorted(unknown))}"
             )
-        explicit = {name for name in cls.model_fields if f"RPACS_{name.upper()}" in os.environ}
-        merged = {k: v for k, v in file_values.items() if k not in explicit}
-        merged.update({k: getattr(env_settings, k) for k in explicit})
-        merged.update(overrides)
-        return cls(**merged)
+        return cls(**{**file_values, **given, **overrides})
+
+    def to_json(self) -> str:
+        """Every setting as JSON, for :meth:`from_json` in another process (an export
+        job gets its settings on stdin, never on a command line)."""
+        return json.dumps({name: str(value) if isinstance(value, Path) else value
+                           for name, value in dataclasses.asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        return cls(**json.loads(text))
 
     @property
     def resolved_database_url(self) -> str:
@@ -171,3 +253,16 @@ class Settings(BaseSettings):
         for directory in (self.home, self.store_dir, self.tmp_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
+
+
+def _check(bounds: Mapping[str, Any], value: Any) -> None:
+    """ValueError when ``value`` lies outside the bounds :func:`_setting` gave it."""
+    if value is None:
+        return
+    low, high, length = bounds["low"], bounds["high"], bounds["length"]
+    if low is not None and (value <= low if bounds["above"] else value < low):
+        raise ValueError(f"must be {'greater than' if bounds['above'] else 'at least'} {low:g}")
+    if high is not None and value > high:
+        raise ValueError(f"must be at most {high:g}")
+    if length is not None and not length[0] <= len(value) <= length[1]:
+        raise ValueError(f"must be {length[0]} to {length[1]} characters long")

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import InvalidInputError
-
 if TYPE_CHECKING:
     from ..installation import Installation
     from ..settings import Settings
@@ -24,18 +22,11 @@ Progress = Callable[[int, int], None]
 
 
 def load_settings() -> Settings:
-    """``Settings.load()`` (RPACS_HOME, RPACS_DATABASE_URL...), its problems as input errors."""
-    from pydantic import ValidationError
-
+    """``Settings.load()``: RPACS_HOME, RPACS_DATABASE_URL... (a problem is an input error
+    naming the setting)."""
     from ..settings import Settings
 
-    try:
-        return Settings.load()
-    except ValidationError as exc:
-        raise InvalidInputError([
-            f"setting RPACS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            for e in exc.errors()
-        ]) from exc
+    return Settings.load()
 
 
 @contextmanager

@@ -133,7 +133,7 @@ def export_job_command(job_id: int) -> None:
     from ..installation import Installation
     from ..settings import Settings
 
-    settings = Settings.model_validate_json(sys.stdin.read())
+    settings = Settings.from_json(sys.stdin.read())
     inst = Installation.open(settings)
     try:
         state = run_job(inst, job_id)

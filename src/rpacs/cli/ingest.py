@@ -2,7 +2,7 @@
 
 Both start their worker processes before anything else is loaded (the settings first only
 when they give the worker count, without ``--workers``): the workers import the
-de-identification side while this process imports SQLAlchemy (and pydantic), opens the
+de-identification side while this process imports SQLAlchemy, opens the
 index and looks up the project. The services are therefore imported inside the commands,
 after the pool has started.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import click
@@ -77,7 +78,14 @@ cli.add_command(export_job_command)
 
 
 def main() -> None:
-    cli(prog_name="rpacs")
+    try:
+        cli(prog_name="rpacs")
+    finally:
+        # Python's exit would first collect every object the command's imports made
+        # (SQLAlchemy's, pydicom's: a third of a second) only to free the memory the
+        # process gives back anyway. Frozen, they are left alone; files, connections and
+        # temporary folders are closed by the commands themselves, not by that collection.
+        gc.freeze()
 
 
 if __name__ == "__main__":

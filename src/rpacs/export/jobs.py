@@ -216,7 +216,7 @@ def _launch(inst: Installation, job_id: int, lock: int, lock_path: Path) -> None
     finally:
         os.close(log_fd)
     assert process.stdin is not None
-    process.stdin.write(settings.model_dump_json().encode())
+    process.stdin.write(settings.to_json().encode())
     process.stdin.close()
     # Reaped in the background: the web server never waits for an export.
     threading.Thread(target=process.wait, name=f"export-{job_id}", daemon=True).start()

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,8 +139,11 @@ class SeriesExporter:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         # dcm2niix reads a folder: one of links to exactly the planned instances (a store
-        # folder could hold a file the index does not list), in memory where possible.
-        links = Path(tempfile.mkdtemp(prefix="rpacs-export-", dir=_memory_dir()))
+        # folder could hold a file the index does not list). In the scratch folder, not in
+        # /dev/shm: a killed export must leave nothing behind outside its work folder,
+        # which the rerun clears.
+        links = scratch / "links"
+        links.mkdir()
         try:
             for index, planned in enumerate(series.instances):
                 os.symlink(work.store_root / planned.stored_path, links / f"{index:05d}.dcm")
@@ -172,12 +174,6 @@ class SeriesExporter:
                 relative, series.participant, series.event, series.modality, label,
                 sha256_file(target), series.container))  # streamed: an fMRI run is large
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _memory_dir() -> str | None:
-    """A tmpfs folder for short-lived scratch files (None: the system's default)."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 # The pool's worker processes keep one SeriesExporter each, made by the initializer.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import gc
 import importlib
 import multiprocessing
 import os
@@ -304,7 +305,14 @@ def _lead(parent_ends: list[Connection], child_ends: list[Connection]) -> None:
         # The parent's ends, inherited by the fork: held open here, they would keep the
         # pipes from reading EOF when the parent is gone.
         end.close()
+    # numpy's OpenBLAS would start a thread per core in every worker, each spinning for
+    # work that never comes (the workers do no linear algebra): CPU the other workers need.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     work = getattr(importlib.import_module(WORKER_MODULE), TASK_FUNCTION)
+    # What the imports made (pydicom's dictionary, the standard's tables) lives as long as
+    # the workers: frozen, the collector never walks it again, and the workers forked
+    # below share its pages instead of each copying them as the collector touches them.
+    gc.freeze()
     others: list[int] = []
     for number in range(1, len(child_ends)):
         pid = os.fork()
