@@ -887,18 +887,22 @@ class _Run:
         return True
 
     def _write(self, elements: list[Element], index_of: Container[int], removed: set[int],
-               overlay: dict[int, Any], codec: str) -> list[bytes]:
+               overlay: dict[int, Any], codec: str) -> list[bytes | memoryview]:
         """One level's bytes: runs of unchanged input, changed elements encoded."""
         return _splice(self.data, elements, index_of, removed, overlay, codec, self.implicit)
 
 
 def _splice(data: bytes, elements: list[Element], index_of: Container[int],
             removed: Container[int], overlay: dict[int, Any], codec: str | None,
-            implicit: bool) -> list[bytes]:
+            implicit: bool) -> list[bytes | memoryview]:
     """One level's bytes as the reference writer lays them out: runs of the input's bytes
     for the unchanged elements, the ``overlay``'s elements encoded in their place (those
-    not in ``index_of`` in tag order among them), ``removed`` ones left out."""
+    not in ``index_of`` in tag order among them), ``removed`` ones left out.
+
+    The runs are views of ``data``, not copies: the caller joins the parts, and a run
+    that holds the pixel data would otherwise be copied twice."""
     enc = encoder(implicit, True)
+    data = memoryview(data)  # type: ignore[assignment]
 
     def encoded(number: int, element: Any) -> bytes:
         if type(element) is not RawDataElement:
@@ -906,7 +910,7 @@ def _splice(data: bytes, elements: list[Element], index_of: Container[int],
         return _encoded(enc, number, element)
 
     added = sorted(tag for tag in overlay if tag not in index_of)
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     run_start = -1
     run_end = -1
     next_added = 0
@@ -1021,10 +1025,11 @@ def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
 
 def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, int],
                     removed: Iterable[int], overlay: dict[int, RawDataElement],
-                    implicit: bool) -> list[bytes]:
+                    implicit: bool) -> list[bytes | memoryview]:
     """:func:`_splice` of one level in steps of its changes rather than of its elements
     (``index_of`` gives an element's position): the elements between two changes are one
-    run of the input, as they lie back to back in it. All changed elements are raw."""
+    run of the input, as they lie back to back in it (a view of it, as there). All changed
+    elements are raw."""
     # (position among the elements, 0: added before it / 1: in its place, tag)
     changes: list[tuple[int, int, int]] = []
     tags: list[int] | None = None
@@ -1042,11 +1047,12 @@ def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, in
             changes.append((i, 1, tag))
     changes.sort()
     enc = encoder(implicit, True)
-    parts: list[bytes] = []
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     done = 0  # elements before this one are written
     for position, kind, tag in changes:
         if position > done:
-            parts.append(data[elements[done][2]:elements[position - 1][4]])
+            parts.append(view[elements[done][2]:elements[position - 1][4]])
             done = position
         if kind == 1:
             done = position + 1
@@ -1054,7 +1060,7 @@ def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, in
         if element is not None:
             parts.append(_encoded(enc, tag, element))
     if done < len(elements):
-        parts.append(data[elements[done][2]:elements[-1][4]])
+        parts.append(view[elements[done][2]:elements[-1][4]])
     return parts
 
 
