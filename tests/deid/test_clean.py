@@ -102,3 +102,25 @@ def test_cleaned_values_are_cut_to_the_vr_length():
     engine = Deidentifier(Profile.default(), b"\x01" * 32, Identity("P-1", "PROJ1", "e"), -9)
     engine.deidentify(ds)
     assert len(ds.ProtocolName) <= 64 and "Ola" not in ds.ProtocolName
+
+
+@pytest.mark.parametrize("blob", [
+    b"",
+    b"nothing to cut here: 3.14159265 12345678901234 0.00000000",
+    b"id 120578 12345 and 12057812345",
+    b"x12057812345y",  # a letter either side: still a number to cut
+    b"1205781234",  # ten digits: not a national identity number
+    b"TeStEsEn olA",
+    b"\xd8STERB\xd8 and \xf8sterb\xf8",
+])
+def test_binary_cleaning_prefilter_agrees_with_the_pattern(blob: bytes):
+    """The quick searches before the pattern's scan must never skip a blob it would cut."""
+    ds = Dataset()
+    ds.PatientName = "Testesen^Ola"
+    ds.PatientID = "120578"
+    ds.OtherPatientIDs = "Østerbø"
+    cleaner = TextCleaner.from_dataset(ds)
+    assert cleaner.clean_bytes(blob) == cleaner._binary.sub(
+        lambda m: b"*" * len(m.group(0)), blob)
+    if cleaner._binary.search(blob):
+        assert cleaner._may_match_bytes(blob)

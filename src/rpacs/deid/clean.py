@@ -133,6 +133,7 @@ class TextCleaner:
         self._text = _compiled(values)
         self._own = _compiled_own(values)
         self._binary = _compiled_bytes(values)
+        self._binary_forms = tuple({form.lower() for form in _byte_forms(values)})
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> TextCleaner:
@@ -167,7 +168,31 @@ class TextCleaner:
         The values are looked for as UTF-8 and as Latin-1 bytes: a vendor blob does not say
         which character set wrote it.
         """
-        return self._binary.sub(_stars, data) if data else data
+        if not data or not self._may_match_bytes(data):
+            return data
+        return self._binary.sub(_stars, data)
+
+    def _may_match_bytes(self, data: bytes) -> bool:
+        """Whether :meth:`clean_bytes`'s pattern could match anywhere in ``data``.
+
+        A vendor blob (a CSA header of some 10 kB per file) rarely holds anything to cut,
+        and the pattern's scan costs far more than these searches, which look for what
+        every match must contain: one of the values (compared as the pattern compares
+        them, ASCII letters in any case), or 11 digits in a row, or 6 and 5 of them with
+        one space between (a national identity number; the pattern then checks that no
+        further digit adjoins).
+        """
+        lowered = data.lower()
+        if any(form in lowered for form in self._binary_forms):
+            return True
+        digits = data.translate(_DIGITS_AS_ZEROS)
+        return b"00000000000" in digits or b"000000 00000" in digits
+
+
+#: Every ASCII digit as "0" and every other byte but the space as "x": a digit run is then a
+#: run of zeros, found by a plain search.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else b if b == 0x20 else 0x78
+                         for b in range(256))
 
 
 def _stars(match: re.Match[bytes]) -> bytes:
@@ -182,14 +207,22 @@ def _bounded(literal: str, length: int, word: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes]:
-    # One pass over the blob: the instance's values in every encoding, then ID numbers.
+def _byte_forms(values: tuple[str, ...]) -> dict[bytes, int]:
+    """Each value as UTF-8 and as Latin-1 bytes, in its own, upper and lower case, with
+    the length of the value it spells."""
     forms: dict[bytes, int] = {}
     for value in values:
         for text in (value, value.upper(), value.lower()):
             forms[text.encode("utf-8")] = len(value)
             with suppress(UnicodeEncodeError):
                 forms[text.encode("latin-1")] = len(value)
+    return forms
+
+
+@lru_cache(maxsize=256)
+def _compiled_bytes(values: tuple[str, ...]) -> re.Pattern[bytes]:
+    # One pass over the blob: the instance's values in every encoding, then ID numbers.
+    forms = _byte_forms(values)
     ordered = sorted(forms, key=lambda f: (-len(f), f))
     # National identity numbers first: one must go whole, not lose only its birth date.
     parts = [_PATTERNS[0]]
