@@ -37,7 +37,7 @@ from rpacs.deid import (
 )
 from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
-from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text
+from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text, inventory_groups
 from rpacs.review import entries as review_entries
 from rpacs.review import tag_entries, written_groups
 
@@ -110,11 +110,14 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
             assert result.data == expected
             out = result.dataset()
             assert tag_entries(out) == entries
-            groups = written_groups(result.file_meta, result.written(), result.subset)
-            assert set().union(*groups) == entries
-            # Groups share no tag path: the inventory counts an instance group by group.
-            paths = [{e.tag_path for e in group} for group in groups]
-            assert sum(map(len, paths)) == len(set().union(*paths))
+            # As written, and as the import's workers group them (reusing what the files
+            # of a layout write alike).
+            for groups in (written_groups(result.file_meta, result.written(), result.subset),
+                           inventory_groups(result)):
+                assert set().union(*groups) == entries
+                # Groups share no tag path: the inventory counts an instance by groups.
+                paths = [{e.tag_path for e in group} for group in groups]
+                assert sum(map(len, paths)) == len(set().union(*paths))
             assert _texts(out) == _texts(ds)
             assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018])
                           ) == _texts(ds)
@@ -241,6 +244,17 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
         return result
 
     monkeypatch.setattr(raw._Run, "like", counted)
+    # The inventory of a file cut from a layout reuses one group for all it writes alike.
+    sizes: list[tuple[int, int]] = []
+    worker_groups = inventory_groups
+
+    def grouped(result: raw.RawResult) -> object:
+        groups = worker_groups(result)
+        sizes.append((len(groups), len(written_groups(result.file_meta, result.written(),
+                                                      result.subset))))
+        return groups
+
+    monkeypatch.setitem(globals(), "inventory_groups", grouped)
     inputs = [f.encoded(_slice(n), syntax) for n in range(1, 6)]
     inputs.append(f.encoded(_slice(6, comment_digits=3), syntax))  # another length
     # Laid out as the one before, but another patient: the context of every value.
@@ -250,6 +264,7 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
     # and the longer comment find no layout alike; the other patient finds one, which
     # declines; each then leaves its own for its repeat.
     assert (taken.count(True), taken.count(False)) == (1 + 2 * 4 + 1 + 1, 1)
+    assert sum(few < many for few, many in sizes) >= 4
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])

@@ -98,7 +98,7 @@ class _LazyMeta:
 class RawResult:
     """A de-identified file made on the bytes: :attr:`data`, and its elements on demand."""
 
-    __slots__ = ("_dataset", "_encodings", "_parts", "_patient_id", "data")
+    __slots__ = ("_dataset", "_encodings", "_parts", "_patient_id", "alike", "data")
 
     def __init__(self, data: bytes, parts: tuple[Any, ...], patient_id: RawDataElement | None,
                  encodings: Any):
@@ -107,6 +107,11 @@ class RawResult:
         self._patient_id = patient_id
         self._encodings = encodings
         self._dataset: Dataset | None = None
+        #: For a file cut from the previous one's layout (:meth:`_Run.like`): that layout,
+        #: and the tags decided again for this file. Every other element is written as
+        #: it is in every file cut from that layout, which lets a caller reuse what it
+        #: made of those elements (the tag inventory does). None for a file walked whole.
+        self.alike: tuple[object, frozenset[int]] | None = None
 
     def original(self) -> Dataset:
         """The input's PatientID as read (raw), for the one thing derived from the original:
@@ -169,6 +174,19 @@ class RawResult:
         for tag, element in overlay.items():
             if tag not in seen:
                 yield tag, element.VR, element.value if type(element) is raw else element
+
+    def written_of(self, tags: Iterable[int]) -> Iterator[tuple[int, str | None, Any]]:
+        """:meth:`written`'s items for ``tags`` only, in the order given (those not
+        written are left out)."""
+        source, elements, index_of, removed, overlay, _, _ = self._parts
+        raw = RawDataElement
+        for tag in tags:
+            if tag in overlay:
+                element = overlay[tag]
+                yield tag, element.VR, element.value if type(element) is raw else element
+            elif tag not in removed and (i := index_of.get(tag)) is not None:
+                _, vr, _, start, end = elements[i]
+                yield tag, vr, source[start:end]
 
     def subset(self, tags: Iterable[int]) -> Dataset:
         """The written data set's elements under ``tags`` only (and its character set and
@@ -486,6 +504,8 @@ class _Run:
         self.implicit = implicit
         self.elements = elements
         self.deid = deidentifier
+        #: The tags :meth:`_finish` set after the walk (identity, set values, StudyID).
+        self._added: frozenset[int] = frozenset()
 
     def _raw(self, element: Element) -> RawDataElement:
         """The element as the reference reader would have made it."""
@@ -595,7 +615,10 @@ class _Run:
                                   vr_cache, sequences):
                 return None
         deid._memo_size += len(memo) - before
-        return self._finish(instance, codec, encodings, removed, overlay)
+        result = self._finish(instance, codec, encodings, removed, overlay)
+        if result is not None:
+            result.alike = (layout, frozenset(elements[i][0] for i in changed) | self._added)
+        return result
 
     def _text_at(self, element: Element) -> str:
         return self.data[element[3]:element[4]].decode("latin-1")
@@ -610,6 +633,7 @@ class _Run:
         if added is None:
             return None
         overlay.update(added)
+        self._added = frozenset(tag for tag, _ in added)
         made = self._file_meta(removed, overlay)
         if made is None:
             return None  # the reference fills it in its own way: leave it to it

@@ -32,7 +32,7 @@ from ..deid import (
     write_instance,
 )
 from ..errors import DeidentificationError, DicomInputError, StorageError
-from ..review import tag_entries, written_groups
+from ..review import InstanceEntries, TagEntry, tag_entries, written_groups
 from .content import NotDicom, Outcome, Rejection
 from .plan import WorkPlan
 from .sources import Source
@@ -135,8 +135,8 @@ class Worker:
                                   sha256="", patient_key="", study_uid=study_uid,
                                   series_uid=series_uid, sop_uid=sop_uid)
         fields = _fast_fields(fast) if fast is not None else _fields(original)
-        groups = (written_groups(fast.file_meta, fast.written(), fast.subset)
-                  if fast is not None else (frozenset(tag_entries(original)),))
+        groups = (inventory_groups(fast) if fast is not None
+                  else (frozenset(tag_entries(original)),))
         return StoredInstance(
             source=name,
             relative_path=relative,
@@ -149,6 +149,53 @@ class Worker:
             tag_groups=groups,
             **fields,
         )
+
+
+#: The inventory group of the elements that the files cut from one layout write alike,
+#: by (the layout's id, the tags decided again): (the layout, kept so that its id stays
+#: its own, and the group). A few are in use at a time, one or two per series.
+_SHARED_GROUPS: dict[tuple[int, frozenset[int]], tuple[object, frozenset[TagEntry]]] = {}
+_SHARED_GROUPS_KEPT = 64
+
+
+def inventory_groups(fast: RawResult) -> InstanceEntries:
+    """The tag inventory entries of a file made on the byte path, in groups
+    (:func:`~rpacs.review.written_groups`).
+
+    The files of a series are mostly cut from the first one's layout, and then write all
+    but a few elements exactly as it does (:attr:`RawResult.alike`): those elements make
+    one group, made once per layout, and only the elements decided again are read for
+    each file. Besides the work, that makes an instance a dozen groups rather than one
+    per element, for the pipe and for the index's counting.
+    """
+    alike = fast.alike
+    if alike is None:
+        return written_groups(fast.file_meta, fast.written(), fast.subset)
+    layout, again = alike
+    key = (id(layout), again)
+    known = _SHARED_GROUPS.get(key)
+    if known is None or known[0] is not layout:
+        written = list(fast.written())
+        groups = written_groups(fast.file_meta, written, fast.subset)
+        shared = frozenset().union(*(group for (tag, _, _), group in
+                                     zip(written, groups[1:], strict=True)
+                                     if tag not in again))
+        if len(_SHARED_GROUPS) >= _SHARED_GROUPS_KEPT:
+            _SHARED_GROUPS.clear()
+        _SHARED_GROUPS[key] = (layout, shared)
+        return groups
+    tags = sorted(again)
+    # A private element decided again reaches into a block whose creator is written as
+    # before, and so is not among the tags: its value names the element's entries.
+    creators: dict[int, object] = {}
+    for tag in tags:
+        if tag >> 16 & 1 and tag & 0xFFFF >= 0x0100:
+            creator = (tag & 0xFFFF0000) | (tag & 0xFFFF) >> 8
+            value = fast.raw_value(creator)
+            if value is not None:
+                creators[creator] = value[1] if type(value) is tuple else value
+    parts = written_groups(fast.file_meta, fast.written_of(tags), fast.subset, creators)
+    return (parts[0], known[1], *parts[1:])
 
 
 #: (StoredInstance field, keyword, whether a number) of what the index keeps of an instance.

@@ -158,6 +158,7 @@ def written_groups(
     file_meta: Dataset,
     elements: Iterable[tuple[int, str | None, Any]],
     subset: Callable[[Sequence[int]], Dataset],
+    creators: dict[int, object] | None = None,
 ) -> InstanceEntries:
     """:func:`tag_entries` of a data set given as its top-level elements — ``(tag, VR,
     raw value bytes)`` or ``(tag, VR, element)`` — without making the data set, in groups:
@@ -168,9 +169,12 @@ def written_groups(
     every file: that is what lets :func:`~rpacs.review.inventory.add_to_inventory` count a
     batch by group rather than by entry. Only an element not met before is read, from
     ``subset(tags)`` (a data set of just that element and its private creator).
+
+    ``creators`` gives the values of private creators that ``elements`` leave out but
+    whose blocks they reach into (when only some of a data set's elements are given).
     """
     parts: list[frozenset[TagEntry]] = [frozenset(tag_entries(file_meta))]
-    creators: dict[int, object] = {}
+    creators = dict(creators or {})
     cache = _WRITTEN_ENTRIES
     for tag, vr, value in elements:
         creator_tag = 0
