@@ -298,3 +298,44 @@ def test_a_file_alike_but_for_its_dicm_prefix_is_cut_afresh():
     assert plain.shape.changed(second) is not None
     assert plain.shape.changed(second[:128] + b"DICX" + second[132:]) is None
     assert parse_plain(second[:128] + b"DICX" + second[132:], plain) is None
+
+
+def test_changed_names_the_differing_values_and_refuses_other_layouts():
+    """Positions of the elements whose values differ; None where a header, the file meta
+    beyond the instance's UID, or a large element's header differs. The preamble, never
+    read, may differ freely."""
+    first = f.encoded(_slice(1), ExplicitVRLittleEndian)
+    plain = parse_plain(first)
+    assert plain is not None and plain.shape is not None
+    shape = plain.shape
+    assert shape.changed(first) == list(shape.tail)
+    assert shape.changed(b"\x01" * 128 + first[128:]) == list(shape.tail)
+
+    def at(tag: int) -> tuple[int, int, int]:
+        i = plain.index_of[tag]
+        _, _, head, start, _ = plain.elements[i]
+        return i, head, start
+
+    i, head, start = at(0x00200013)  # InstanceNumber: one byte of its value
+    other = bytearray(first)
+    other[start] ^= 0x01
+    j, _, start_j = at(0x00080018)  # and the SOPInstanceUID's last bytes
+    other[start_j + 5:start_j + 7] = b"99"
+    assert shape.changed(bytes(other)) == [*sorted({i, j}), *shape.tail]
+    header = bytearray(first)
+    header[head] ^= 0x01  # the element's tag
+    assert shape.changed(bytes(header)) is None
+    syntax = plain.meta[0x00020010]
+    meta = bytearray(first)
+    meta[syntax.value_tell] ^= 0x01  # the transfer syntax: another file meta
+    assert shape.changed(bytes(meta)) is None
+    uid = plain.meta[0x00020003]
+    own = bytearray(first)
+    own[uid.value_tell + uid.length - 2] ^= 0x01  # the file meta's own instance UID: free
+    assert shape.changed(bytes(own)) == list(shape.tail)
+    if len(shape.tail) > 1:
+        _, _, tail_head, _, _ = plain.elements[shape.tail[1]]
+        late = bytearray(first)
+        late[tail_head] ^= 0x01
+        assert shape.changed(bytes(late)) is None
+    assert shape.changed(first + b"\x00\x00") is None  # another length

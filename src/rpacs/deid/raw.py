@@ -396,6 +396,13 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
         return None
 
 
+#: :attr:`_Shape.owner` of a byte that may differ between files laid out alike (preamble,
+#: the instance's own UID in the file meta), and of one that may not (headers, DICM, the
+#: rest of the file meta).
+_FREE = -1
+_FIXED = -2
+
+
 class _Shape:
     """Where a file's elements lie, to tell whether another file lies out alike.
 
@@ -408,8 +415,8 @@ class _Shape:
     counts as changed.
     """
 
-    __slots__ = ("data", "elements", "heads", "implicit", "index_of", "meta_layout",
-                 "region", "size", "tail", "uid_value", "value_starts")
+    __slots__ = ("array", "data", "elements", "implicit", "index_of", "meta_layout", "owner",
+                 "region", "size", "tail")
 
     def __init__(self, data: bytes, meta: dict[BaseTag, RawDataElement], implicit: bool,
                  elements: list[Element], index_of: dict[int, int]):
@@ -421,46 +428,44 @@ class _Shape:
         self.meta_layout = tuple(
             (tag, element.VR, element.value_tell, element.value_tell + element.length)
             for tag, element in meta.items())
-        heads = [start - (12 if vr in _LONG_VR_NAMES else 8)
-                 for _, vr, start, _ in self.meta_layout]
-        starts = [start for *_, start, _ in self.meta_layout]
-        heads += [head for _, _, head, _, _ in elements]
-        starts += [start for _, _, _, start, _ in elements]
-        self.heads = np.array(heads, dtype=np.int64)
-        self.value_starts = np.array(starts, dtype=np.int64)
         # Bytes compared: up to the value of the first large element. That one and any
         # after it count as changed (their headers are compared one by one).
         large = next((i for i, e in enumerate(elements) if e[4] - e[3] > _LARGE_VALUE),
                      len(elements))
         self.region = elements[large][3] if large < len(elements) else len(data)
         self.tail = tuple(range(large, len(elements)))
-        # The one file meta value that may differ: the instance's own UID.
-        self.uid_value = next((i for i, (tag, *_) in enumerate(self.meta_layout)
-                               if tag == 0x00020003), -1)
+        self.array = np.frombuffer(data, np.uint8, self.region)
+        # What each compared byte is: a value byte of element i is i; a byte that may
+        # differ unseen (the preamble, which is never read, and the instance's own UID in
+        # the file meta) is _FREE; any other (DICM, a header, the rest of the file meta) is
+        # _FIXED: a difference there means the file lies out otherwise.
+        owner = np.full(self.region, _FIXED, dtype=np.int32)
+        owner[:128] = _FREE
+        for tag, _, start, end in self.meta_layout:
+            if tag == 0x00020003:
+                owner[start:end] = _FREE
+        for i, (_, _, _, start, end) in enumerate(elements[:large]):
+            owner[start:end] = i
+        self.owner = owner
 
     def changed(self, data: bytes) -> list[int] | None:
         """Positions in :attr:`elements` of the elements whose values differ in ``data``;
         None when ``data`` is not laid out alike."""
         if len(data) != self.size:
             return None
-        n = self.region
-        differ = np.flatnonzero(np.frombuffer(data, np.uint8, n)
-                                != np.frombuffer(self.data, np.uint8, n))
-        differ = differ[differ >= 128]  # the preamble is never read
-        if differ.size and differ[0] < 132:
-            return None  # no "DICM": not a Part 10 file at all
-        at = np.searchsorted(self.heads, differ, side="right") - 1
-        if (differ < self.value_starts[at]).any():
-            return None  # a header differs: the elements lie elsewhere
-        at = np.unique(at)
-        meta = len(self.meta_layout)
-        if ((at < meta) & (at != self.uid_value)).any():
-            return None  # the file meta differs beyond the instance's UID
+        owners = self.owner[np.flatnonzero(
+            np.frombuffer(data, np.uint8, self.region) != self.array)]
+        if owners.size and owners.min() == _FIXED:
+            return None  # DICM, a header or the file meta differs: not laid out alike
         for i in self.tail[1:]:
             head, start = self.elements[i][2], self.elements[i][3]
             if data[head:start] != self.data[head:start]:
                 return None
-        return [*(at[at >= meta] - meta).tolist(), *self.tail]
+        at = owners[owners >= 0]
+        if at.size > 1:
+            # In file order, so an element's bytes come together: one position per run.
+            at = at[np.concatenate(((True,), at[1:] != at[:-1]))]
+        return [*at.tolist(), *self.tail]
 
     def meta(self, data: bytes) -> dict[BaseTag, RawDataElement]:
         """The file meta of ``data``, laid out alike, as :func:`_parse` reads it."""
