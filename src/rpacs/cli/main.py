@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 import click
@@ -78,6 +79,10 @@ cli.add_command(export_job_command)
 
 
 def main() -> None:
+    # numpy's OpenBLAS starts a thread per core that spins for work a while after each
+    # import; rpacs does no linear algebra, and on a small machine those threads take
+    # the CPU the workers need. Set before any command imports numpy.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli(prog_name="rpacs")
     finally:
