@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests need: PostgreSQL for its tests, Chromium for the browser tests of
-# the web app (driven by Playwright, never a browser download of its own), and DCMTK as the
-# independent DICOM network client of the gateway tests and benchmark.
-APT_PACKAGES ?= postgresql chromium dcmtk
+# the web app (driven by Playwright, never a browser download of its own), DCMTK as the
+# independent DICOM network client of the gateway tests and benchmark, and Info-ZIP's unzip
+# as an independent reader of the export's zips.
+APT_PACKAGES ?= postgresql chromium dcmtk unzip
 
 .PHONY: demo test bench lint venv system-packages clean
 

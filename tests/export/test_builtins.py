@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from pydicom.fileset import FileSet
 from sqlalchemy import select
 
 from rpacs.db import ExportId, Study
-from rpacs.export import builtin_spec, risk_report, run_export
+from rpacs.export import builtin_spec, package, risk_report, run_export
 from rpacs.export.package import Span, write_zip
 from rpacs.ingest import import_paths
 
@@ -89,13 +91,16 @@ def test_zip_entries_are_sorted_timestamped_and_zip64_when_large(tmp_path, monke
     assert [i.filename for i in infos] == ["README.txt", "a/1.dcm", "b/2.dcm"]
     assert [i.compress_type for i in infos] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED,
                                                 zipfile.ZIP_STORED]
-    # Entries past 4 GiB need ZIP64 records: lower the limit rather than write 4 GiB.
-    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    # Entries past 2 GiB need ZIP64 records: lower the limit rather than write 2 GiB.
+    monkeypatch.setattr(package, "ZIP64_LIMIT", 1000)
     write_zip(tmp_path / "large.zip", files)
     data = (tmp_path / "large.zip").read_bytes()
     assert b"PK\x06\x06" in data  # the ZIP64 end of central directory record
     with zipfile.ZipFile(tmp_path / "large.zip") as zipped:
+        assert zipped.testzip() is None  # every CRC-32 right
+        assert [i.file_size for i in zipped.infolist()] == [10000, 7000, 7000]
         assert zipped.read("a/1.dcm") == files["a/1.dcm"].read_bytes()
+        assert zipped.read("README.txt") == files["README.txt"].read_bytes()
 
 
 def test_a_zip_from_spans_of_a_blob_is_the_zip_from_files(tmp_path):
@@ -103,13 +108,14 @@ def test_a_zip_from_spans_of_a_blob_is_the_zip_from_files(tmp_path):
     blob = tmp_path / "part.bin"
     spans: dict[str, Path | Span] = {}
     with open(blob, "wb") as fh:
-        for name in ("b/2.dcm", "a/1.dcm", "c/3.dcm"):
+        for name in ("b/2.dcm", "a/1.dcm", "c/3.dcm", "d/Ø 4.dcm"):
             path = tmp_path / "in" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             data = name.encode() * 777
             path.write_bytes(data)
             files[name] = path
-            spans[name] = Span(blob, fh.tell(), len(data))
+            # As the workers make them: the CRC-32 computed as the blob is written.
+            spans[name] = Span(blob, fh.tell(), len(data), zlib.crc32(data))
             fh.write(data)
     readme = tmp_path / "README.txt"
     readme.write_text("what this is\n")
@@ -117,6 +123,14 @@ def test_a_zip_from_spans_of_a_blob_is_the_zip_from_files(tmp_path):
     write_zip(tmp_path / "files.zip", files)
     write_zip(tmp_path / "spans.zip", spans)
     assert (tmp_path / "spans.zip").read_bytes() == (tmp_path / "files.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "spans.zip") as zipped:
+        assert zipped.testzip() is None
+        assert zipped.namelist() == ["README.txt", "a/1.dcm", "b/2.dcm", "c/3.dcm", "d/Ø 4.dcm"]
+        assert zipped.read("d/Ø 4.dcm") == (tmp_path / "in" / "d/Ø 4.dcm").read_bytes()
+    # And so does a reader that is not Python's.
+    tested = subprocess.run(["unzip", "-tq", str(tmp_path / "spans.zip")],
+                            capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
     # A blob cut short is an error, not a short entry.
     spans["c/3.dcm"] = Span(blob, blob.stat().st_size - 10, 20)
     with pytest.raises(OSError, match="ends before"):

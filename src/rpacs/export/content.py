@@ -90,8 +90,8 @@ class SeriesResult:
     #: Why NIfTI conversion failed ("" when it did not, or was not asked for).
     nifti_error: str = ""
     #: For zip packages, where each DICOM file's bytes are: path in the package ->
-    #: (blob file name, offset, size).
-    spans: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    #: (blob file name, offset, size, CRC-32).
+    spans: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

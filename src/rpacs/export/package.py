@@ -11,15 +11,16 @@ temporary name and renamed into place.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
 import shutil
-import zipfile
+import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from .content import ManifestRow
 
@@ -57,50 +58,192 @@ class Span:
 
     The workers of a zip package append the files of a series part to one blob instead
     of creating a file each: creating thousands of small files costs more than writing
-    their bytes.
+    their bytes. They also compute each entry's CRC-32 (``crc``) while the bytes are in
+    their memory, in parallel, so that the zip is then written without reading them.
     """
 
     path: Path
     offset: int
     size: int
+    crc: int | None = None
+
+
+#: Sizes and offsets above this go into ZIP64 records (as Python's zipfile decides: some
+#: readers take the classic 32-bit fields as signed).
+ZIP64_LIMIT = (1 << 31) - 1
+_ENTRIES_LIMIT = 0xFFFF
+#: 1980-01-01 00:00:00 as MS-DOS date and time (FIXED_TIME).
+_DOS_DATE = (FIXED_TIME[0] - 1980) << 9 | FIXED_TIME[1] << 5 | FIXED_TIME[2]
+_DOS_TIME = FIXED_TIME[3] << 11 | FIXED_TIME[4] << 5 | FIXED_TIME[5] // 2
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_LOCATOR64 = struct.Struct("<4sLQL")
+_UNIX, _VERSION, _VERSION64 = 3, 20, 45
+_UTF8_NAME = 0x800
+_FILE_MODE = 0o100644 << 16
+
+
+@dataclass(frozen=True)
+class _Central:
+    """What the central directory says of one entry."""
+
+    name: bytes
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    offset: int
 
 
 def write_zip(target: Path, entries: Mapping[str, Path | Span]) -> None:
     """A reproducible zip of ``entries`` (name in the zip → file or span of one), written
-    atomically."""
+    atomically.
+
+    Written here rather than with :mod:`zipfile`, which copies every entry through this
+    process and computes its CRC-32 again: a stored entry's bytes go from its file to the
+    zip inside the kernel (``copy_file_range``), and a span's CRC comes from the worker
+    that wrote it. The layout is zipfile's: local headers without data descriptors,
+    sorted names (UTF-8 flagged when not ASCII), ZIP64 records where sizes, offsets or
+    the number of entries need them.
+    """
     tmp = target.with_name(f".{target.name}.part")
-    blobs: dict[Path, BinaryIO] = {}
+    sources: dict[Path, int] = {}
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
-            for name in sorted(entries):
-                source = entries[name]
-                info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-                info.create_system = 3
-                info.external_attr = 0o100644 << 16
-                stored = name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]
-                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                if isinstance(source, Span):
-                    info.file_size = source.size
-                    blob = blobs.get(source.path)
-                    if blob is None:
-                        blob = blobs[source.path] = open(source.path, "rb")  # noqa: SIM115
-                    blob.seek(source.offset)
-                    data = blob.read(source.size)
-                    if len(data) != source.size:
-                        raise OSError(f"{source.path}: ends before the entry {name}")
-                    with archive.open(info, "w") as dst:
-                        dst.write(data)
-                    continue
-                info.file_size = source.stat().st_size
-                with open(source, "rb") as src, archive.open(info, "w") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
+        central: list[_Central] = []
+        position = 0
+        for name in sorted(entries):
+            source = entries[name]
+            try:
+                encoded, flags = name.encode("ascii"), 0
+            except UnicodeEncodeError:
+                encoded, flags = name.encode("utf-8"), _UTF8_NAME
+            if isinstance(source, Span):
+                path, offset, size, crc = source.path, source.offset, source.size, source.crc
+            else:
+                path, offset, size, crc = source, 0, source.stat().st_size, None
+            fd = sources.get(path)
+            if fd is None:
+                fd = sources[path] = os.open(path, os.O_RDONLY)
+            if os.fstat(fd).st_size < offset + size:
+                raise OSError(f"{path}: ends before the entry {name}")
+            stored = name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]
+            if stored:
+                if crc is None:
+                    crc = _crc_of(fd, offset, size)
+                header = _local_header(encoded, flags, 0, crc, size, size)
+                _write_all(out, header)
+                _copy(fd, offset, size, out, name, path)
+                compressed = size
+            else:  # a text file of the package: small, deflated in memory
+                data = os.pread(fd, size, offset)
+                packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+                packed = packer.compress(data) + packer.flush()
+                crc, compressed = zlib.crc32(data), len(packed)
+                header = _local_header(encoded, flags, 8, crc, compressed, size)
+                _write_all(out, header + packed)
+            central.append(_Central(encoded, flags, 0 if stored else 8, crc, compressed,
+                                    size, position))
+            position += len(header) + compressed
+        _write_all(out, _central_directory(central, position))
+        os.fchmod(out, 0o644)
     except BaseException:
+        os.close(out)
+        out = -1
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        for blob in blobs.values():
-            blob.close()
+        if out >= 0:
+            os.close(out)
+        for fd in sources.values():
+            os.close(fd)
     os.replace(tmp, target)
+
+
+def _local_header(name: bytes, flags: int, method: int, crc: int, compressed: int,
+                  size: int) -> bytes:
+    extra = b""
+    version = _VERSION
+    if size > ZIP64_LIMIT or compressed > ZIP64_LIMIT:
+        extra = struct.pack("<HHQQ", 1, 16, size, compressed)
+        size = compressed = 0xFFFFFFFF
+        version = _VERSION64
+    return _LOCAL.pack(b"PK\x03\x04", version, 0, flags, method, _DOS_TIME, _DOS_DATE, crc,
+                       compressed, size, len(name), len(extra)) + name + extra
+
+
+def _central_directory(entries: list[_Central], start: int) -> bytes:
+    """The central directory that begins at ``start``, and the end records after it."""
+    parts = []
+    for entry in entries:
+        fields: list[int] = []
+        size, compressed, offset = entry.size, entry.compressed, entry.offset
+        if size > ZIP64_LIMIT or compressed > ZIP64_LIMIT:
+            fields += [size, compressed]
+            size = compressed = 0xFFFFFFFF
+        if offset > ZIP64_LIMIT:
+            fields.append(offset)
+            offset = 0xFFFFFFFF
+        extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
+        version = _VERSION64 if fields else _VERSION
+        parts.append(_CENTRAL.pack(
+            b"PK\x01\x02", version, _UNIX, version, 0, entry.flags, entry.method, _DOS_TIME,
+            _DOS_DATE, entry.crc, compressed, size, len(entry.name), len(extra), 0, 0, 0,
+            _FILE_MODE, offset) + entry.name + extra)
+    directory = b"".join(parts)
+    count, end = len(entries), start + len(directory)
+    tail = b""
+    if count > _ENTRIES_LIMIT or len(directory) > ZIP64_LIMIT or start > ZIP64_LIMIT:
+        tail = _END64.pack(b"PK\x06\x06", _END64.size - 12, _VERSION64, _VERSION64, 0, 0,
+                           count, count, len(directory), start)
+        tail += _LOCATOR64.pack(b"PK\x06\x07", 0, end, 1)
+    tail += _END.pack(b"PK\x05\x06", 0, 0, min(count, _ENTRIES_LIMIT),
+                      min(count, _ENTRIES_LIMIT), min(len(directory), 0xFFFFFFFF),
+                      min(start, 0xFFFFFFFF), 0)
+    return directory + tail
+
+
+def _crc_of(fd: int, offset: int, size: int) -> int:
+    crc = 0
+    while size:
+        chunk = os.pread(fd, min(size, _CHUNK), offset)
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        offset += len(chunk)
+        size -= len(chunk)
+    return crc
+
+
+def _copy(source: int, offset: int, size: int, out: int, name: str, path: Path) -> None:
+    """``size`` bytes of ``source`` from ``offset`` appended to ``out``: in the kernel where
+    it can, through this process where it cannot (another file system, an old kernel)."""
+    while size:
+        try:
+            done = os.copy_file_range(source, out, size, offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            done = -1
+        if done < 0:
+            chunk = os.pread(source, min(size, _CHUNK), offset)
+            if not chunk:
+                raise OSError(f"{path}: ends before the entry {name}")
+            _write_all(out, chunk)
+            done = len(chunk)
+        elif done == 0:
+            raise OSError(f"{path}: ends before the entry {name}")
+        offset += done
+        size -= done
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def manifest_text(rows: Iterable[ManifestRow], zipped: bool) -> str:

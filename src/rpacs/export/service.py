@@ -78,7 +78,7 @@ _TRAIT_TAGS = {0x00100030: "birth_date", 0x00100040: "sex", 0x00101010: "age"}
 #: Instances per unit of work: a long series is shared by the workers in parts this big.
 PART_SIZE = 200
 #: Version of the work folder's layout; a work folder of another version is started over.
-_WORK_VERSION = 3
+_WORK_VERSION = 4
 
 
 @dataclass
@@ -612,8 +612,8 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
     sources: dict[str, Path | Span] = {r.path: tree / r.path for r in rows}
     blobs = _blobs(work, spec)
     if blobs is not None:
-        sources.update({path: Span(blobs / name, offset, size) for r in results
-                        for path, (name, offset, size) in r.spans.items()})
+        sources.update({path: Span(blobs / name, offset, size, crc) for r in results
+                        for path, (name, offset, size, crc) in r.spans.items()})
     _assemble(spec, work, tree, texts, rows, sources, target, workers)
     shutil.rmtree(work, ignore_errors=True)
     with inst.db.session() as session:  # the export's record and its audit event together

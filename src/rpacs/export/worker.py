@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,8 @@ class SeriesExporter:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
                 if blob is not None:
-                    result.spans[planned.path] = (blob_name, blob.tell(), len(done.data))
+                    result.spans[planned.path] = (blob_name, blob.tell(), len(done.data),
+                                                  zlib.crc32(done.data))
                     blob.write(done.data)
                 else:
                     self._write(work.tree / planned.path, done.data)
