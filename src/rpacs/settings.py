@@ -13,6 +13,7 @@ import os
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,24 +58,15 @@ def _parse(kind: type, optional: bool, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ValueError("must be true or false")
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if kind is int or kind is float:
+        # A float setting takes a whole number too (TOML's 4 for 4.0); an int one, no float.
+        numbers = (int,) if kind is int else (int, float)
+        if isinstance(value, numbers) and not isinstance(value, bool):
+            return kind(value)
         if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ValueError("must be a whole number")
-    if kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise ValueError("must be a number")
+            with suppress(ValueError):
+                return kind(value.strip())
+        raise ValueError("must be a whole number" if kind is int else "must be a number")
     if not isinstance(value, str | Path):
         raise ValueError("must be text")
     return Path(value).expanduser() if kind is Path else str(value)
