@@ -166,7 +166,8 @@ def measure(files: int, work: Path) -> dict[str, Any]:
         row: dict[str, Any] = {"seconds": round(sec, 3), "files_per_second": round(count / sec),
                                "ratio_to_cp": round(sec / base, 2),
                                "cpu_seconds": round(cpu[name], 2),
-                               "fixed_seconds": round(fixed[name], 3)}
+                               "fixed_seconds": round(fixed[name], 3),
+                               "rounds_seconds": [round(t, 2) for t, _ in times[name]]}
         per_file = max(sec - fixed[name], 0.0) / max(count - 1, 1)
         row["per_file_ratio_to_cp"] = round(per_file / per_file_base, 2)
         if name in TARGETS:
@@ -186,7 +187,7 @@ def render(report: dict[str, Any]) -> str:
         f"load average {report['load_average_at_start']} at the start, "
         f"{report['load_average_at_end']} at the end (a busy machine slows rpacs more than cp)",
         f"{'run':<22} {'seconds':>8} {'files/s':>8} {'× cp -r':>8} {'CPU s':>6} "
-        f"{'fixed s':>8} {'per file × cp':>14}  target",
+        f"{'fixed s':>8} {'per file × cp':>14}  {'rounds':<18} target",
     ]
     for name, row in report["runs"].items():
         target = ""
@@ -195,7 +196,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{name:<22} {row['seconds']:>8.2f} {row['files_per_second']:>8} "
                      f"{row['ratio_to_cp']:>8.2f} {row['cpu_seconds']:>6.2f} "
                      f"{row['fixed_seconds']:>8.2f} {row['per_file_ratio_to_cp']:>14.2f}  "
-                     f"{target}")
+                     f"{' '.join(f'{t:.2f}' for t in row['rounds_seconds']):<18} {target}")
     lines.append("fixed s: the same command on one file (start-up and exit); per file × cp: "
                  "(seconds - fixed) per file, against cp -r's")
     lines.append(f"({REFERENCE})")
