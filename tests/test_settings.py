@@ -42,6 +42,18 @@ def test_every_problem_is_reported_at_once_by_name_not_value(tmp_path: Path):
     assert "perhaps" not in str(caught.value)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "eight"])
+def test_a_number_setting_must_be_a_finite_number(tmp_path: Path, value: str):
+    with pytest.raises(InvalidInputError, match="setting RPACS_STUDY_TIMEOUT: must be a number"):
+        Settings.load({"RPACS_HOME": str(tmp_path), "RPACS_STUDY_TIMEOUT": value})
+    # TOML has nan and inf literals, and integers too large for a float.
+    (tmp_path / "rpacs.toml").write_text(
+        f"study_timeout = {value if value != 'eight' else '1' + '0' * 400}\n"
+        .replace("1e999", "inf"))
+    with pytest.raises(InvalidInputError, match="setting RPACS_STUDY_TIMEOUT: must be a number"):
+        Settings.load({"RPACS_HOME": str(tmp_path)})
+
+
 def test_config_file_fills_what_the_environment_left_unset(tmp_path: Path):
     (tmp_path / "rpacs.toml").write_text('workers = 8\nae_title = "FILE"\nstudy_timeout = 4\n')
     settings = Settings.load({"RPACS_HOME": str(tmp_path), "RPACS_AE_TITLE": "ENV"})

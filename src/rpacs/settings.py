@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import secrets
 import tomllib
@@ -61,12 +62,17 @@ def _parse(kind: type, optional: bool, value: Any) -> Any:
     if kind is int or kind is float:
         # A float setting takes a whole number too (TOML's 4 for 4.0); an int one, no float.
         numbers = (int,) if kind is int else (int, float)
+        number: int | float | None = None
         if isinstance(value, numbers) and not isinstance(value, bool):
-            return kind(value)
-        if isinstance(value, str):
-            with suppress(ValueError):
-                return kind(value.strip())
-        raise ValueError("must be a whole number" if kind is int else "must be a number")
+            with suppress(OverflowError):
+                number = kind(value)
+        elif isinstance(value, str):
+            with suppress(ValueError, OverflowError):
+                number = kind(value.strip())
+        # No NaN or infinity: a timeout or a number of days must compare and add up.
+        if number is None or not math.isfinite(number):
+            raise ValueError("must be a whole number" if kind is int else "must be a number")
+        return number
     if not isinstance(value, str | Path):
         raise ValueError("must be text")
     return Path(value).expanduser() if kind is Path else str(value)

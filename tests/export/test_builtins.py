@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import subprocess
 import zipfile
 import zlib
@@ -101,6 +102,25 @@ def test_zip_entries_are_sorted_timestamped_and_zip64_when_large(tmp_path, monke
         assert [i.file_size for i in zipped.infolist()] == [10000, 7000, 7000]
         assert zipped.read("a/1.dcm") == files["a/1.dcm"].read_bytes()
         assert zipped.read("README.txt") == files["README.txt"].read_bytes()
+
+
+def test_a_zip_of_more_files_than_descriptors_allowed(tmp_path):
+    """A download of a folder package zips thousands of files of their own: each is open
+    only while it is copied, so the process' limit on open files is no limit on them."""
+    files: dict[str, Path | Span] = {}
+    for n in range(300):
+        path = tmp_path / "in" / f"{n:03d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"%d" % n * 50)
+        files[path.name] = path
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+    try:
+        write_zip(tmp_path / "many.zip", files)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with zipfile.ZipFile(tmp_path / "many.zip") as zipped:
+        assert zipped.testzip() is None and len(zipped.namelist()) == 300
 
 
 def test_a_zip_from_spans_of_a_blob_is_the_zip_from_files(tmp_path):

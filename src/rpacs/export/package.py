@@ -10,6 +10,7 @@ temporary name and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .content import ManifestRow
 
@@ -85,8 +87,7 @@ _UTF8_NAME = 0x800
 _FILE_MODE = 0o100644 << 16
 
 
-@dataclass(frozen=True)
-class _Central:
+class _Central(NamedTuple):
     """What the central directory says of one entry."""
 
     name: bytes
@@ -110,57 +111,64 @@ def write_zip(target: Path, entries: Mapping[str, Path | Span]) -> None:
     the number of entries need them.
     """
     tmp = target.with_name(f".{target.name}.part")
-    sources: dict[Path, int] = {}
+    blobs: dict[Path, int] = {}  # open for the whole zip: each holds many entries
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        central: list[_Central] = []
-        position = 0
-        for name in sorted(entries):
-            source = entries[name]
-            try:
-                encoded, flags = name.encode("ascii"), 0
-            except UnicodeEncodeError:
-                encoded, flags = name.encode("utf-8"), _UTF8_NAME
-            if isinstance(source, Span):
-                path, offset, size, crc = source.path, source.offset, source.size, source.crc
-            else:
-                path, offset, size, crc = source, 0, source.stat().st_size, None
-            fd = sources.get(path)
-            if fd is None:
-                fd = sources[path] = os.open(path, os.O_RDONLY)
-            if os.fstat(fd).st_size < offset + size:
-                raise OSError(f"{path}: ends before the entry {name}")
-            stored = name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]
-            if stored:
-                if crc is None:
-                    crc = _crc_of(fd, offset, size)
-                header = _local_header(encoded, flags, 0, crc, size, size)
-                _write_all(out, header)
-                _copy(fd, offset, size, out, name, path)
-                compressed = size
-            else:  # a text file of the package: small, deflated in memory
-                data = os.pread(fd, size, offset)
-                packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-                packed = packer.compress(data) + packer.flush()
-                crc, compressed = zlib.crc32(data), len(packed)
-                header = _local_header(encoded, flags, 8, crc, compressed, size)
-                _write_all(out, header + packed)
-            central.append(_Central(encoded, flags, 0 if stored else 8, crc, compressed,
-                                    size, position))
-            position += len(header) + compressed
-        _write_all(out, _central_directory(central, position))
-        os.fchmod(out, 0o644)
+        with contextlib.ExitStack() as stack:
+            stack.callback(os.close, out)
+            central: list[_Central] = []
+            position = 0
+            for name in sorted(entries):
+                source = entries[name]
+                with contextlib.ExitStack() as entry:
+                    if isinstance(source, Span):
+                        path, offset, size, crc = (source.path, source.offset, source.size,
+                                                   source.crc)
+                        fd = blobs.get(path)
+                        if fd is None:
+                            fd = blobs[path] = os.open(path, os.O_RDONLY)
+                            stack.callback(os.close, fd)
+                    else:  # a file of its own, open only while it is copied
+                        path, offset, crc = source, 0, None
+                        fd = os.open(path, os.O_RDONLY)
+                        entry.callback(os.close, fd)
+                        size = os.fstat(fd).st_size
+                    if os.fstat(fd).st_size < offset + size:
+                        raise OSError(f"{path}: ends before the entry {name}")
+                    written = _write_entry(out, name, fd, offset, size, crc, path)
+                central.append(written[0]._replace(offset=position))
+                position += written[1]
+            _write_all(out, _central_directory(central, position))
+            os.fchmod(out, 0o644)
+        os.replace(tmp, target)
     except BaseException:
-        os.close(out)
-        out = -1
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        if out >= 0:
-            os.close(out)
-        for fd in sources.values():
-            os.close(fd)
-    os.replace(tmp, target)
+
+
+def _write_entry(out: int, name: str, fd: int, offset: int, size: int, crc: int | None,
+                 path: Path) -> tuple[_Central, int]:
+    """Append one entry (local header and data) to ``out``: its central directory record
+    (offset still 0) and the bytes appended."""
+    try:
+        encoded, flags = name.encode("ascii"), 0
+    except UnicodeEncodeError:
+        encoded, flags = name.encode("utf-8"), _UTF8_NAME
+    if name.endswith(_STORED_SUFFIXES) or "." not in name.rsplit("/", 1)[-1]:
+        if crc is None:
+            crc = _crc_of(fd, offset, size, name, path)
+        header = _local_header(encoded, flags, 0, crc, size, size)
+        _write_all(out, header)
+        _copy(fd, offset, size, out, name, path)
+        return _Central(encoded, flags, 0, crc, size, size, 0), len(header) + size
+    # A text file of the package: small, deflated in memory.
+    data = _read(fd, offset, size, name, path)
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    packed = packer.compress(data) + packer.flush()
+    crc = zlib.crc32(data)
+    header = _local_header(encoded, flags, 8, crc, len(packed), size)
+    _write_all(out, header + packed)
+    return _Central(encoded, flags, 8, crc, len(packed), size, 0), len(header) + len(packed)
 
 
 def _local_header(name: bytes, flags: int, method: int, crc: int, compressed: int,
@@ -196,7 +204,8 @@ def _central_directory(entries: list[_Central], start: int) -> bytes:
     directory = b"".join(parts)
     count, end = len(entries), start + len(directory)
     tail = b""
-    if count > _ENTRIES_LIMIT or len(directory) > ZIP64_LIMIT or start > ZIP64_LIMIT:
+    # 0xFFFF entries already: some readers take that count as "see the ZIP64 record".
+    if count >= _ENTRIES_LIMIT or len(directory) > ZIP64_LIMIT or start > ZIP64_LIMIT:
         tail = _END64.pack(b"PK\x06\x06", _END64.size - 12, _VERSION64, _VERSION64, 0, 0,
                            count, count, len(directory), start)
         tail += _LOCATOR64.pack(b"PK\x06\x07", 0, end, 1)
@@ -206,36 +215,59 @@ def _central_directory(entries: list[_Central], start: int) -> bytes:
     return directory + tail
 
 
-def _crc_of(fd: int, offset: int, size: int) -> int:
+def _read(fd: int, offset: int, size: int, name: str, path: Path) -> bytes:
+    """``size`` bytes of ``fd`` from ``offset``; OSError naming the entry if it ends first
+    (a single read may return less than asked)."""
+    parts = []
+    while size:
+        chunk = os.pread(fd, min(size, _CHUNK), offset)
+        if not chunk:
+            raise OSError(f"{path}: ends before the entry {name}")
+        parts.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return b"".join(parts)
+
+
+def _crc_of(fd: int, offset: int, size: int, name: str, path: Path) -> int:
     crc = 0
     while size:
         chunk = os.pread(fd, min(size, _CHUNK), offset)
         if not chunk:
-            break
+            raise OSError(f"{path}: ends before the entry {name}")
         crc = zlib.crc32(chunk, crc)
         offset += len(chunk)
         size -= len(chunk)
     return crc
 
 
+#: copy_file_range's errors that mean "not here" (another file system, an old kernel, a
+#: sandbox that forbids it): the bytes then go through this process.
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                             errno.EPERM, errno.ETXTBSY})
+
+
 def _copy(source: int, offset: int, size: int, out: int, name: str, path: Path) -> None:
     """``size`` bytes of ``source`` from ``offset`` appended to ``out``: in the kernel where
     it can, through this process where it cannot (another file system, an old kernel)."""
+    kernel = True
     while size:
-        try:
-            done = os.copy_file_range(source, out, size, offset)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            done = -1
-        if done < 0:
+        done = 0
+        if kernel:
+            try:
+                done = os.copy_file_range(source, out, size, offset)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+            # 0 is also how some file systems say they cannot: the size was checked, so
+            # the bytes are there; read them.
+            kernel = done > 0
+        if not done:
             chunk = os.pread(source, min(size, _CHUNK), offset)
             if not chunk:
                 raise OSError(f"{path}: ends before the entry {name}")
             _write_all(out, chunk)
             done = len(chunk)
-        elif done == 0:
-            raise OSError(f"{path}: ends before the entry {name}")
         offset += done
         size -= done
 
