@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
@@ -103,3 +104,17 @@ def test_the_byte_search_finds_each_uid_that_occurs_and_no_other():
         data, "x.dcm", ["1.2.840.99", "1.2.840.9", "1.2", "1.3", "2.25.77", ""], "EX-0001")
     assert [f.masked for f in found] == [mask(u) for u in ["1.2", "1.2.840.9", "1.2.840.99",
                                                            "2.25.77"]]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # A value split over two cells is two values: neither is a finding.
+    ("a,b\nEX,-0001\n2.25.12345,67890123456789012345678901234\n2010,0101\n", []),
+    ("a,b\nx,y\n" * 500, []),  # a manifest without a finding: searched once
+    ("a,b\n" + "x,y\n" * 500 + f"z,{ARCHIVE_UID} EX-0002 20100101\n",
+     [("line 502, b", "research participant ID"), ("line 502, b", "archive UID"),
+      ("line 502, b", "archive date")]),
+    ('a,b\n"quoted ""EX-0001""",y\n', [("line 2, a", "research participant ID")]),
+])
+def test_text_files_are_searched_by_value_not_across_values(text: str, expected: list):
+    found = scan_text("manifest.csv", text, RULES, frozenset({"20100101"}))
+    assert [(f.tag, f.reason) for f in found] == expected

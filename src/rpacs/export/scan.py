@@ -251,16 +251,31 @@ def _text(element: Any, codec: str) -> str:
     return str(value)
 
 
+#: What scan_text looks for in a value that may be an archive UID.
+_UID_TOKEN = re.compile(r"[0-9][0-9.]{8,63}")
+
+
 def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:
     """Findings in a CSV, TSV or JSON file written into the package."""
     ids = rules.id_pattern()
+    cells = list(_cells(name, text))
+    # The manifest has a cell per file and column, and almost never a finding: the values
+    # are searched once, joined by a NUL (which no pattern matches, and which bounds a
+    # match as the end of a value does), and one by one only when that finds something.
+    joined = "\0".join(value for _, value in cells)
+    if not ((ids is not None and ids.search(joined))
+            or (rules.archive_uids and any(
+                token in rules.archive_uids for token in _UID_TOKEN.findall(joined)))
+            or (dates and any(token.replace("-", "") in dates
+                              for token in _DATE_IN_TEXT.findall(joined)))):
+        return []
     findings = []
-    for where, value in _cells(name, text):
+    for where, value in cells:
         if ids is not None and (match := ids.search(value)):
             findings.append(Finding(name, where, "research participant ID", mask(match[0])))
         if rules.archive_uids:
             findings.extend(Finding(name, where, "archive UID", mask(token))
-                            for token in re.findall(r"[0-9][0-9.]{8,63}", value)
+                            for token in _UID_TOKEN.findall(value)
                             if token in rules.archive_uids)
         if dates:
             for token in _DATE_IN_TEXT.findall(value):
