@@ -255,6 +255,16 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
         return groups
 
     monkeypatch.setitem(globals(), "inventory_groups", grouped)
+    # And its index fields those of the layout's first such file, but for the elements
+    # decided again: their encoding is not read again.
+    encodings: list[bool] = []
+    encoding = raw.RawResult.encoding
+
+    def read_encoding(self: raw.RawResult) -> object:
+        encodings.append(True)
+        return encoding(self)
+
+    monkeypatch.setattr(raw.RawResult, "encoding", read_encoding)
     inputs = [f.encoded(_slice(n), syntax) for n in range(1, 6)]
     inputs.append(f.encoded(_slice(6, comment_digits=3), syntax))  # another length
     # Laid out as the one before, but another patient: the context of every value.
@@ -265,6 +275,7 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
     # declines; each then leaves its own for its repeat.
     assert (taken.count(True), taken.count(False)) == (1 + 2 * 4 + 1 + 1, 1)
     assert sum(few < many for few, many in sizes) >= 4
+    assert len(encodings) <= len(sizes) - 4
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])

@@ -230,13 +230,36 @@ def _fields(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+#: The index fields that the files cut from one layout share (those of the elements not
+#: decided again), and the encoding they were read with, by (the layout's id, the tags
+#: decided again): (the layout, kept so that its id stays its own; encoding; fields).
+_SHARED_FIELDS: dict[tuple[int, frozenset[int]], tuple[object, tuple, dict[str, Any]]] = {}
+
+
 def _fast_fields(fast: RawResult) -> dict[str, Any]:
     """:func:`_fields` of the byte path's output, each value read once per distinct
-    element (the data set of the few elements concerned is made only on a miss)."""
-    encoding = fast.encoding()
+    element (the data set of the few elements concerned is made only on a miss).
+
+    A file cut from a layout (:attr:`RawResult.alike`) writes all but the elements decided
+    again as every file of that layout does, in the same encoding: only those fields are
+    read for it, the others are the first such file's.
+    """
+    alike = fast.alike
+    shared = None
+    if alike is not None:
+        shared = _SHARED_FIELDS.get((id(alike[0]), alike[1]))
+        if shared is not None and shared[0] is not alike[0]:
+            shared = None
+    if shared is not None:
+        encoding, out = shared[1], dict(shared[2])
+        again = alike[1]  # type: ignore[index]
+        wanted = [(field, tag) for field, tag in zip(_INDEX_FIELDS, _INDEX_TAGS, strict=True)
+                  if tag in again]
+    else:
+        encoding, out = fast.encoding(), {}
+        wanted = list(zip(_INDEX_FIELDS, _INDEX_TAGS, strict=True))
     subset: Dataset | None = None
-    out: dict[str, Any] = {}
-    for (name, keyword, number), tag in zip(_INDEX_FIELDS, _INDEX_TAGS, strict=True):
+    for (name, keyword, number), tag in wanted:
         raw = fast.raw_value(tag)
         key = (tag, encoding, raw) if raw is None or type(raw) is tuple else None
         value = _FIELD_VALUES.get(key, _MISSING) if key is not None else _MISSING
@@ -249,12 +272,22 @@ def _fast_fields(fast: RawResult) -> dict[str, Any]:
                     _FIELD_VALUES.clear()
                 _FIELD_VALUES[key] = value
         out[name] = value
+    if shared is not None:
+        return out
     key = ("syntax", encoding)
     syntax = _FIELD_VALUES.get(key)
     if syntax is None:
         subset = subset or fast.subset(())
         syntax = _FIELD_VALUES[key] = str(subset.file_meta.get("TransferSyntaxUID", ""))
     out["transfer_syntax"] = syntax
+    if alike is not None:
+        layout, again = alike
+        if len(_SHARED_FIELDS) >= _SHARED_GROUPS_KEPT:
+            _SHARED_FIELDS.clear()
+        _SHARED_FIELDS[(id(layout), again)] = (layout, encoding, {
+            name: out[name] for (name, _, _), tag in zip(_INDEX_FIELDS, _INDEX_TAGS,
+                                                          strict=True) if tag not in again
+        } | {"transfer_syntax": syntax})
     return out
 
 
