@@ -7,7 +7,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from .content import StoredInstance
     from .index import IndexOutcome, IndexResult, record_instances
-    from .store import FileStore, PutOutcome, link_unnamed
+    from .store import FileStore, PutOutcome, link_unnamed, write_all
 
 __all__ = [
     "FileStore",
@@ -17,11 +17,12 @@ __all__ = [
     "StoredInstance",
     "link_unnamed",
     "record_instances",
+    "write_all",
 ]
 
 # Lazy: the import's workers use the store without loading the index's SQLAlchemy.
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".content": ("StoredInstance",),
     ".index": ("IndexOutcome", "IndexResult", "record_instances"),
-    ".store": ("FileStore", "PutOutcome", "link_unnamed"),
+    ".store": ("FileStore", "PutOutcome", "link_unnamed", "write_all"),
 })

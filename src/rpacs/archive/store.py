@@ -67,7 +67,7 @@ class FileStore:
         fd, tmp_name = self._temporary()
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fchmod(fd, 0o640)
             finally:
                 os.close(fd)
@@ -140,7 +140,8 @@ class FileStore:
         (self.root / relative).unlink(missing_ok=True)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to the descriptor ``fd`` (os.write may write less than given)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -167,7 +168,7 @@ def link_unnamed(target: Path, data: bytes, mode: int) -> bool | None:
         except OSError:
             return None
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fchmod(fd, mode)  # exactly ``mode``, whatever the process' umask
             try:
                 os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=folder,

@@ -188,6 +188,18 @@ class RawResult:
                 _, vr, _, start, end = elements[i]
                 yield tag, vr, source[start:end]
 
+    def creators_of(self, tags: Iterable[int]) -> dict[int, Any]:
+        """The written private creators whose blocks the private data elements among
+        ``tags`` belong to, as :meth:`written` gives their values."""
+        creators: dict[int, Any] = {}
+        for tag in tags:
+            if tag >> 16 & 1 and tag & 0xFFFF >= 0x0100:
+                creator = _creator_tag(tag)
+                value = self.raw_value(creator)
+                if value is not None:
+                    creators[creator] = value[1] if type(value) is tuple else value
+        return creators
+
     def subset(self, tags: Iterable[int]) -> Dataset:
         """The written data set's elements under ``tags`` only (and its character set and
         file meta): a few index fields read without making the whole data set."""

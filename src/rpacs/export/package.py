@@ -19,11 +19,12 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..archive import write_all
 from .content import ManifestRow
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -138,7 +139,7 @@ def write_zip(target: Path, entries: Mapping[str, Path | Span]) -> None:
                     written = _write_entry(out, name, fd, offset, size, crc, path)
                 central.append(written[0]._replace(offset=position))
                 position += written[1]
-            _write_all(out, _central_directory(central, position))
+            write_all(out, _central_directory(central, position))
             os.fchmod(out, 0o644)
         os.replace(tmp, target)
     except BaseException:
@@ -158,16 +159,16 @@ def _write_entry(out: int, name: str, fd: int, offset: int, size: int, crc: int 
         if crc is None:
             crc = _crc_of(fd, offset, size, name, path)
         header = _local_header(encoded, flags, 0, crc, size, size)
-        _write_all(out, header)
+        write_all(out, header)
         _copy(fd, offset, size, out, name, path)
         return _Central(encoded, flags, 0, crc, size, size, 0), len(header) + size
     # A text file of the package: small, deflated in memory.
-    data = _read(fd, offset, size, name, path)
+    data = b"".join(_chunks(fd, offset, size, name, path))
     packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     packed = packer.compress(data) + packer.flush()
     crc = zlib.crc32(data)
     header = _local_header(encoded, flags, 8, crc, len(packed), size)
-    _write_all(out, header + packed)
+    write_all(out, header + packed)
     return _Central(encoded, flags, 8, crc, len(packed), size, 0), len(header) + len(packed)
 
 
@@ -215,29 +216,22 @@ def _central_directory(entries: list[_Central], start: int) -> bytes:
     return directory + tail
 
 
-def _read(fd: int, offset: int, size: int, name: str, path: Path) -> bytes:
-    """``size`` bytes of ``fd`` from ``offset``; OSError naming the entry if it ends first
-    (a single read may return less than asked)."""
-    parts = []
+def _chunks(fd: int, offset: int, size: int, name: str, path: Path) -> Iterator[bytes]:
+    """``size`` bytes of ``fd`` from ``offset``, a chunk at a time (a single read may
+    return less than asked); OSError naming the entry if the file ends first."""
     while size:
         chunk = os.pread(fd, min(size, _CHUNK), offset)
         if not chunk:
             raise OSError(f"{path}: ends before the entry {name}")
-        parts.append(chunk)
+        yield chunk
         offset += len(chunk)
         size -= len(chunk)
-    return b"".join(parts)
 
 
 def _crc_of(fd: int, offset: int, size: int, name: str, path: Path) -> int:
     crc = 0
-    while size:
-        chunk = os.pread(fd, min(size, _CHUNK), offset)
-        if not chunk:
-            raise OSError(f"{path}: ends before the entry {name}")
+    for chunk in _chunks(fd, offset, size, name, path):
         crc = zlib.crc32(chunk, crc)
-        offset += len(chunk)
-        size -= len(chunk)
     return crc
 
 
@@ -266,16 +260,10 @@ def _copy(source: int, offset: int, size: int, out: int, name: str, path: Path) 
             chunk = os.pread(source, min(size, _CHUNK), offset)
             if not chunk:
                 raise OSError(f"{path}: ends before the entry {name}")
-            _write_all(out, chunk)
+            write_all(out, chunk)
             done = len(chunk)
         offset += done
         size -= done
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def manifest_text(rows: Iterable[ManifestRow], zipped: bool) -> str:

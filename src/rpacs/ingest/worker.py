@@ -32,7 +32,7 @@ from ..deid import (
     write_instance,
 )
 from ..errors import DeidentificationError, DicomInputError, StorageError
-from ..review import InstanceEntries, TagEntry, tag_entries, written_groups
+from ..review import InstanceEntries, tag_entries, written_groups
 from .content import NotDicom, Outcome, Rejection
 from .plan import WorkPlan
 from .sources import Source
@@ -151,11 +151,29 @@ class Worker:
         )
 
 
-#: The inventory group of the elements that the files cut from one layout write alike,
-#: by (the layout's id, the tags decided again): (the layout, kept so that its id stays
-#: its own, and the group). A few are in use at a time, one or two per series.
-_SHARED_GROUPS: dict[tuple[int, frozenset[int]], tuple[object, frozenset[TagEntry]]] = {}
-_SHARED_GROUPS_KEPT = 64
+class _LayoutMemo:
+    """What a caller made of the elements that the files cut from one layout write alike,
+    by (the layout, the tags decided again) — :attr:`RawResult.alike`. The layout is kept
+    with its value, so that its id stays its own; a few are in use at a time, one or two
+    per series."""
+
+    KEPT = 64
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[int, frozenset[int]], tuple[object, Any]] = {}
+
+    def get(self, alike: tuple[object, frozenset[int]]) -> Any:
+        known = self._values.get((id(alike[0]), alike[1]))
+        return known[1] if known is not None and known[0] is alike[0] else None
+
+    def put(self, alike: tuple[object, frozenset[int]], value: Any) -> None:
+        if len(self._values) >= self.KEPT:
+            self._values.clear()
+        self._values[(id(alike[0]), alike[1])] = (alike[0], value)
+
+
+#: The inventory group of the elements a layout's files write alike.
+_SHARED_GROUPS = _LayoutMemo()
 
 
 def inventory_groups(fast: RawResult) -> InstanceEntries:
@@ -171,31 +189,21 @@ def inventory_groups(fast: RawResult) -> InstanceEntries:
     alike = fast.alike
     if alike is None:
         return written_groups(fast.file_meta, fast.written(), fast.subset)
-    layout, again = alike
-    key = (id(layout), again)
-    known = _SHARED_GROUPS.get(key)
-    if known is None or known[0] is not layout:
+    again = alike[1]
+    shared = _SHARED_GROUPS.get(alike)
+    if shared is None:
         written = list(fast.written())
         groups = written_groups(fast.file_meta, written, fast.subset)
-        shared = frozenset().union(*(group for (tag, _, _), group in
-                                     zip(written, groups[1:], strict=True)
-                                     if tag not in again))
-        if len(_SHARED_GROUPS) >= _SHARED_GROUPS_KEPT:
-            _SHARED_GROUPS.clear()
-        _SHARED_GROUPS[key] = (layout, shared)
+        _SHARED_GROUPS.put(alike, frozenset().union(*(
+            group for (tag, _, _), group in zip(written, groups[1:], strict=True)
+            if tag not in again)))
         return groups
     tags = sorted(again)
     # A private element decided again reaches into a block whose creator is written as
     # before, and so is not among the tags: its value names the element's entries.
-    creators: dict[int, object] = {}
-    for tag in tags:
-        if tag >> 16 & 1 and tag & 0xFFFF >= 0x0100:
-            creator = (tag & 0xFFFF0000) | (tag & 0xFFFF) >> 8
-            value = fast.raw_value(creator)
-            if value is not None:
-                creators[creator] = value[1] if type(value) is tuple else value
-    parts = written_groups(fast.file_meta, fast.written_of(tags), fast.subset, creators)
-    return (parts[0], known[1], *parts[1:])
+    parts = written_groups(fast.file_meta, fast.written_of(tags), fast.subset,
+                           fast.creators_of(tags))
+    return (parts[0], shared, *parts[1:])
 
 
 #: (StoredInstance field, keyword, whether a number) of what the index keeps of an instance.
@@ -230,10 +238,9 @@ def _fields(ds: Dataset) -> dict[str, Any]:
     return out
 
 
-#: The index fields that the files cut from one layout share (those of the elements not
-#: decided again), and the encoding they were read with, by (the layout's id, the tags
-#: decided again): (the layout, kept so that its id stays its own; encoding; fields).
-_SHARED_FIELDS: dict[tuple[int, frozenset[int]], tuple[object, tuple, dict[str, Any]]] = {}
+#: The index fields of the elements a layout's files write alike, and the encoding they
+#: were read with: (encoding, fields).
+_SHARED_FIELDS = _LayoutMemo()
 
 
 def _fast_fields(fast: RawResult) -> dict[str, Any]:
@@ -245,13 +252,9 @@ def _fast_fields(fast: RawResult) -> dict[str, Any]:
     read for it, the others are the first such file's.
     """
     alike = fast.alike
-    shared = None
-    if alike is not None:
-        shared = _SHARED_FIELDS.get((id(alike[0]), alike[1]))
-        if shared is not None and shared[0] is not alike[0]:
-            shared = None
+    shared = _SHARED_FIELDS.get(alike) if alike is not None else None
     if shared is not None:
-        encoding, out = shared[1], dict(shared[2])
+        encoding, out = shared[0], dict(shared[1])
         again = alike[1]  # type: ignore[index]
         wanted = [(field, tag) for field, tag in zip(_INDEX_FIELDS, _INDEX_TAGS, strict=True)
                   if tag in again]
@@ -281,13 +284,10 @@ def _fast_fields(fast: RawResult) -> dict[str, Any]:
         syntax = _FIELD_VALUES[key] = str(subset.file_meta.get("TransferSyntaxUID", ""))
     out["transfer_syntax"] = syntax
     if alike is not None:
-        layout, again = alike
-        if len(_SHARED_FIELDS) >= _SHARED_GROUPS_KEPT:
-            _SHARED_FIELDS.clear()
-        _SHARED_FIELDS[(id(layout), again)] = (layout, encoding, {
+        _SHARED_FIELDS.put(alike, (encoding, {
             name: out[name] for (name, _, _), tag in zip(_INDEX_FIELDS, _INDEX_TAGS,
-                                                          strict=True) if tag not in again
-        } | {"transfer_syntax": syntax})
+                                                          strict=True) if tag not in alike[1]
+        } | {"transfer_syntax": syntax}))
     return out
 
 
