@@ -3,6 +3,7 @@ it ends — on success, on a failing or dying worker, on an error in the parent.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -136,6 +137,72 @@ def test_command_parent_starts_the_pool_first_and_never_loads_pydicom(
     # The index (SQLAlchemy) is the parent's; reading DICOM (pydicom) is the workers' only,
     # and the settings need no pydantic (the web app's validation alone uses it).
     assert seen["at_end"] == ["sqlalchemy"]
+
+
+#: Runs ``rpacs`` as its console script does (``main()``), recording in the file
+#: ``sys.argv[1]`` whether each task found the garbage collector running in its worker,
+#: and printing the parent's collector state at the end.
+_GC_PROBE = """
+import gc, json, os, sys
+from rpacs.ingest import worker
+
+plain = worker.process_task
+record = sys.argv[1]
+
+def probed(plan, sources):
+    with open(record, "a") as out:
+        out.write(json.dumps([os.getpid(), gc.isenabled()]) + "\\n")
+    return plain(plan, sources)
+
+worker.process_task = probed
+from rpacs.cli.main import main
+sys.argv = ["rpacs", *sys.argv[2:]]
+try:
+    main()
+finally:
+    print(json.dumps([gc.isenabled(), gc.get_freeze_count()]), file=sys.stderr)
+"""
+
+
+def test_collection_pauses_for_the_start_up_only(rpacs, subprocess_env, tmp_path, study):
+    """main() pauses the garbage collector while the command loads its modules; the
+    workers and the parent run with it again, the start-up's objects frozen."""
+    assert rpacs("project", "create", "GCRUN", "--rek", "2024/1", "--pi-name", "PI",
+                 "--pi-email", "pi@example.org", "--start", "2024-01-01", "--end",
+                 "2030-01-01", "--participant-pattern", r"P-\d{3}",
+                 "--events", "baseline").exit_code == 0
+    tasks = tmp_path / "tasks.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, str(tasks), "deid", str(study), str(tmp_path / "out"),
+         "--project", "GCRUN", "--participant", "P-001", "--workers", "2", "--json"],
+        capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stored"] == FILES
+    seen = [json.loads(line) for line in tasks.read_text().splitlines()]
+    assert len({pid for pid, _ in seen}) == 2 and all(enabled for _, enabled in seen)
+    enabled, frozen = json.loads(done.stderr.splitlines()[-1])
+    assert enabled and frozen > 10_000
+
+
+def test_start_up_done_resumes_collection_once_and_only_in_a_process_of_its_own():
+    from rpacs.cli import context
+
+    assert gc.isenabled()
+    context.start_up_done()  # commands run inside this program (the tests): nothing
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    try:
+        context.own_process()
+        assert not gc.isenabled()
+        context.start_up_done()
+        assert gc.isenabled()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        context.start_up_done()  # a second installation opened: no second freeze
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        context._STARTING = False
 
 
 def test_lazy_packages_export_every_public_name():

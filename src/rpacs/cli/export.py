@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import installation, print_json, progress_bar, shorten
+from .context import installation, print_json, progress_bar, shorten, start_up_done
 
 if TYPE_CHECKING:
     from ..export import ExportPlan, ExportResult, RiskReport
@@ -135,6 +135,7 @@ def export_job_command(job_id: int) -> None:
 
     settings = Settings.from_json(sys.stdin.read())
     inst = Installation.open(settings)
+    start_up_done()
     try:
         state = run_job(inst, job_id)
     finally:

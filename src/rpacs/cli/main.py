@@ -13,6 +13,7 @@ from ..errors import ConflictError, InvalidInputError, RpacsError
 from ..net.apps import scp_command
 from .accounts import member, token, user
 from .assign import assign_command
+from .context import own_process
 from .coupling import coupling
 from .demo import demo_command
 from .export import export_command, export_job_command
@@ -83,6 +84,7 @@ def main() -> None:
     # import; rpacs does no linear algebra, and on a small machine those threads take
     # the CPU the workers need. Set before any command imports numpy.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    own_process()
     try:
         cli(prog_name="rpacs")
     finally:

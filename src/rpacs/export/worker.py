@@ -9,6 +9,7 @@ work folder, so that a killed export resumes at the first series not done.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -185,6 +186,10 @@ _exporter: SeriesExporter | None = None
 def init_worker(work: SeriesWork) -> None:
     global _exporter
     _exporter = SeriesExporter(work)
+    # A forked worker inherits the parent's modules and plan, which live as long as it
+    # does: frozen, its collector never walks them again as the per-instance garbage sets
+    # it off, nor writes into their headers, which copies the parent's pages.
+    gc.freeze()
 
 
 def export_part(part: SeriesPart) -> SeriesResult:

@@ -312,7 +312,10 @@ def _lead(parent_ends: list[Connection], child_ends: list[Connection]) -> None:
     # What the imports made (pydicom's dictionary, the standard's tables) lives as long as
     # the workers: frozen, the collector never walks it again, and the workers forked
     # below share its pages instead of each copying them as the collector touches them.
+    # Collection resumes here if the command had paused it for its start-up, which the
+    # fork inherited (see rpacs.cli.context.own_process).
     gc.freeze()
+    gc.enable()
     others: list[int] = []
     for number in range(1, len(child_ends)):
         pid = os.fork()
