@@ -57,6 +57,52 @@ def test_research_package_keeps_research_ids(archive, tmp_path):
         assert dcmread(io.BytesIO(zipped.read(names[0]))).PatientID == "EX-0001"
 
 
+
+def _images(package: Path) -> dict[str, bytes]:
+    """The NIfTI images and sidecars of a package, by path."""
+    return {p.relative_to(package).as_posix(): p.read_bytes() for p in package.rglob("*")
+            if p.name.endswith((".nii.gz", ".json"))}
+
+
+@pytest.mark.parametrize("stray", ["before", "during"])
+def test_nifti_converts_exactly_the_planned_instances(stray, archive, tmp_path, monkeypatch):
+    """dcm2niix reads a series' store folder as it is only while it holds exactly the
+    planned instances; a file the index does not list, there from the start or added while
+    dcm2niix runs, sends the series through a folder of links to the planned ones."""
+    from rpacs.export import worker
+
+    links: list[str] = []
+    real_symlink = worker.os.symlink
+    monkeypatch.setattr(worker.os, "symlink",
+                        lambda src, dst: links.append(str(src)) or real_symlink(src, dst))
+    spec = builtin_spec("nifti")
+    plain = Path(run_export(archive.inst, archive.acronym, spec, tmp_path / "plain",
+                            workers=1).package)
+    assert not links, "every store folder holds exactly its series: read as it is"
+    store = archive.inst.settings.store_dir
+    folders = sorted({p.parent for p in store.rglob("*.dcm")})
+    target, other = folders[0], folders[1]
+    extra = next(other.glob("*.dcm"))  # an instance of another series, not of this one
+    real_convert = worker.convert_series
+    converted: list[Path] = []
+
+    def converting(folder: Path, *args: object, **kwargs: object) -> list[Path]:
+        converted.append(folder)
+        if stray == "during" and folder == target and not (target / "stray.dcm").exists():
+            (target / "stray.dcm").write_bytes(extra.read_bytes())
+        return real_convert(folder, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "convert_series", converting)
+    if stray == "before":
+        (target / "stray.dcm").write_bytes(extra.read_bytes())
+    again = Path(run_export(archive.inst, archive.acronym, spec, tmp_path / "again",
+                            workers=1).package)
+    assert len(links) == SLICES and all(Path(link).parent == target for link in links)
+    # A stray file found first is never given to dcm2niix; one found after, once.
+    assert converted.count(target) == (stray == "during")
+    assert _images(again) == _images(plain)
+
+
 def test_nifti_builtin_and_a_series_that_cannot_be_converted(archive, tmp_path):
     folder = tmp_path / "nopixels"
     for number in range(1, 3):

@@ -141,22 +141,11 @@ class SeriesExporter:
         scratch = work.scratch / series.key
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
-        # dcm2niix reads a folder: one of links to exactly the planned instances (a store
-        # folder could hold a file the index does not list). In the scratch folder, not in
-        # /dev/shm: a killed export must leave nothing behind outside its work folder,
-        # which the rerun clears.
-        links = scratch / "links"
-        links.mkdir()
         try:
-            for index, planned in enumerate(series.instances):
-                os.symlink(work.store_root / planned.stored_path, links / f"{index:05d}.dcm")
-            outputs = convert_series(links, scratch / "nifti", work.rewrite.rules,
-                                     work.subjects[series.research_id].sidecar)
+            outputs = self._convert(series, scratch)
         except ConversionError as exc:
             result.nifti_error = str(exc)
             return
-        finally:
-            shutil.rmtree(links, ignore_errors=True)
         for output in outputs:
             relative = series.nifti_path + output.name[len("series"):]
             if output.suffix == ".json":
@@ -177,6 +166,47 @@ class SeriesExporter:
                 relative, series.participant, series.event, series.modality, label,
                 sha256_file(target), series.container))  # streamed: an fMRI run is large
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+    def _convert(self, series: PlannedSeries, scratch: Path) -> list[Path]:
+        """dcm2niix on exactly the series' planned instances; the files it wrote.
+
+        dcm2niix reads a folder. The series' own store folder is read as it is when it
+        holds exactly those instances, before and after the conversion (an import adding
+        to the series meanwhile would add a slice the plan does not have); otherwise a
+        folder of links to them, made in the scratch folder and not in /dev/shm, so that
+        a killed export leaves nothing behind outside its work folder, which the rerun
+        clears. Links cost two inodes' creation and removal per instance, which on this
+        path is most of rpacs's time beside dcm2niix's own.
+        """
+        work = self.work
+        planned = [work.store_root / p.stored_path for p in series.instances]
+        folder = planned[0].parent
+        names = {path.name for path in planned} \
+            if all(path.parent == folder for path in planned) else None
+        if names is not None and _names_in(folder) == names:
+            outputs = convert_series(folder, scratch / "nifti", work.rewrite.rules,
+                                     work.subjects[series.research_id].sidecar)
+            if _names_in(folder) == names:
+                return outputs
+            shutil.rmtree(scratch / "nifti", ignore_errors=True)
+        links = scratch / "links"
+        links.mkdir()
+        try:
+            for index, path in enumerate(planned):
+                os.symlink(path, links / f"{index:05d}.dcm")
+            return convert_series(links, scratch / "nifti", work.rewrite.rules,
+                                  work.subjects[series.research_id].sidecar)
+        finally:
+            shutil.rmtree(links, ignore_errors=True)
+
+
+def _names_in(folder: Path) -> set[str] | None:
+    """The names in ``folder``; None when it cannot be listed."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return None
 
 
 # The pool's worker processes keep one SeriesExporter each, made by the initializer.
