@@ -494,7 +494,7 @@ class _Layout:
     their tag, VR and bytes and the context, all unchanged."""
 
     __slots__ = ("context", "kept_private", "memo_key", "overlay", "removed", "shape",
-                 "top_private")
+                 "templates", "top_private")
 
     def __init__(self, run: _Run, context: tuple[Any, ...], memo_key: tuple,
                  removed: frozenset[int], overlay: dict[int, Any], kept_private: bool):
@@ -508,6 +508,76 @@ class _Layout:
         # elements were kept whatever the sequences hold.
         self.top_private = any(number >> 16 & 1 and number & 0xFFFF >= 0x1000
                                and number not in removed for number, *_ in run.elements)
+        #: The output of the files cut from it, by the tags decided again
+        #: (:class:`_Template`): a series' files mostly decide the same few again.
+        self.templates: dict[frozenset[int], _Template] = {}
+
+
+
+#: Templates kept per layout: one or two in use for a series.
+_TEMPLATES_KEPT = 8
+
+
+class _Template:
+    """The output of the files cut from one layout that decide the same tags again, as
+    :func:`_splice_changes` would write it: the bytes every such file writes alike, made
+    once, between the holes each file fills with its own elements of those tags.
+
+    Every other element lies where it lies in the layout's file, with the same bytes and
+    the same decision (see :class:`_Layout`): its output is the layout file's. Pixel data
+    is always among the holes (:class:`_Shape` never compares large values), so a file's
+    own pixels are the ones written.
+    """
+
+    __slots__ = ("enc", "holes", "segments")
+
+    def __init__(self, layout: _Layout, again: frozenset[int], implicit: bool):
+        shape = layout.shape
+        removed, overlay, base = layout.removed, layout.overlay, shape.data
+        self.enc = enc = encoder(implicit, True)
+        #: (tag, its position in the file's elements or -1 when it is added there).
+        self.holes: list[tuple[int, int]] = []
+        #: The bytes before the first hole, between two holes, after the last.
+        self.segments: list[bytes] = []
+        run: list[bytes] = []
+        inserted = sorted(tag for tag in again if tag not in shape.index_of)
+        k = 0
+
+        def hole(tag: int, position: int) -> None:
+            self.segments.append(b"".join(run))
+            run.clear()
+            self.holes.append((tag, position))
+
+        for i, (number, _, head, _, end) in enumerate(shape.elements):
+            while k < len(inserted) and inserted[k] < number:
+                hole(inserted[k], -1)
+                k += 1
+            if number in again:
+                hole(number, i)
+            elif number in overlay:
+                run.append(_encoded(enc, number, overlay[number]))
+            elif number not in removed:
+                run.append(base[head:end])
+        for tag in inserted[k:]:
+            hole(tag, -1)
+        self.segments.append(b"".join(run))
+
+    def fill(self, data: bytes, elements: list[Element], removed: set[int],
+             overlay: dict[int, RawDataElement]) -> list[bytes | memoryview]:
+        """The output of ``data`` (cut alike: ``elements``) with its ``removed`` and
+        ``overlay`` decisions for the holes."""
+        view = memoryview(data)
+        enc = self.enc
+        segments = self.segments
+        parts: list[bytes | memoryview] = [segments[0]]
+        for (tag, i), after in zip(self.holes, segments[1:], strict=True):
+            element = overlay.get(tag)
+            if element is not None:
+                parts.append(_encoded(enc, tag, element))
+            elif i >= 0 and tag not in removed:
+                parts.append(view[elements[i][2]:elements[i][4]])
+            parts.append(after)
+        return parts
 
 
 class _Run:
@@ -523,6 +593,9 @@ class _Run:
         self.deid = deidentifier
         #: The tags :meth:`_finish` set after the walk (identity, set values, StudyID).
         self._added: frozenset[int] = frozenset()
+        #: Of a file cut from a layout: the tags whose elements it decided again, walked
+        #: or set after the walk; all others it writes as the layout's file does.
+        self._again: frozenset[int] = frozenset()
 
     def _raw(self, element: Element) -> RawDataElement:
         """The element as the reference reader would have made it."""
@@ -632,18 +705,21 @@ class _Run:
                                   vr_cache, sequences):
                 return None
         deid._memo_size += len(memo) - before
-        result = self._finish(instance, codec, encodings, removed, overlay)
+        result = self._finish(instance, codec, encodings, removed, overlay,
+                              (layout, frozenset(elements[i][0] for i in changed)))
         if result is not None:
-            result.alike = (layout, frozenset(elements[i][0] for i in changed) | self._added)
+            result.alike = (layout, self._again)
         return result
 
     def _text_at(self, element: Element) -> str:
         return self.data[element[3]:element[4]].decode("latin-1")
 
     def _finish(self, instance: _Instance, codec: str, encodings: Any, removed: set[int],
-                overlay: dict[int, Any]) -> RawResult | None:
+                overlay: dict[int, Any],
+                like: tuple[_Layout, frozenset[int]] | None = None) -> RawResult | None:
         """The walk's outcome made a file: what deidentify() adds after the walk, the file
-        meta, and the output spliced from the input."""
+        meta, and the output spliced from the input (``like``: the layout the file was
+        cut from and the tags of its elements walked again)."""
         data, elements, index_of, implicit = self.data, self.elements, self.index_of, \
             self.implicit
         added = self._tail(instance, codec, removed, overlay)
@@ -651,12 +727,23 @@ class _Run:
             return None
         overlay.update(added)
         self._added = frozenset(tag for tag, _ in added)
+        if like is not None:
+            self._again = like[1] | self._added
         made = self._file_meta(removed, overlay)
         if made is None:
             return None  # the reference fills it in its own way: leave it to it
         head, meta = made
         if all(type(element) is RawDataElement for element in overlay.values()):
-            body = _splice_changes(data, elements, index_of, removed, overlay, implicit)
+            if like is not None:
+                layout, again = like[0], self._again
+                template = layout.templates.get(again)
+                if template is None:
+                    if len(layout.templates) >= _TEMPLATES_KEPT:
+                        layout.templates.clear()
+                    template = layout.templates[again] = _Template(layout, again, implicit)
+                body = template.fill(data, elements, removed, overlay)
+            else:
+                body = _splice_changes(data, elements, index_of, removed, overlay, implicit)
         else:
             body = self._write(elements, index_of, removed, overlay, codec)
         parts = (data, elements, index_of, removed, overlay, meta, implicit)
