@@ -64,6 +64,17 @@ def _images(package: Path) -> dict[str, bytes]:
             if p.name.endswith((".nii.gz", ".json"))}
 
 
+
+def test_an_export_in_the_caller_s_process_leaves_its_collector_alone(archive, tmp_path):
+    """Only forked export workers freeze what they inherit: a caller's own objects (the
+    web app's, a script's) must stay collectable."""
+    import gc
+
+    before = gc.get_freeze_count()
+    run_export(archive.inst, archive.acronym, builtin_spec("research-package"),
+               tmp_path / "out", workers=1)
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
 @pytest.mark.parametrize("stray", ["before", "during"])
 def test_nifti_converts_exactly_the_planned_instances(stray, archive, tmp_path, monkeypatch):
     """dcm2niix reads a series' store folder as it is only while it holds exactly the

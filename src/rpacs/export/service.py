@@ -549,7 +549,7 @@ def _run(work: SeriesWork, remaining: list[SeriesPart], workers: int) -> Iterato
     # fork, as the import does: workers inherit the keys without them passing through a pipe.
     context = multiprocessing.get_context("fork")
     with context.Pool(min(workers, len(ordered)), initializer=init_worker,
-                      initargs=(work,)) as pool:
+                      initargs=(work, True)) as pool:
         yield from pool.imap_unordered(export_part, ordered)
 
 

@@ -213,13 +213,16 @@ def _names_in(folder: Path) -> set[str] | None:
 _exporter: SeriesExporter | None = None
 
 
-def init_worker(work: SeriesWork) -> None:
+def init_worker(work: SeriesWork, forked: bool = False) -> None:
+    """Make this process's exporter; ``forked``: in a worker process of the pool."""
     global _exporter
     _exporter = SeriesExporter(work)
-    # A forked worker inherits the parent's modules and plan, which live as long as it
-    # does: frozen, its collector never walks them again as the per-instance garbage sets
-    # it off, nor writes into their headers, which copies the parent's pages.
-    gc.freeze()
+    if forked:
+        # A forked worker inherits the parent's modules and plan, which live as long as
+        # it does: frozen, its collector never walks them again as the per-instance
+        # garbage sets it off, nor writes into their headers, which copies the parent's
+        # pages. Never in the caller's own process, whose objects are not all for life.
+        gc.freeze()
 
 
 def export_part(part: SeriesPart) -> SeriesResult:
