@@ -1082,6 +1082,10 @@ class PlainFile(NamedTuple):
     index_of: dict[int, int]
     #: Where its elements lie, for :func:`parse_plain` of the next file of its series.
     shape: _Shape | None = None
+    #: Cut from :attr:`shape`'s file (its ``like``): the positions of the elements whose
+    #: values differ from that file's — every other lies there with the same bytes. None
+    #: when the file was cut afresh.
+    changed: tuple[int, ...] | None = None
 
 
 def parse_plain(data: bytes, like: PlainFile | None = None) -> PlainFile | None:
@@ -1097,7 +1101,9 @@ def parse_plain(data: bytes, like: PlainFile | None = None) -> PlainFile | None:
     alike (see :class:`_Shape`), its elements are known without cutting them again.
     """
     shape = like.shape if like is not None else None
-    if shape is not None and shape.changed(data) is not None:
+    changed = shape.changed(data) if shape is not None else None
+    if changed is not None:
+        assert shape is not None
         elements, index_of = shape.elements, shape.index_of
         meta, implicit = shape.meta(data), shape.implicit
     else:
@@ -1111,7 +1117,8 @@ def parse_plain(data: bytes, like: PlainFile | None = None) -> PlainFile | None:
         i = index_of.get(tag)
         if i is None or not data[elements[i][3]:elements[i][4]].strip(b" \x00"):
             return None
-    return PlainFile(meta, implicit, elements, index_of, shape)
+    return PlainFile(meta, implicit, elements, index_of, shape,
+                     None if changed is None else tuple(changed))
 
 
 def parse_items(data: bytes, start: int, end: int, implicit: bool) -> list[list[Element]] | None:

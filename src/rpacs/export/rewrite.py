@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import struct
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -162,6 +163,31 @@ class RawChanges:
     vrs: list[str]
 
 
+#: Layouts whose shared decisions a rewriter keeps (one or two per series in use).
+_STATIC_KEPT = 16
+
+
+@dataclass(frozen=True)
+class _StaticDecisions:
+    """What :meth:`Rewriter.apply_raw` decided for the elements that the files cut from one
+    layout share with its file (see :meth:`Rewriter._static_raw`). The layout is kept with
+    them, so that its id stays its own."""
+
+    shape: object
+    overlay: dict[int, RawDataElement]
+    dropped: frozenset[int]
+    uids: frozenset[str]
+    dates: frozenset[str]
+    #: The VR acted on of every element (their headers are the layout file's).
+    vrs: list[str]
+
+
+def _vrs_of(elements: list[Any]) -> list[str]:
+    """The VR acted on of each top-level element: as read, or the dictionary's."""
+    return [raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr, number)
+            for number, raw_vr, *_ in elements]
+
+
 class Rewriter:
     """Applies one :class:`Rewrite` to instance after instance (one per worker process)."""
 
@@ -172,6 +198,8 @@ class Rewriter:
         self._rule_memo: dict[tuple, Any] = {}
         self._memo_subject: str | None = None
         self._rule_tags = frozenset(r.tag for r in rewrite.rules)
+        #: :meth:`_static_raw`'s decisions, for the participant of the memo.
+        self._static: dict[tuple, _StaticDecisions] = {}
 
     def _fresh_memo(self, subject: Subject) -> None:
         """Memoised changes hold the participant's export ID: kept for one participant."""
@@ -179,6 +207,7 @@ class Rewriter:
                 or len(self._rule_memo) > _MEMO_ENTRIES:
             self._memo = {}
             self._rule_memo = {}
+            self._static = {}
             self._memo_subject = subject.research_id
 
     def apply(self, ds: Dataset, subject: Subject) -> Originals:
@@ -214,25 +243,57 @@ class Rewriter:
         i = index_of.get(_CHARSET)
         codec = _codec_of(None if i is None else data[elements[i][3]:elements[i][4]])
         changing = self._changing(subject)
-        overlay: dict[int, RawDataElement] = {}
-        dropped: set[int] = set()
-        originals = Originals()
-        vrs: list[str] = []
-        for number, raw_vr, _, start, end in elements:
-            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
-                                                                                   number)
-            vrs.append(vr)
+        if plain.changed is None:
+            overlay: dict[int, RawDataElement] = {}
+            dropped: set[int] = set()
+            originals = Originals()
+            if not self._decide_raw(data, elements, range(len(elements)), subject, codec,
+                                    implicit, changing, overlay, dropped, originals):
+                return None
+            vrs = _vrs_of(elements)
+        else:
+            static = self._static_raw(data, plain, subject, codec, changing)
+            if static is None:
+                return None
+            overlay, dropped = dict(static.overlay), set(static.dropped)
+            originals = Originals(set(static.uids), set(static.dates))
+            vrs = static.vrs
+            if not self._decide_raw(data, elements, plain.changed, subject, codec, implicit,
+                                    changing, overlay, dropped, originals):
+                return None
+        changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta),
+                             vrs)
+        self._identity_raw(data, plain, changes, subject)
+        if not self._rules_raw(data, plain, changes, subject):
+            return None
+        sop = _current(data, plain, changes, _SOP_UID)
+        if sop is not None:
+            changes.meta[BaseTag(_MEDIA_SOP_UID)] = raw_element(
+                _MEDIA_SOP_UID, "UI", encode_text(element_text(sop), "UI", "ascii"), False,
+                True)
+        return changes
+
+    def _decide_raw(self, data: bytes, elements: list[Any], positions: Iterable[int],
+                    subject: Subject, codec: str, implicit: bool, changing: frozenset[str],
+                    overlay: dict[int, RawDataElement], dropped: set[int],
+                    originals: Originals) -> bool:
+        """:meth:`_walk`'s decisions for the top-level elements at ``positions``, into
+        ``overlay``, ``dropped`` and ``originals``; False where they need the data set."""
+        for i in positions:
+            number, raw_vr, _, start, end = elements[i]
             if not number & 0xFFFF:
                 dropped.add(number)  # a group length: not a value apply() would change
                 continue
+            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
+                                                                                   number)
             if vr == "SQ":
                 if end == start:
                     continue  # no items: nothing to change
                 if raw_vr == "UN" or end - start > _MEMO_SEQUENCE_BYTES:
-                    return None  # (pydicom reads a UN sequence as implicit VR)
+                    return False  # (pydicom reads a UN sequence as implicit VR)
                 found = self._sequence_raw(number, data[start:end], subject, codec, implicit)
                 if found is _MISSING:
-                    return None
+                    return False
                 if found is not None:
                     new_element, uids, dates = found
                     overlay[number] = new_element
@@ -245,17 +306,34 @@ class Rewriter:
                                     originals)
             if outcome is not None:
                 overlay[number] = outcome
-        changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta),
-                             vrs)
-        self._identity_raw(data, plain, changes, subject)
-        if not self._rules_raw(data, plain, changes, subject):
+        return True
+
+    def _static_raw(self, data: bytes, plain: PlainFile, subject: Subject, codec: str,
+                    changing: frozenset[str]) -> _StaticDecisions | None:
+        """The decisions for the elements a file cut alike (:attr:`PlainFile.changed`)
+        shares with its layout's file, made once per layout, set of changed elements and
+        codec: they depend on nothing but their tag, VR and bytes, which are that file's.
+        None where they need the data set."""
+        shape, changed = plain.shape, plain.changed
+        assert shape is not None and changed is not None
+        key = (id(shape), changed, codec)
+        known = self._static.get(key)
+        if known is not None and known.shape is shape:
+            return known
+        elements = plain.elements
+        unchanged = set(range(len(elements))).difference(changed)
+        overlay: dict[int, RawDataElement] = {}
+        dropped: set[int] = set()
+        originals = Originals()
+        if not self._decide_raw(data, elements, sorted(unchanged), subject, codec,
+                                plain.implicit, changing, overlay, dropped, originals):
             return None
-        sop = _current(data, plain, changes, _SOP_UID)
-        if sop is not None:
-            changes.meta[BaseTag(_MEDIA_SOP_UID)] = raw_element(
-                _MEDIA_SOP_UID, "UI", encode_text(element_text(sop), "UI", "ascii"), False,
-                True)
-        return changes
+        if len(self._static) >= _STATIC_KEPT:
+            self._static.clear()
+        made = self._static[key] = _StaticDecisions(
+            shape, overlay, frozenset(dropped), frozenset(originals.uids),
+            frozenset(originals.dates), _vrs_of(elements))
+        return made
 
     def _sequence_raw(self, number: int, value: bytes, subject: Subject, codec: str,
                       implicit: bool) -> Any:
