@@ -34,6 +34,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from rpacs.demo import write_mr_study
@@ -183,14 +184,14 @@ def measure(files: int, work: Path) -> dict[str, Any]:
             shutil.rmtree(leftover)
         for leftover in (work / f"out{repeat}", work / f"dcm2niix{repeat}"):
             shutil.rmtree(leftover)
-    seconds = {name: sorted(values)[len(values) // 2] for name, values in timings.items()}
+    seconds = {name: median(values) for name, values in timings.items()}
     runs: dict[str, dict[str, Any]] = {
         name: {"seconds": round(sec, 3), "files_per_second": round(count / sec),
                "all_seconds": [round(x, 2) for x in timings[name]],
-               "cpu_seconds": round(sorted(cpu[name])[len(cpu[name]) // 2], 3)}
+               "cpu_seconds": round(median(cpu[name]), 3)}
         for name, sec in seconds.items()}
     for name, base, limit in TARGETS:
-        ratio = sorted(ratios[name])[len(ratios[name]) // 2]
+        ratio = median(ratios[name])
         runs[name] |= {"compared_with": base, "ratio": round(ratio, 2), "target": limit,
                        "round_ratios": [round(r, 2) for r in ratios[name]],
                        "meets_target": ratio <= limit}

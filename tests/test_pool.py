@@ -155,12 +155,23 @@ def probed(plan, sources):
     return plain(plan, sources)
 
 worker.process_task = probed
+from rpacs.cli import context
+
+done = context.start_up_done
+seen = {}
+
+def probed_done():
+    seen["during_start_up"] = gc.isenabled()
+    done()
+    seen["after_start_up"] = [gc.isenabled(), gc.get_freeze_count()]
+
+context.start_up_done = probed_done
 from rpacs.cli.main import main
 sys.argv = ["rpacs", *sys.argv[2:]]
 try:
     main()
 finally:
-    print(json.dumps([gc.isenabled(), gc.get_freeze_count()]), file=sys.stderr)
+    print(json.dumps(seen), file=sys.stderr)
 """
 
 
@@ -180,7 +191,9 @@ def test_collection_pauses_for_the_start_up_only(rpacs, subprocess_env, tmp_path
     assert json.loads(done.stdout)["stored"] == FILES
     seen = [json.loads(line) for line in tasks.read_text().splitlines()]
     assert len({pid for pid, _ in seen}) == 2 and all(enabled for _, enabled in seen)
-    enabled, frozen = json.loads(done.stderr.splitlines()[-1])
+    seen = json.loads(done.stderr.splitlines()[-1])
+    assert seen["during_start_up"] is False, "collection is paused while the command starts"
+    enabled, frozen = seen["after_start_up"]
     assert enabled and frozen > 10_000
 
 

@@ -75,7 +75,7 @@ def test_an_export_in_the_caller_s_process_leaves_its_collector_alone(archive, t
                tmp_path / "out", workers=1)
     assert gc.get_freeze_count() == before and gc.isenabled()
 
-@pytest.mark.parametrize("stray", ["before", "during"])
+@pytest.mark.parametrize("stray", ["before", "during", "failing"])
 def test_nifti_converts_exactly_the_planned_instances(stray, archive, tmp_path, monkeypatch):
     """dcm2niix reads a series' store folder as it is only while it holds exactly the
     planned instances; a file the index does not list, there from the start or added while
@@ -99,18 +99,21 @@ def test_nifti_converts_exactly_the_planned_instances(stray, archive, tmp_path, 
 
     def converting(folder: Path, *args: object, **kwargs: object) -> list[Path]:
         converted.append(folder)
-        if stray == "during" and folder == target and not (target / "stray.dcm").exists():
+        if stray != "before" and folder == target and not (target / "stray.dcm").exists():
             (target / "stray.dcm").write_bytes(extra.read_bytes())
+            if stray == "failing":  # dcm2niix failed on what was added meanwhile
+                raise worker.ConversionError("dcm2niix wrote no image")
         return real_convert(folder, *args, **kwargs)
 
     monkeypatch.setattr(worker, "convert_series", converting)
     if stray == "before":
         (target / "stray.dcm").write_bytes(extra.read_bytes())
-    again = Path(run_export(archive.inst, archive.acronym, spec, tmp_path / "again",
-                            workers=1).package)
+    result = run_export(archive.inst, archive.acronym, spec, tmp_path / "again", workers=1)
+    again = Path(result.package)
     assert len(links) == SLICES and all(Path(link).parent == target for link in links)
     # A stray file found first is never given to dcm2niix; one found after, once.
-    assert converted.count(target) == (stray == "during")
+    assert converted.count(target) == (stray != "before")
+    assert not result.nifti_failed
     assert _images(again) == _images(plain)
 
 

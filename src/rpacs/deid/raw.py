@@ -524,9 +524,10 @@ class _Template:
     once, between the holes each file fills with its own elements of those tags.
 
     Every other element lies where it lies in the layout's file, with the same bytes and
-    the same decision (see :class:`_Layout`): its output is the layout file's. Pixel data
-    is always among the holes (:class:`_Shape` never compares large values), so a file's
-    own pixels are the ones written.
+    the same decision (see :class:`_Layout`): its output is the layout file's. A file's
+    pixels are its own: large values (pixel data above all) are always holes, since
+    :class:`_Shape` never compares them, and a small value that differs is a changed
+    element, so a hole too.
     """
 
     __slots__ = ("enc", "holes", "segments")

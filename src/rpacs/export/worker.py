@@ -185,9 +185,14 @@ class SeriesExporter:
         names = {path.name for path in planned} \
             if all(path.parent == folder for path in planned) else None
         if names is not None and _names_in(folder) == names:
-            outputs = convert_series(folder, scratch / "nifti", work.rewrite.rules,
-                                     work.subjects[series.research_id].sidecar)
-            if _names_in(folder) == names:
+            try:
+                outputs = convert_series(folder, scratch / "nifti", work.rewrite.rules,
+                                         work.subjects[series.research_id].sidecar)
+            except ConversionError:
+                if _names_in(folder) == names:
+                    raise  # the series' own failure: links would fail alike
+                outputs = []
+            if outputs and _names_in(folder) == names:
                 return outputs
             shutil.rmtree(scratch / "nifti", ignore_errors=True)
         links = scratch / "links"
