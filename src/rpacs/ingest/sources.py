@@ -80,18 +80,47 @@ def _is_zip(path: Path) -> bool:
 
 
 def iter_sources(paths: Iterable[Path]) -> Iterator[Source | RefusedSource]:
-    """Every candidate file under ``paths`` in a stable order (sorted per folder)."""
+    """Every candidate file under ``paths`` in a stable order: a folder's files sorted by
+    name, then its subfolders' in the same way (as ``os.walk`` lists them top-down)."""
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            for folder, dirnames, filenames in os.walk(path, onerror=None):
-                dirnames.sort()
-                for filename in sorted(filenames):
-                    yield from _file_sources(Path(folder) / filename)
+            yield from _folder_sources(str(path))
         elif path.exists():
             yield from _file_sources(path)
         else:
             yield RefusedSource(str(path), "no such file or folder")
+
+
+def _folder_sources(folder: str) -> Iterator[Source | RefusedSource]:
+    """The sources under ``folder``, from its directory entries: they say which entry is a
+    file, a folder or a link without a stat of each file (an import is named before any
+    work starts, so this is time every run waits). An unreadable folder is passed over,
+    and a link to a folder is not followed, as ``os.walk`` does."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        if not is_folder:
+            yield from _entry_sources(entry)
+        elif not entry.is_symlink():
+            folders.append(entry.path)
+    for path in folders:
+        yield from _folder_sources(path)
+
+
+def _entry_sources(entry: os.DirEntry[str]) -> Iterator[Source | RefusedSource]:
+    if entry.name.lower().endswith(".zip") or entry.is_symlink():
+        yield from _file_sources(Path(entry.path))  # the rarer cases, checked on the path
+    elif entry.is_file():
+        yield Source(entry.path)
 
 
 def _file_sources(path: Path) -> Iterator[Source | RefusedSource]:
