@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from rpacs.deid import Deidentifier, Identity, Profile, TextCleaner
+from rpacs.deid import Deidentifier, Identity, Profile, TextCleaner, clean
 
 from .. import dicom_factory as f
 
@@ -104,6 +107,32 @@ def test_cleaned_values_are_cut_to_the_vr_length():
     assert len(ds.ProtocolName) <= 64 and "Ola" not in ds.ProtocolName
 
 
+def _one_pattern(values: tuple[str, ...]) -> re.Pattern[bytes]:
+    """What binary cleaning must cut, as one regular expression (how rpacs did it first):
+    national identity numbers, then every spelling of the values, longest first, ASCII
+    letters in any case, short values only where no ASCII letter or digit adjoins."""
+    forms = clean._byte_forms(values)
+    parts = [clean._PATTERNS[0]]
+    for form in sorted(forms, key=lambda f: (-len(f), f)):
+        literal = re.escape(form).decode("latin-1")
+        parts.append(literal if forms[form] >= 4
+                     else f"(?<![A-Za-z0-9]){literal}(?![A-Za-z0-9])")
+    return re.compile("|".join(parts).encode("latin-1"), re.IGNORECASE)
+
+
+def _cut(pattern: re.Pattern[bytes], blob: bytes) -> bytes:
+    return pattern.sub(lambda m: b"*" * len(m.group(0)), blob)
+
+
+def _cleaner() -> TextCleaner:
+    ds = Dataset()
+    ds.PatientName = "Testesen^Ola^Al"
+    ds.PatientID = "120578"
+    ds.OtherPatientIDs = "Østerbø"
+    ds.PatientBirthDate = "19780512"
+    return TextCleaner.from_dataset(ds)
+
+
 @pytest.mark.parametrize("blob", [
     b"",
     b"nothing to cut here: 3.14159265 12345678901234 0.00000000",
@@ -112,15 +141,30 @@ def test_cleaned_values_are_cut_to_the_vr_length():
     b"1205781234",  # ten digits: not a national identity number
     b"TeStEsEn olA",
     b"\xd8STERB\xd8 and \xf8sterb\xf8",
+    b"Al, Axial, xAl, Al1, _Al_, AL.",  # a short value: whole words only
+    b"TestesenTestesen olaola 1978-05-12 12.05.1978",
+    b"120578 1234512057812345",  # a value inside a number, a number inside digits
 ])
-def test_binary_cleaning_prefilter_agrees_with_the_pattern(blob: bytes):
-    """The quick searches before the pattern's scan must never skip a blob it would cut."""
-    ds = Dataset()
-    ds.PatientName = "Testesen^Ola"
-    ds.PatientID = "120578"
-    ds.OtherPatientIDs = "Østerbø"
-    cleaner = TextCleaner.from_dataset(ds)
-    assert cleaner.clean_bytes(blob) == cleaner._binary.sub(
-        lambda m: b"*" * len(m.group(0)), blob)
-    if cleaner._binary.search(blob):
-        assert cleaner._may_match_bytes(blob)
+def test_binary_cleaning_cuts_what_one_pattern_would(blob: bytes):
+    """The searches that replaced one regular expression cut exactly what it cut."""
+    cleaner = _cleaner()
+    assert cleaner.clean_bytes(blob) == _cut(_one_pattern(cleaner.values), blob)
+
+
+def test_binary_cleaning_agrees_with_the_pattern_on_random_blobs():
+    """Values in random cases and places, overlapping, adjoining letters and digits, and
+    digit runs of every length around them: the cut is the pattern's, byte for byte."""
+    cleaner = _cleaner()
+    pattern = _one_pattern(cleaner.values)
+    pieces = [*(v.encode(e) for v in cleaner.values for e in ("utf-8", "latin-1")
+                if v.isascii() or e == "utf-8"), b"\xd8sterb\xf8", b"12057812345",
+              b"120578 12345", b"1", b"12", b"123456", b"a", b"A", b" ", b".", b"\x00", b"_"]
+    rng = random.Random(20261202)
+    for _ in range(3000):
+        blob = b"".join(
+            bytes(rng.choice(pieces)) if rng.random() < 0.7 else
+            bytes(rng.randrange(256) for _ in range(rng.randrange(4)))
+            for _ in range(rng.randrange(1, 12)))
+        blob = bytes(b ^ 0x20 if 0x41 <= (b | 0x20) - 0x20 <= 0x5A and rng.random() < 0.3
+                     else b for b in blob)  # random ASCII case
+        assert cleaner.clean_bytes(blob) == _cut(pattern, blob), blob
