@@ -39,7 +39,7 @@ from rpacs.demo import write_mr_study
 from rpacs.errors import RpacsError
 from rpacs.ingest.worker import _INDEX_TAGS, _fast_fields, _fields, _text, inventory_groups
 from rpacs.review import entries as review_entries
-from rpacs.review import tag_entries, written_groups
+from rpacs.review import file_meta_entries, tag_entries, written_groups
 
 from .. import dicom_factory as f
 
@@ -81,11 +81,13 @@ def _uncached_entries(ds: Dataset) -> set:
         review_entries._ELEMENT_ENTRIES.update(warm)
 
 
-def _texts(ds: Dataset) -> dict[str, str]:
+def _texts(ds: Dataset, syntax: str | None = None) -> dict[str, str]:
+    """Index-like values of ``ds``; the transfer syntax its file meta's, or ``syntax``."""
     fields = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
               "StudyID", "StudyDate", "Modality", "SeriesNumber", "InstanceNumber", "Rows")
     return {k: str(ds.get(k, "")) for k in fields} | {
-        "syntax": str(ds.file_meta.get("TransferSyntaxUID", ""))}
+        "syntax": str(ds.file_meta.get("TransferSyntaxUID", "")) if syntax is None
+        else syntax}
 
 
 def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> int:
@@ -108,19 +110,21 @@ def assert_same(inputs: list[bytes], profile: Profile, *, must_take: bool) -> in
                 assert not must_take, "the byte path declined a common-case file"
                 break
             assert result.data == expected
+            # As the import's workers group them (reusing what the files of a layout write
+            # alike, the file meta's template included: taken before anything makes the
+            # file meta), and as written.
+            worker_groups = inventory_groups(result)
             out = result.dataset()
             assert tag_entries(out) == entries
-            # As written, and as the import's workers group them (reusing what the files
-            # of a layout write alike).
-            for groups in (written_groups(result.file_meta, result.written(), result.subset),
-                           inventory_groups(result)):
+            for groups in (worker_groups, written_groups(
+                    file_meta_entries(result.file_meta), result.written(), result.subset)):
                 assert set().union(*groups) == entries
                 # Groups share no tag path: the inventory counts an instance by groups.
                 paths = [{e.tag_path for e in group} for group in groups]
                 assert sum(map(len, paths)) == len(set().union(*paths))
             assert _texts(out) == _texts(ds)
-            assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018])
-                          ) == _texts(ds)
+            assert _texts(result.subset([*_INDEX_TAGS, 0x0020000D, 0x0020000E, 0x00080018]),
+                          str(result.file_meta.get("TransferSyntaxUID", ""))) == _texts(ds)
             assert _text(result.original(), "PatientID") == patient_id
             assert _fast_fields(result) == fields
             for tag in (0x0020000D, 0x0020000E, 0x00080018):
@@ -250,8 +254,8 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
 
     def grouped(result: raw.RawResult) -> object:
         groups = worker_groups(result)
-        sizes.append((len(groups), len(written_groups(result.file_meta, result.written(),
-                                                      result.subset))))
+        sizes.append((len(groups), len(written_groups(
+            file_meta_entries(result.file_meta), result.written(), result.subset))))
         return groups
 
     monkeypatch.setitem(globals(), "inventory_groups", grouped)

@@ -149,6 +149,13 @@ class RawResult:
             self._dataset = ds
         return self._dataset
 
+    def meta_template(self) -> tuple[dict[BaseTag, Any], bytes] | None:
+        """(the elements of the series' file meta template, this file's instance UID) when
+        the file meta was cut from a template and not made yet: every file of the series
+        shares the template's elements, and differs in the UID alone. None otherwise."""
+        meta = self._parts[5]
+        return (meta.elements, meta.uid) if type(meta) is _LazyMeta else None
+
     @property
     def file_meta(self) -> FileMetaDataset:
         """The written file meta information."""
@@ -201,9 +208,10 @@ class RawResult:
         return creators
 
     def subset(self, tags: Iterable[int]) -> Dataset:
-        """The written data set's elements under ``tags`` only (and its character set and
-        file meta): a few index fields read without making the whole data set."""
-        meta = self.file_meta
+        """The written data set's elements under ``tags`` only (and its character set, but
+        no file meta: :meth:`encoding` names the syntax): a few index fields read without
+        making the whole data set, nor the file meta, which a series' files share but for
+        their UID (:meth:`meta_template`)."""
         source, elements, index_of, removed, overlay, _, implicit = self._parts
         out: dict[BaseTag, Any] = {}
         for tag in (_CHARSET, *tags):
@@ -218,7 +226,6 @@ class RawResult:
         ds = Dataset()
         ds._dict = out
         ds.set_original_encoding(implicit, True, self._encodings)
-        ds.file_meta = meta
         return ds
 
     def raw_value(self, tag: int) -> tuple[str | None, bytes | None] | None:
@@ -237,11 +244,12 @@ class RawResult:
     def encoding(self) -> tuple[bool, Any, str]:
         """What reading the written values depends on: implicit VR, the character set as
         written, the transfer syntax."""
-        meta = self.file_meta
+        meta = self._parts[5]  # the template's elements serve: the syntax is among them
+        elements = meta.elements if type(meta) is _LazyMeta else meta._dict
         charset = self.raw_value(_CHARSET)
         if charset is not None and type(charset) is not tuple:
             charset = ("converted", element_text(charset))
-        return self._parts[6], charset, element_text(meta._dict.get(BaseTag(0x00020010)))
+        return self._parts[6], charset, element_text(elements.get(BaseTag(0x00020010)))
 
     def text(self, tag: int) -> str:
         """A short text value of the written data set (a UID), "" when absent."""

@@ -32,7 +32,7 @@ from ..deid import (
     write_instance,
 )
 from ..errors import DeidentificationError, DicomInputError, StorageError
-from ..review import InstanceEntries, tag_entries, written_groups
+from ..review import InstanceEntries, file_meta_entries, tag_entries, written_groups
 from .content import NotDicom, Outcome, Rejection
 from .plan import WorkPlan
 from .sources import Source
@@ -187,13 +187,14 @@ def inventory_groups(fast: RawResult) -> InstanceEntries:
     per element, for the pipe and for the index's counting.
     """
     alike = fast.alike
+    meta = file_meta_entries(fast.meta_template() or fast.file_meta)
     if alike is None:
-        return written_groups(fast.file_meta, fast.written(), fast.subset)
+        return written_groups(meta, fast.written(), fast.subset)
     again = alike[1]
     shared = _SHARED_GROUPS.get(alike)
     if shared is None:
         written = list(fast.written())
-        groups = written_groups(fast.file_meta, written, fast.subset)
+        groups = written_groups(meta, written, fast.subset)
         _SHARED_GROUPS.put(alike, frozenset().union(*(
             group for (tag, _, _), group in zip(written, groups[1:], strict=True)
             if tag not in again)))
@@ -201,8 +202,7 @@ def inventory_groups(fast: RawResult) -> InstanceEntries:
     tags = sorted(again)
     # A private element decided again reaches into a block whose creator is written as
     # before, and so is not among the tags: its value names the element's entries.
-    parts = written_groups(fast.file_meta, fast.written_of(tags), fast.subset,
-                           fast.creators_of(tags))
+    parts = written_groups(meta, fast.written_of(tags), fast.subset, fast.creators_of(tags))
     return (parts[0], shared, *parts[1:])
 
 
@@ -277,12 +277,7 @@ def _fast_fields(fast: RawResult) -> dict[str, Any]:
         out[name] = value
     if shared is not None:
         return out
-    key = ("syntax", encoding)
-    syntax = _FIELD_VALUES.get(key)
-    if syntax is None:
-        subset = subset or fast.subset(())
-        syntax = _FIELD_VALUES[key] = str(subset.file_meta.get("TransferSyntaxUID", ""))
-    out["transfer_syntax"] = syntax
+    out["transfer_syntax"] = syntax = encoding[2]  # (implicit, character set, syntax)
     if alike is not None:
         _SHARED_FIELDS.put(alike, (encoding, {
             name: out[name] for (name, _, _), tag in zip(_INDEX_FIELDS, _INDEX_TAGS,

@@ -7,7 +7,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from .checks import CheckMark, mark_checked, tag_checks
     from .content import InstanceEntries, TagEntry
-    from .entries import tag_entries, written_groups
+    from .entries import file_meta_entries, tag_entries, written_groups
     from .flags import ReviewContext, value_flags
     from .inventory import add_to_inventory, remove_from_inventory
     from .package import PackageReview, record_zip_review, review_zip
@@ -26,6 +26,7 @@ __all__ = [
     "TagReview",
     "TagValues",
     "add_to_inventory",
+    "file_meta_entries",
     "filter_rows",
     "mark_checked",
     "record_zip_review",
@@ -45,7 +46,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, {
     ".checks": ("CheckMark", "mark_checked", "tag_checks"),
     ".content": ("InstanceEntries", "TagEntry"),
-    ".entries": ("tag_entries", "written_groups"),
+    ".entries": ("file_meta_entries", "tag_entries", "written_groups"),
     ".flags": ("ReviewContext", "value_flags"),
     ".inventory": ("add_to_inventory", "remove_from_inventory"),
     ".package": ("PackageReview", "record_zip_review", "review_zip"),

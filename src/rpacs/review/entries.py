@@ -14,7 +14,7 @@ from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, FileMetaDataset
 from pydicom.datadict import (
     dictionary_VR,
     keyword_for_tag,
@@ -154,15 +154,48 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
     return entries
 
 
+#: The MediaStorageSOPInstanceUID: in a file meta template, the one element per file.
+_MEDIA_SOP_INSTANCE_UID = 0x00020003
+#: Per worker process: the entries of a file meta template's other elements, by its id
+#: (holding the template, so that the id stays its own).
+_META_ENTRIES: dict[int, tuple[object, frozenset[TagEntry]]] = {}
+
+
+def file_meta_entries(file_meta: Dataset | tuple[dict[BaseTag, Any], bytes]
+                      ) -> frozenset[TagEntry]:
+    """:func:`tag_entries` of a written file meta: a data set, or a series' template of its
+    elements and one file's instance UID (:meth:`~rpacs.deid.RawResult.meta_template`).
+
+    A template's other elements are read once, and each file adds only its UID: making a
+    FileMetaDataset per file (pydicom sets each of its attributes with a dictionary check)
+    cost the import more than reading the file's own elements.
+    """
+    if isinstance(file_meta, Dataset):
+        return frozenset(tag_entries(file_meta))
+    elements, uid = file_meta
+    known = _META_ENTRIES.get(id(elements))
+    if known is None or known[0] is not elements:
+        others = FileMetaDataset()
+        others._dict = {tag: element for tag, element in elements.items()
+                        if tag != _MEDIA_SOP_INSTANCE_UID}
+        if len(_META_ENTRIES) >= 64:
+            _META_ENTRIES.clear()
+        known = _META_ENTRIES[id(elements)] = (elements, frozenset(tag_entries(others)))
+    own = _public_raw_entries(_MEDIA_SOP_INSTANCE_UID, "UI", uid)
+    assert own is not None  # a UI value is raw text
+    return known[1] | own
+
+
 def written_groups(
-    file_meta: Dataset,
+    meta_entries: frozenset[TagEntry],
     elements: Iterable[tuple[int, str | None, Any]],
     subset: Callable[[Sequence[int]], Dataset],
     creators: dict[int, object] | None = None,
 ) -> InstanceEntries:
-    """:func:`tag_entries` of a data set given as its top-level elements — ``(tag, VR,
-    raw value bytes)`` or ``(tag, VR, element)`` — without making the data set, in groups:
-    the file meta's entries, then one group per element.
+    """:func:`tag_entries` of a data set given as its file meta's entries
+    (:func:`file_meta_entries`) and its top-level elements — ``(tag, VR, raw value bytes)``
+    or ``(tag, VR, element)`` — without making the data set, in groups: the file meta's
+    entries, then one group per element.
 
     The import's byte path writes most elements unchanged from file to file of a series, so
     their groups are looked up by their bytes and the very same group objects come back for
@@ -173,7 +206,7 @@ def written_groups(
     ``creators`` gives the values of private creators that ``elements`` leave out but
     whose blocks they reach into (when only some of a data set's elements are given).
     """
-    parts: list[frozenset[TagEntry]] = [frozenset(tag_entries(file_meta))]
+    parts: list[frozenset[TagEntry]] = [meta_entries]
     creators = dict(creators or {})
     cache = _WRITTEN_ENTRIES
     for tag, vr, value in elements:
