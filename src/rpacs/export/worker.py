@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
-from .instance import export_instance, export_raw
+from .instance import ExportedInstance, export_instance, export_raw
 from .nifti import ConversionError, convert_series, nifti_header_text
 from .package import sha256_file, write_atomic
 from .rewrite import Rewrite, Rewriter, Subject
@@ -77,7 +77,10 @@ class SeriesExporter:
         if work.dicom and work.blobs is not None:
             blob_name = f"{part.key}.bin"
             blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
-        previous = None
+        # The series' files seen last, one per file size: a stored file lies out as an
+        # earlier one of the same size, mostly (the new UIDs' lengths vary by a digit or
+        # two, and so the files' layouts); a file of another size never does.
+        seen: dict[int, ExportedInstance] = {}
         try:
             for index, planned in enumerate(instances):
                 data = (work.store_root / planned.stored_path).read_bytes()
@@ -92,11 +95,12 @@ class SeriesExporter:
                     result.traits = first.traits
                     break
                 done = export_raw(data, planned.path, self.rewriter, self.scanner, subject,
-                                  series.archive_uids, previous) \
+                                  series.archive_uids, seen.get(len(data))) \
                     or export_instance(data, planned.path or series.key, planned.path,
                                        self.rewriter, self.scanner, subject,
                                        series.archive_uids)
-                previous = done if done.plain is not None else previous
+                if done.plain is not None:  # (only its cut is needed of it)
+                    seen[len(data)] = ExportedInstance(b"", [], {}, done.plain)
                 if index == 0 and part.start == 0:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
