@@ -283,6 +283,29 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_files_of_two_sizes_in_turn_each_follow_their_own_size(
+        syntax: str, monkeypatch: pytest.MonkeyPatch):
+    """A series whose files come in two lengths (a value written with a digit more in
+    every other file) keeps a layout per length: after the first file of each, every file
+    is cut from its own length's layout instead of being walked whole."""
+    taken: list[bool] = []
+    like = raw._Run.like
+
+    def counted(self: raw._Run, layout: raw._Layout, changed: list[int]) -> object:
+        result = like(self, layout, changed)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(raw._Run, "like", counted)
+    inputs = [f.encoded(_slice(n, comment_digits=2 + n % 2), syntax) for n in range(1, 9)]
+    assert len({len(data) for data in inputs}) == 2
+    assert assert_same(inputs, PROFILES["default"], must_take=True) == len(inputs)
+    # Each input twice (assert_same repeats it): 16 files, the first of each length
+    # walked whole, every other cut from its length's layout.
+    assert taken == [True] * (2 * len(inputs) - 2)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 def test_parse_plain_follows_the_previous_file_where_it_lies_out_alike(syntax: str):
     """The export's cut of each file: from the previous file's where the two lie out alike
     (the same element list, values read from the new bytes), afresh where they do not;

@@ -394,7 +394,7 @@ def deidentify_raw(data: bytes, deidentifier: Deidentifier) -> RawResult | None:
     work and reports the problem as it always does (a test holds the common cases to this
     path, so that a slip here cannot hide as a slow run).
     """
-    layout = deidentifier._layout
+    layout = deidentifier._layouts.get(len(data))
     if layout is not None:
         shape = layout.shape
         changed = shape.changed(data)
@@ -589,6 +589,28 @@ class _Template:
         return parts
 
 
+
+#: Layouts kept per engine, one per file size, and the bytes of the files they hold at most:
+#: a series' files come in a few sizes (positions and UIDs written with a digit more or
+#: less), and a layout holds its file.
+_LAYOUTS_KEPT = 8
+_LAYOUT_BYTES = 64 * 1024 * 1024
+
+
+def _keep(deid: Deidentifier, layout: _Layout) -> None:
+    """Keep ``layout`` for the next files of its size, within the bounds."""
+    size = layout.shape.size
+    layouts = deid._layouts
+    old = layouts.pop(size, None)
+    if old is not None:
+        deid._layout_bytes -= size
+    if len(layouts) >= _LAYOUTS_KEPT or deid._layout_bytes + size > _LAYOUT_BYTES:
+        layouts.clear()
+        deid._layout_bytes = 0
+    layouts[size] = layout
+    deid._layout_bytes += size
+
+
 class _Run:
     """One file's pass: the walk of :meth:`Deidentifier._walk` over the top level."""
 
@@ -663,7 +685,7 @@ class _Run:
         walked = (frozenset(removed), dict(overlay), instance.kept_private)
         result = self._finish(instance, codec, encodings, removed, overlay)
         if result is not None:
-            deid._layout = _Layout(self, found, memo_key, *walked)
+            _keep(deid, _Layout(self, found, memo_key, *walked))
         return result
 
     def like(self, layout: _Layout, changed: list[int]) -> RawResult | None:

@@ -241,9 +241,11 @@ class Deidentifier:
         # The byte path's elements added after the walk (set values, identity, StudyID), by
         # what they depend on: which set values are present and the study's new UID.
         self._tails: dict[tuple, tuple[tuple[int, RawDataElement], ...] | None] = {}
-        # The byte path's last file laid out and decided (raw._Layout): the next file of
-        # the series is compared with it, and only what differs is walked.
-        self._layout: Any = None
+        # The byte path's last file laid out and decided (raw._Layout) of each file size:
+        # the next file of the series of that size is compared with it, and only what
+        # differs is walked (a file of another size never lies out alike).
+        self._layouts: dict[int, Any] = {}
+        self._layout_bytes = 0
 
     # -- public -------------------------------------------------------------------------
 
