@@ -50,3 +50,20 @@ def test_a_single_file_and_a_single_zip_are_sources(tmp_path: Path):
         Source(f"{tmp_path}/many.ZIP", "a.dcm"),
         Source(f"{tmp_path}/many.ZIP", "b.dcm"),
     ]
+
+
+def test_names_under_the_current_folder_are_written_as_pathlib_writes_them(
+        tmp_path: Path, monkeypatch):
+    """``rpacs import .`` names ``a/1.dcm``, not ``./a/1.dcm``: the names a user sees in
+    the summary and in rejections."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.dcm").write_bytes(b"x")
+    (tmp_path / "top.dcm").write_bytes(b"x")
+    (tmp_path / "broken.dcm").symlink_to("nowhere")
+    monkeypatch.chdir(tmp_path)
+    assert list(iter_sources([Path(".")])) == [
+        RefusedSource("broken.dcm", "broken symbolic link"),
+        Source("top.dcm"),
+        Source("a/1.dcm"),
+    ]
+    assert list(iter_sources([Path("a/")])) == [Source("a/1.dcm")]

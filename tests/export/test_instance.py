@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import random
 import struct
 from io import BytesIO
 from pathlib import Path
@@ -37,10 +38,11 @@ from pydicom.uid import (
 from rpacs.deid import parse_plain
 from rpacs.demo import write_mr_study
 from rpacs.export.enum import DatesMode, TagAction
-from rpacs.export.instance import export_instance, export_raw
+from rpacs.export.instance import ExportedInstance, export_instance, export_raw
 from rpacs.export.rewrite import Rewrite, Rewriter, Subject
 from rpacs.export.scan import InstanceScan, ScanRules
 from rpacs.export.spec import TagRule
+from rpacs.export.worker import _remember
 from rpacs.review import ReviewContext
 
 from .. import dicom_factory as f
@@ -110,7 +112,8 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
     reference = Pair(identity, dates, rules, uids)
     fast = Pair(identity, dates, rules, uids)
     taken = 0
-    previous = None  # the worker hands each instance the one before (its layout)
+    # As the worker does: each instance is cut like the latest one of its size.
+    seen: dict[int, ExportedInstance] = {}
     for data in inputs:
         series_uids = _series_uids(data, reference.random)
         try:
@@ -124,7 +127,7 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
         took = 0
         for _ in range(2):  # the first time fills the memos, the second uses them
             got = export_raw(data, "P/x.dcm", fast.rewriter, fast.scanner, fast.subject,
-                             series_uids, previous)
+                             series_uids, seen.get(len(data)))
             if got is None:
                 assert must_take is not True, "the byte path declined a common-case file"
                 got = export_instance(data, "input.dcm", "P/x.dcm", fast.rewriter,
@@ -135,7 +138,8 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
             assert got.data == expected.data
             assert got.findings == expected.findings
             assert got.traits == expected.traits
-            previous = got if got.plain is not None else previous
+            if got.plain is not None:
+                _remember(seen, len(data), got)
         taken += took == 2
     return taken
 
@@ -232,6 +236,17 @@ def test_factory_files_give_the_reference_result(spec: str, syntax: str, charset
     assert assert_same(inputs, SPECS[spec], must_take=True) == len(inputs)
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=list(SPECS))
+def test_files_of_several_sizes_in_any_order_give_the_reference_result(spec: str):
+    """Instances of a series in three lengths, shuffled: each is cut like the latest one of
+    its size, as the worker does, and still gives the reference's bytes and findings."""
+    inputs = [_with_group_lengths(_encoded(_varied(n, None), ExplicitVRLittleEndian))
+              for n in (1, 3, 5, 7, 9, 11, 101, 103, 105, 1001, 1003, 1005)]
+    assert len({len(data) for data in inputs}) >= 3
+    random.Random(7).shuffle(inputs)
+    assert assert_same(inputs, SPECS[spec], must_take=True) == len(inputs)
+
+
 @pytest.mark.parametrize("spec", ["keep-keep-none", "random-shift-rules", "random-remove-none"])
 def test_the_demo_study_gives_the_reference_result(tmp_path: Path, spec: str):
     paths = write_mr_study(tmp_path, seed=3, n_series=3, slices=3, rows=8, cols=8)
@@ -314,3 +329,17 @@ def test_the_byte_search_reads_headers_and_private_values_but_not_the_pixels():
     assert got is not None
     assert {(x.tag, x.reason) for x in got.findings} == {
         ("(file bytes)", "research participant ID"), ("(file bytes)", "archive UID")}
+
+
+def test_the_worker_keeps_a_few_sizes_the_latest_first():
+    """Each kept file holds its bytes: at most 8 sizes, the latest, and 64 MiB of files."""
+    seen: dict[int, ExportedInstance] = {}
+    slim = ExportedInstance(b"", [], {})
+    for size in range(1, 11):
+        _remember(seen, size, slim)
+    assert list(seen) == [3, 4, 5, 6, 7, 8, 9, 10]
+    _remember(seen, 5, slim)  # seen again: now the latest
+    assert list(seen)[-1] == 5 and len(seen) == 8
+    _remember(seen, 60 * 1024 * 1024, slim)
+    _remember(seen, 5 * 1024 * 1024, slim)  # both would pass 64 MiB: the older goes
+    assert list(seen) == [5 * 1024 * 1024]

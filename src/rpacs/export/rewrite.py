@@ -163,8 +163,10 @@ class RawChanges:
     vrs: list[str]
 
 
-#: Layouts whose shared decisions a rewriter keeps (one or two per series in use).
+#: Layouts whose shared decisions a rewriter keeps (one or two per series in use), and the
+#: bytes of their files at most.
 _STATIC_KEPT = 16
+_STATIC_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class _StaticDecisions:
     layout share with its file (see :meth:`Rewriter._static_raw`). The layout is kept with
     them, so that its id stays its own."""
 
-    shape: object
+    shape: Any
     overlay: dict[int, RawDataElement]
     dropped: frozenset[int]
     uids: frozenset[str]
@@ -328,8 +330,9 @@ class Rewriter:
         if not self._decide_raw(data, elements, sorted(unchanged), subject, codec,
                                 plain.implicit, changing, overlay, dropped, originals):
             return None
-        if len(self._static) >= _STATIC_KEPT:
-            self._static.clear()
+        if len(self._static) >= _STATIC_KEPT or sum(
+                known.shape.size for known in self._static.values()) > _STATIC_BYTES:
+            self._static.clear()  # (each holds its layout, and so that file's bytes)
         made = self._static[key] = _StaticDecisions(
             shape, overlay, frozenset(dropped), frozenset(originals.uids),
             frozenset(originals.dates), _vrs_of(elements))

@@ -79,7 +79,8 @@ class SeriesExporter:
             blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
         # The series' files seen last, one per file size: a stored file lies out as an
         # earlier one of the same size, mostly (the new UIDs' lengths vary by a digit or
-        # two, and so the files' layouts); a file of another size never does.
+        # two, and so the files' layouts); a file of another size never does. Each holds
+        # its file's bytes (its cut compares with them): a few sizes, the latest, are kept.
         seen: dict[int, ExportedInstance] = {}
         try:
             for index, planned in enumerate(instances):
@@ -100,7 +101,7 @@ class SeriesExporter:
                                        self.rewriter, self.scanner, subject,
                                        series.archive_uids)
                 if done.plain is not None:  # (only its cut is needed of it)
-                    seen[len(data)] = ExportedInstance(b"", [], {}, done.plain)
+                    _remember(seen, len(data), ExportedInstance(b"", [], {}, done.plain))
                 if index == 0 and part.start == 0:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
@@ -208,6 +209,20 @@ class SeriesExporter:
                                   work.subjects[series.research_id].sidecar)
         finally:
             shutil.rmtree(links, ignore_errors=True)
+
+
+#: The sizes :meth:`SeriesExporter.export` keeps a file of, and their bytes at most.
+_SIZES_KEPT = 8
+_KEPT_BYTES = 64 * 1024 * 1024
+
+
+def _remember(seen: dict[int, ExportedInstance], size: int, done: ExportedInstance) -> None:
+    """Keep ``done`` as the latest file of ``size``: the latest sizes first, within the
+    bounds (the dict's keys are the sizes of the files it holds)."""
+    seen.pop(size, None)
+    while seen and (len(seen) >= _SIZES_KEPT or sum(seen) + size > _KEPT_BYTES):
+        del seen[next(iter(seen))]  # the size seen longest ago
+    seen[size] = done
 
 
 def _names_in(folder: Path) -> set[str] | None:

@@ -92,35 +92,41 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[Source | RefusedSource]:
             yield RefusedSource(str(path), "no such file or folder")
 
 
-def _folder_sources(folder: str) -> Iterator[Source | RefusedSource]:
-    """The sources under ``folder``, from its directory entries: they say which entry is a
-    file, a folder or a link without a stat of each file (an import is named before any
-    work starts, so this is time every run waits). An unreadable folder is passed over,
-    and a link to a folder is not followed, as ``os.walk`` does."""
-    try:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
-        return
-    folders = []
-    for entry in entries:
+def _folder_sources(top: str) -> Iterator[Source | RefusedSource]:
+    """The sources under the folder ``top``, from its directory entries: they say which
+    entry is a file, a folder or a link without a stat of each file (an import is named
+    before any work starts, so this is time every run waits). A folder's files come
+    before its subfolders'; an unreadable folder is passed over, and a link to a folder
+    is not followed, as ``os.walk`` does. Names are written as pathlib writes them
+    (``a/1.dcm`` under ``.``, not ``./a/1.dcm``)."""
+    pending = [top]  # folders still to list, the next one last
+    while pending:
+        folder = pending.pop()
         try:
-            is_folder = entry.is_dir()
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except OSError:
-            is_folder = False
-        if not is_folder:
-            yield from _entry_sources(entry)
-        elif not entry.is_symlink():
-            folders.append(entry.path)
-    for path in folders:
-        yield from _folder_sources(path)
+            continue
+        prefix = "" if folder == "." else folder if folder.endswith("/") else f"{folder}/"
+        subfolders = []
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if not is_folder:
+                yield from _entry_sources(entry, name)
+            elif not entry.is_symlink():
+                subfolders.append(name)
+        pending.extend(reversed(subfolders))
 
 
-def _entry_sources(entry: os.DirEntry[str]) -> Iterator[Source | RefusedSource]:
+def _entry_sources(entry: os.DirEntry[str], name: str) -> Iterator[Source | RefusedSource]:
     if entry.name.lower().endswith(".zip") or entry.is_symlink():
-        yield from _file_sources(Path(entry.path))  # the rarer cases, checked on the path
+        yield from _file_sources(Path(name))  # the rarer cases, checked on the path
     elif entry.is_file():
-        yield Source(entry.path)
+        yield Source(name)
 
 
 def _file_sources(path: Path) -> Iterator[Source | RefusedSource]:
