@@ -232,13 +232,9 @@ def _slice(n: int, *, name: str = "Testesen^Kari", comment_digits: int = 2) -> D
     return ds
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=list(PROFILES))
-@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-def test_the_files_of_a_series_are_walked_where_they_differ(
-        profile: str, syntax: str, monkeypatch: pytest.MonkeyPatch):
-    """After the first file of a series only its differing elements are walked (the rest
-    keep the first's decisions); a file laid out otherwise — a value of another length,
-    another patient — is walked whole. The bytes are the reference's either way."""
+def _count_cuts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that records, for each file compared with a layout alike, whether it was cut
+    from it (True) or declined and walked whole (False)."""
     taken: list[bool] = []
     like = raw._Run.like
 
@@ -248,6 +244,17 @@ def test_the_files_of_a_series_are_walked_where_they_differ(
         return result
 
     monkeypatch.setattr(raw._Run, "like", counted)
+    return taken
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=list(PROFILES))
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_the_files_of_a_series_are_walked_where_they_differ(
+        profile: str, syntax: str, monkeypatch: pytest.MonkeyPatch):
+    """After the first file of a series only its differing elements are walked (the rest
+    keep the first's decisions); a file laid out otherwise — a value of another length,
+    another patient — is walked whole. The bytes are the reference's either way."""
+    taken = _count_cuts(monkeypatch)
     # The inventory of a file cut from a layout reuses one group for all it writes alike.
     sizes: list[tuple[int, int]] = []
     worker_groups = inventory_groups
@@ -288,15 +295,7 @@ def test_files_of_two_sizes_in_turn_each_follow_their_own_size(
     """A series whose files come in two lengths (a value written with a digit more in
     every other file) keeps a layout per length: after the first file of each, every file
     is cut from its own length's layout instead of being walked whole."""
-    taken: list[bool] = []
-    like = raw._Run.like
-
-    def counted(self: raw._Run, layout: raw._Layout, changed: list[int]) -> object:
-        result = like(self, layout, changed)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(raw._Run, "like", counted)
+    taken = _count_cuts(monkeypatch)
     inputs = [f.encoded(_slice(n, comment_digits=2 + n % 2), syntax) for n in range(1, 9)]
     assert len({len(data) for data in inputs}) == 2
     assert assert_same(inputs, PROFILES["default"], must_take=True) == len(inputs)
