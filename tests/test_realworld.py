@@ -32,8 +32,6 @@ from .dicom_factory import shipped_data_folders
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010, 0x00420011)
 
 
-
-
 def _uids(path: Path) -> tuple[str, str, str] | None:
     """(StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID) of a file, None if unreadable."""
     try:

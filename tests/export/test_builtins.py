@@ -57,12 +57,10 @@ def test_research_package_keeps_research_ids(archive, tmp_path):
         assert dcmread(io.BytesIO(zipped.read(names[0]))).PatientID == "EX-0001"
 
 
-
 def _images(package: Path) -> dict[str, bytes]:
     """The NIfTI images and sidecars of a package, by path."""
     return {p.relative_to(package).as_posix(): p.read_bytes() for p in package.rglob("*")
             if p.name.endswith((".nii.gz", ".json"))}
-
 
 
 def test_an_export_in_the_caller_s_process_leaves_its_collector_alone(archive, tmp_path):

@@ -521,7 +521,6 @@ class _Layout:
         self.templates: dict[frozenset[int], _Template] = {}
 
 
-
 #: Templates kept per layout: one or two in use for a series.
 _TEMPLATES_KEPT = 8
 
@@ -587,7 +586,6 @@ class _Template:
                 parts.append(view[elements[i][2]:elements[i][4]])
             parts.append(after)
         return parts
-
 
 
 #: Layouts kept per engine, one per file size, and the bytes of the files they hold at most:

@@ -172,7 +172,6 @@ class SeriesExporter:
                 sha256_file(target), series.container))  # streamed: an fMRI run is large
         shutil.rmtree(scratch, ignore_errors=True)
 
-
     def _convert(self, series: PlannedSeries, scratch: Path) -> list[Path]:
         """dcm2niix on exactly the series' planned instances; the files it wrote.
 
