@@ -37,6 +37,7 @@ bench: venv system-packages
 	$(BIN)/python benchmarks/deid_throughput.py
 	$(BIN)/python benchmarks/export_throughput.py
 	$(BIN)/python benchmarks/dicom_ingest.py
+	$(BIN)/python benchmarks/worker_stages.py
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
