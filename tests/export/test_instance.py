@@ -35,14 +35,13 @@ from pydicom.uid import (
     MRImageStorage,
 )
 
-from rpacs.deid import parse_plain
+from rpacs.deid import keep_by_size, parse_plain
 from rpacs.demo import write_mr_study
 from rpacs.export.enum import DatesMode, TagAction
 from rpacs.export.instance import ExportedInstance, export_instance, export_raw
 from rpacs.export.rewrite import Rewrite, Rewriter, Subject
 from rpacs.export.scan import InstanceScan, ScanRules
 from rpacs.export.spec import TagRule
-from rpacs.export.worker import _remember
 from rpacs.review import ReviewContext
 
 from .. import dicom_factory as f
@@ -139,7 +138,7 @@ def assert_same(inputs: list[bytes], spec: tuple[str, DatesMode, str], *,
             assert got.findings == expected.findings
             assert got.traits == expected.traits
             if got.plain is not None:
-                _remember(seen, len(data), got)
+                keep_by_size(seen, len(data), got)
         taken += took == 2
     return taken
 
@@ -336,10 +335,10 @@ def test_the_worker_keeps_a_few_sizes_the_latest_first():
     seen: dict[int, ExportedInstance] = {}
     slim = ExportedInstance(b"", [], {})
     for size in range(1, 11):
-        _remember(seen, size, slim)
+        keep_by_size(seen, size, slim)
     assert list(seen) == [3, 4, 5, 6, 7, 8, 9, 10]
-    _remember(seen, 5, slim)  # seen again: now the latest
+    keep_by_size(seen, 5, slim)  # seen again: now the latest
     assert list(seen)[-1] == 5 and len(seen) == 8
-    _remember(seen, 60 * 1024 * 1024, slim)
-    _remember(seen, 5 * 1024 * 1024, slim)  # both would pass 64 MiB: the older goes
+    keep_by_size(seen, 60 * 1024 * 1024, slim)
+    keep_by_size(seen, 5 * 1024 * 1024, slim)  # both would pass 64 MiB: the older goes
     assert list(seen) == [5 * 1024 * 1024]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_left
 from collections.abc import Collection, Container, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from pydicom import Dataset
@@ -588,25 +588,24 @@ class _Template:
         return parts
 
 
-#: Layouts kept per engine, one per file size, and the bytes of the files they hold at most:
-#: a series' files come in a few sizes (positions and UIDs written with a digit more or
-#: less), and a layout holds its file.
-_LAYOUTS_KEPT = 8
-_LAYOUT_BYTES = 64 * 1024 * 1024
+T = TypeVar("T")
+#: What :func:`keep_by_size` keeps at most: files of so many sizes, and so many bytes of them.
+SIZES_KEPT = 8
+BYTES_KEPT = 64 * 1024 * 1024
 
 
-def _keep(deid: Deidentifier, layout: _Layout) -> None:
-    """Keep ``layout`` for the next files of its size, within the bounds."""
-    size = layout.shape.size
-    layouts = deid._layouts
-    old = layouts.pop(size, None)
-    if old is not None:
-        deid._layout_bytes -= size
-    if len(layouts) >= _LAYOUTS_KEPT or deid._layout_bytes + size > _LAYOUT_BYTES:
-        layouts.clear()
-        deid._layout_bytes = 0
-    layouts[size] = layout
-    deid._layout_bytes += size
+def keep_by_size(kept: dict[int, T], size: int, value: T) -> None:
+    """Keep ``value``, which holds a file of ``size`` bytes, as the latest of that size.
+
+    The files of a series come in a few sizes (positions and UIDs written with a digit
+    more or less), and a file lies out as an earlier one only if it has the same size:
+    one per size is kept, the latest sizes first, at most :data:`SIZES_KEPT` of them and
+    :data:`BYTES_KEPT` bytes (the keys are the sizes of the files held).
+    """
+    kept.pop(size, None)
+    while kept and (len(kept) >= SIZES_KEPT or sum(kept) + size > BYTES_KEPT):
+        del kept[next(iter(kept))]  # the size seen longest ago
+    kept[size] = value
 
 
 class _Run:
@@ -683,7 +682,8 @@ class _Run:
         walked = (frozenset(removed), dict(overlay), instance.kept_private)
         result = self._finish(instance, codec, encodings, removed, overlay)
         if result is not None:
-            _keep(deid, _Layout(self, found, memo_key, *walked))
+            layout = _Layout(self, found, memo_key, *walked)
+            keep_by_size(deid._layouts, layout.shape.size, layout)
         return result
 
     def like(self, layout: _Layout, changed: list[int]) -> RawResult | None:
@@ -1242,5 +1242,5 @@ def _encoded(enc: Any, number: int, element: RawDataElement) -> bytes:
     return out
 
 
-__all__ = ["PlainFile", "RawResult", "deidentify_raw", "parse_items", "parse_plain", "splice_item",
-           "write_plain"]
+__all__ = ["PlainFile", "RawResult", "deidentify_raw", "keep_by_size", "parse_items", "parse_plain",
+           "splice_item", "write_plain"]

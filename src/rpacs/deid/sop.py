@@ -245,7 +245,6 @@ class Deidentifier:
         # the next file of the series of that size is compared with it, and only what
         # differs is walked (a file of another size never lies out alike).
         self._layouts: dict[int, Any] = {}
-        self._layout_bytes = 0
 
     # -- public -------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from ..deid.encoding import (
     text_codec,
     vr_acted_on,
 )
+from ..deid.raw import BYTES_KEPT
 from .enum import DatesMode, TagAction
 from .spec import TagRule
 
@@ -163,10 +164,9 @@ class RawChanges:
     vrs: list[str]
 
 
-#: Layouts whose shared decisions a rewriter keeps (one or two per series in use), and the
-#: bytes of their files at most.
+#: Layouts whose shared decisions a rewriter keeps (one or two per series in use); the
+#: bytes of their files are bounded as the byte path's own layouts are.
 _STATIC_KEPT = 16
-_STATIC_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -249,10 +249,10 @@ class Rewriter:
             overlay: dict[int, RawDataElement] = {}
             dropped: set[int] = set()
             originals = Originals()
-            if not self._decide_raw(data, elements, range(len(elements)), subject, codec,
+            vrs = _vrs_of(elements)
+            if not self._decide_raw(data, elements, vrs, range(len(elements)), subject, codec,
                                     implicit, changing, overlay, dropped, originals):
                 return None
-            vrs = _vrs_of(elements)
         else:
             static = self._static_raw(data, plain, subject, codec, changing)
             if static is None:
@@ -260,8 +260,8 @@ class Rewriter:
             overlay, dropped = dict(static.overlay), set(static.dropped)
             originals = Originals(set(static.uids), set(static.dates))
             vrs = static.vrs
-            if not self._decide_raw(data, elements, plain.changed, subject, codec, implicit,
-                                    changing, overlay, dropped, originals):
+            if not self._decide_raw(data, elements, vrs, plain.changed, subject, codec,
+                                    implicit, changing, overlay, dropped, originals):
                 return None
         changes = RawChanges(overlay, set(), dropped, [], originals, codec, dict(plain.meta),
                              vrs)
@@ -275,19 +275,19 @@ class Rewriter:
                 True)
         return changes
 
-    def _decide_raw(self, data: bytes, elements: list[Any], positions: Iterable[int],
-                    subject: Subject, codec: str, implicit: bool, changing: frozenset[str],
-                    overlay: dict[int, RawDataElement], dropped: set[int],
-                    originals: Originals) -> bool:
-        """:meth:`_walk`'s decisions for the top-level elements at ``positions``, into
-        ``overlay``, ``dropped`` and ``originals``; False where they need the data set."""
+    def _decide_raw(self, data: bytes, elements: list[Any], vrs: list[str],
+                    positions: Iterable[int], subject: Subject, codec: str, implicit: bool,
+                    changing: frozenset[str], overlay: dict[int, RawDataElement],
+                    dropped: set[int], originals: Originals) -> bool:
+        """:meth:`_walk`'s decisions for the top-level elements at ``positions`` (``vrs``:
+        the VR acted on of each, :func:`_vrs_of`), into ``overlay``, ``dropped`` and
+        ``originals``; False where they need the data set."""
         for i in positions:
             number, raw_vr, _, start, end = elements[i]
             if not number & 0xFFFF:
                 dropped.add(number)  # a group length: not a value apply() would change
                 continue
-            vr = raw_vr if raw_vr is not None and raw_vr != "UN" else vr_acted_on(raw_vr,
-                                                                                   number)
+            vr = vrs[i]
             if vr == "SQ":
                 if end == start:
                     continue  # no items: nothing to change
@@ -323,19 +323,20 @@ class Rewriter:
         if known is not None and known.shape is shape:
             return known
         elements = plain.elements
-        unchanged = set(range(len(elements))).difference(changed)
+        vrs = _vrs_of(elements)
+        unchanged = sorted(set(range(len(elements))).difference(changed))
         overlay: dict[int, RawDataElement] = {}
         dropped: set[int] = set()
         originals = Originals()
-        if not self._decide_raw(data, elements, sorted(unchanged), subject, codec,
+        if not self._decide_raw(data, elements, vrs, unchanged, subject, codec,
                                 plain.implicit, changing, overlay, dropped, originals):
             return None
         if len(self._static) >= _STATIC_KEPT or sum(
-                known.shape.size for known in self._static.values()) > _STATIC_BYTES:
+                known.shape.size for known in self._static.values()) > BYTES_KEPT:
             self._static.clear()  # (each holds its layout, and so that file's bytes)
         made = self._static[key] = _StaticDecisions(
             shape, overlay, frozenset(dropped), frozenset(originals.uids),
-            frozenset(originals.dates), _vrs_of(elements))
+            frozenset(originals.dates), vrs)
         return made
 
     def _sequence_raw(self, number: int, value: bytes, subject: Subject, codec: str,

@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..deid import keep_by_size
 from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
 from .instance import ExportedInstance, export_instance, export_raw
 from .nifti import ConversionError, convert_series, nifti_header_text
@@ -101,7 +102,7 @@ class SeriesExporter:
                                        self.rewriter, self.scanner, subject,
                                        series.archive_uids)
                 if done.plain is not None:  # (only its cut is needed of it)
-                    _remember(seen, len(data), ExportedInstance(b"", [], {}, done.plain))
+                    keep_by_size(seen, len(data), ExportedInstance(b"", [], {}, done.plain))
                 if index == 0 and part.start == 0:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
@@ -208,20 +209,6 @@ class SeriesExporter:
                                   work.subjects[series.research_id].sidecar)
         finally:
             shutil.rmtree(links, ignore_errors=True)
-
-
-#: The sizes :meth:`SeriesExporter.export` keeps a file of, and their bytes at most.
-_SIZES_KEPT = 8
-_KEPT_BYTES = 64 * 1024 * 1024
-
-
-def _remember(seen: dict[int, ExportedInstance], size: int, done: ExportedInstance) -> None:
-    """Keep ``done`` as the latest file of ``size``: the latest sizes first, within the
-    bounds (the dict's keys are the sizes of the files it holds)."""
-    seen.pop(size, None)
-    while seen and (len(seen) >= _SIZES_KEPT or sum(seen) + size > _KEPT_BYTES):
-        del seen[next(iter(seen))]  # the size seen longest ago
-    seen[size] = done
 
 
 def _names_in(folder: Path) -> set[str] | None:
