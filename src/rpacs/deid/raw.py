@@ -76,7 +76,11 @@ Element = tuple[int, str | None, int, int, int]
 #: (input file meta but its instance UID, SOP class, new UID's length) -> the written file
 #: meta's bytes before and after the new MediaStorageSOPInstanceUID, and its elements.
 _META_TEMPLATES: dict[tuple, tuple[bytes, bytes, dict[BaseTag, Any]]] = {}
+#: (file meta given to :func:`write_plain` but its instance UID, that UID's length) -> the
+#: written file meta's bytes before and after the UID.
+_PLAIN_METAS: dict[tuple, tuple[bytes, bytes]] = {}
 _UID_HEADER = struct.Struct("<HH2sH").pack
+_MEDIA_SOP_INSTANCE = BaseTag(0x00020003)
 
 
 class _LazyMeta:
@@ -1175,9 +1179,7 @@ def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
     Group lengths must be among ``removed`` (the writer drops them); ``meta`` is the
     file meta to write, its required elements present.
     """
-    header = Dataset()
-    header._dict = dict(meta)
-    head = _file_meta_bytes(header)
+    head = _plain_meta_bytes(meta)
     if all(type(element) is RawDataElement for element in overlay.values()):
         body = _splice_changes(data, plain.elements, plain.index_of, removed, overlay,
                                plain.implicit)
@@ -1185,6 +1187,36 @@ def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
         body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
                        plain.implicit)
     return b"".join((_PREAMBLE, head, *body))
+
+
+def _plain_meta_bytes(meta: dict[BaseTag, RawDataElement]) -> bytes:
+    """:func:`~rpacs.deid.io._file_meta_bytes` of ``meta``, which for the files of a series
+    differs only in the instance's UID: the bytes around it are written once and kept.
+
+    A pydicom data set per file, only to hand the elements to the writer, cost more than
+    the writing.
+    """
+    uid = meta.get(_MEDIA_SOP_INSTANCE)
+    key = None
+    if type(uid) is RawDataElement and uid.value and uid.value.strip(b" \x00") and all(
+            type(element) is RawDataElement for element in meta.values()):
+        key = (tuple((int(tag), element.VR, element.value) for tag, element in meta.items()
+                     if tag != _MEDIA_SOP_INSTANCE), len(uid.value))
+        template = _PLAIN_METAS.get(key)
+        if template is not None:
+            return b"".join((template[0], uid.value, template[1]))
+    header = Dataset()
+    header._dict = dict(meta)
+    head = _file_meta_bytes(header)
+    if key is not None:
+        value = uid.value
+        written = _UID_HEADER(0x0002, 0x0003, b"UI", len(value)) + value
+        if head.count(written) == 1:
+            at = head.index(written) + 8
+            if len(_PLAIN_METAS) > 1000:
+                _PLAIN_METAS.clear()
+            _PLAIN_METAS[key] = (head[:at], head[at + len(value):])
+    return head
 
 
 def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, int],
