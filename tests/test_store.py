@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rpacs.archive import FileStore, PutOutcome
+from rpacs.archive import FileStore, PutOutcome, write_runs
 from rpacs.archive import store as store_module
 
 
@@ -67,3 +67,33 @@ def test_on_linux_the_unnamed_way_is_the_one_taken(tmp_path: Path):
     assert store.root not in store_module._NO_UNNAMED
     assert not store.tmp_dir.exists()  # no named temporary file was needed
     assert store_module.link_unnamed(store.path_of("c/1.dcm"), b"again", 0o640) is False
+
+
+def _written_runs(path: Path, runs: list[bytes | memoryview]) -> bytes:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        write_runs(fd, runs)
+    finally:
+        os.close(fd)
+    return path.read_bytes()
+
+
+def test_write_runs_goes_on_where_writev_stopped(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch):
+    real = os.writev
+    calls = []
+
+    def at_most_seven(fd: int, buffers: list[bytes | memoryview]) -> int:
+        # writev(2) may write less than it is given, ending anywhere, mid-run included.
+        calls.append(fd)
+        assert len(calls) < 100, "write_runs makes no progress"
+        return real(fd, [b"".join(bytes(b) for b in buffers)[:7]])
+
+    monkeypatch.setattr(os, "writev", at_most_seven)
+    runs = [b"", b"abc", memoryview(b"0123456789")[2:], b"", b"x" * 20, b"yz"]
+    assert _written_runs(tmp_path / "f", runs) == b"".join(runs)
+
+
+def test_write_runs_takes_more_runs_than_one_call_may(tmp_path: Path):
+    runs: list[bytes | memoryview] = [bytes([i % 251]) for i in range(3000)]
+    assert _written_runs(tmp_path / "f", runs) == b"".join(runs)

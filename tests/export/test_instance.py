@@ -333,7 +333,7 @@ def test_the_byte_search_reads_headers_and_private_values_but_not_the_pixels():
 def test_the_worker_keeps_a_few_sizes_the_latest_first():
     """Each kept file holds its bytes: at most 8 sizes, the latest, and 64 MiB of files."""
     seen: dict[int, ExportedInstance] = {}
-    slim = ExportedInstance(b"", [], {})
+    slim = ExportedInstance((), [], {})
     for size in range(1, 11):
         keep_by_size(seen, size, slim)
     assert list(seen) == [3, 4, 5, 6, 7, 8, 9, 10]

@@ -15,6 +15,7 @@ import contextlib
 import enum
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,10 +142,27 @@ class FileStore:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """All of ``data`` to the descriptor ``fd`` (os.write may write less than given)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    """All of ``data`` to the descriptor ``fd``."""
+    write_runs(fd, (data,))
+
+
+#: Runs handed to one writev(2) at most (Linux's IOV_MAX).
+_RUNS_PER_CALL = 1024
+
+
+def write_runs(fd: int, runs: Sequence[bytes | memoryview]) -> None:
+    """All of ``runs``, one after another, to the descriptor ``fd``: the bytes of a file
+    that was never joined in memory, in one writev(2) as a rule. Like write(2), writev
+    may write less than given; the rest follows."""
+    pending = [run for run in runs if len(run)]
+    i = 0
+    while i < len(pending):
+        written = os.writev(fd, pending[i:i + _RUNS_PER_CALL])
+        while i < len(pending) and written >= len(pending[i]):
+            written -= len(pending[i])
+            i += 1
+        if written:
+            pending[i] = memoryview(pending[i])[written:]
 
 
 def link_unnamed(target: Path, data: bytes, mode: int) -> bool | None:

@@ -1171,10 +1171,14 @@ def splice_item(data: bytes, elements: list[Element], removed: Container[int],
 
 def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
                 overlay: dict[int, RawDataElement], meta: dict[BaseTag, RawDataElement]
-                ) -> bytes:
+                ) -> list[bytes | memoryview]:
     """The file ``data`` (cut by :func:`parse_plain`) as :func:`~rpacs.deid.write_instance`
     writes it with ``removed`` elements left out and the ``overlay``'s raw elements changed
     or added: preamble, ``meta`` with its group length, then runs of the input's bytes.
+
+    Given as those runs, in order (views of ``data`` where they are its bytes): a file is
+    written with one ``os.writev`` and hashed run by run, and its pixels are never copied
+    into a joined file in memory. ``b"".join`` gives the file.
 
     Group lengths must be among ``removed`` (the writer drops them); ``meta`` is the
     file meta to write, its required elements present.
@@ -1186,7 +1190,7 @@ def write_plain(data: bytes, plain: PlainFile, removed: Collection[int],
     else:
         body = _splice(data, plain.elements, plain.index_of, removed, overlay, None,
                        plain.implicit)
-    return b"".join((_PREAMBLE, head, *body))
+    return [_PREAMBLE, head, *body]
 
 
 def _plain_meta_bytes(meta: dict[BaseTag, RawDataElement]) -> bytes:

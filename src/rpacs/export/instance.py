@@ -17,7 +17,7 @@ the same bytes, findings and traits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pydicom import Dataset
@@ -46,12 +46,23 @@ def traits_of(ds: Dataset) -> dict[str, str]:
 class ExportedInstance:
     """An instance as the package holds it, what the scan found in it, and its traits."""
 
-    data: bytes
+    #: The file's bytes as runs, one after another (see :func:`~rpacs.deid.write_plain`):
+    #: written and hashed run by run, never joined.
+    runs: Sequence[bytes | memoryview]
     findings: list[Finding]
     traits: dict[str, str]
     #: The input as the byte path cut it (None on the reference path): handed to the next
     #: instance of the series, which mostly lies out alike (see :func:`parse_plain`).
     plain: PlainFile | None = None
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes, joined."""
+        return b"".join(self.runs)
+
+    @property
+    def size(self) -> int:
+        return sum(len(run) for run in self.runs)
 
 
 def export_instance(data: bytes, source: str, file: str, rewriter: Rewriter,
@@ -71,7 +82,7 @@ def export_instance(data: bytes, source: str, file: str, rewriter: Rewriter,
         # Byte search only when the elements showed nothing (else it would repeat them).
         findings = findings or scanner.scan_bytes(out, file, archive_uids,
                                                   subject.research_id)
-    return ExportedInstance(out, findings, traits_of(ds))
+    return ExportedInstance((out,), findings, traits_of(ds))
 
 
 def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan,
@@ -106,16 +117,21 @@ def export_raw(data: bytes, file: str, rewriter: Rewriter, scanner: InstanceScan
         return None
 
 
-def _without_pixels(out: bytes, plain: PlainFile, changes: RawChanges) -> bytes:
-    """The written file but the value of its Pixel Data when that is the last element and
-    copied unchanged from the archive: the byte search looks for the archive's UIDs and the
-    research ID, which rpacs wrote into headers, never into pixels, so in 100 KB of pixels
-    it could only meet a coincidence, at most of the search's cost."""
+def _without_pixels(runs: list[bytes | memoryview], plain: PlainFile, changes: RawChanges
+                    ) -> bytes:
+    """The written file (given as its runs) but the value of its Pixel Data when that is
+    the last element and copied unchanged from the archive: the byte search looks for the
+    archive's UIDs and the research ID, which rpacs wrote into headers, never into pixels,
+    so in 100 KB of pixels it could only meet a coincidence, at most of the search's cost."""
     number, _, _, start, end = plain.elements[-1]
     if (number != _PIXEL_DATA or number in changes.overlay or number in changes.removed
             or any(tag > number for tag in changes.added)):
-        return out
-    return out[:len(out) - (end - start)]
+        return b"".join(runs)
+    pixels, last = end - start, runs[-1]
+    if len(last) >= pixels:  # the last run ends with them, as a rule
+        return b"".join((*runs[:-1], last[:len(last) - pixels]))
+    out = b"".join(runs)
+    return out[:len(out) - pixels]
 
 
 def _written(data: bytes, plain: PlainFile, changes: RawChanges, vrs: frozenset[str]

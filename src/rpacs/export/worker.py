@@ -15,9 +15,11 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..archive import write_runs
 from ..deid import keep_by_size
 from .content import Finding, ManifestRow, PlannedSeries, SeriesPart, SeriesResult
 from .instance import ExportedInstance, export_instance, export_raw
@@ -74,10 +76,11 @@ class SeriesExporter:
         label = series_label(series)
         # Without DICOM output only the first instance is rewritten: for the risk report.
         instances = series.instances[part.start:part.stop if work.dicom else part.start + 1]
-        blob = None
+        blob: int | None = None  # the part's blob, and where its next entry starts
+        offset = 0
         if work.dicom and work.blobs is not None:
             blob_name = f"{part.key}.bin"
-            blob = open(work.blobs / blob_name, "wb")  # noqa: SIM115 (closed below)
+            blob = os.open(work.blobs / blob_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         # The series' files seen last, one per file size: a stored file lies out as an
         # earlier one of the same size, mostly (the new UIDs' lengths vary by a digit or
         # two, and so the files' layouts); a file of another size never does. Each holds
@@ -102,37 +105,48 @@ class SeriesExporter:
                                        self.rewriter, self.scanner, subject,
                                        series.archive_uids)
                 if done.plain is not None:  # (only its cut is needed of it)
-                    keep_by_size(seen, len(data), ExportedInstance(b"", [], {}, done.plain))
+                    keep_by_size(seen, len(data), ExportedInstance((), [], {}, done.plain))
                 if index == 0 and part.start == 0:
                     result.traits = done.traits
                 result.findings.extend(done.findings)
+                runs = done.runs
+                digest = hashlib.sha256()
+                for run in runs:
+                    digest.update(run)
                 if blob is not None:
-                    result.spans[planned.path] = (blob_name, blob.tell(), len(done.data),
-                                                  zlib.crc32(done.data))
-                    blob.write(done.data)
+                    crc = 0
+                    for run in runs:
+                        crc = zlib.crc32(run, crc)
+                    size = done.size
+                    result.spans[planned.path] = (blob_name, offset, size, crc)
+                    write_runs(blob, runs)
+                    offset += size
                 else:
-                    self._write(work.tree / planned.path, done.data)
+                    self._write(work.tree / planned.path, runs)
                 result.rows.append(ManifestRow(
                     planned.path, series.participant, series.event, series.modality, label,
-                    hashlib.sha256(done.data).hexdigest(), series.container))
+                    digest.hexdigest(), series.container))
         finally:
             if blob is not None:
-                blob.close()
+                os.close(blob)
         if work.nifti and part.start == 0:
             self._nifti(series, label, result)
         write_atomic(done_record(work.done_dir, part.key),
                      json.dumps(result.as_dict(), sort_keys=True).encode())
         return result
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, runs: Sequence[bytes | memoryview]) -> None:
         """Write into the work folder's tree. No temporary name is needed there: nobody
         sees the tree before the whole package is renamed into place, and a series cut
         short by a kill has no done record, so the rerun writes all of it again."""
         if path.parent not in self._made:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(path.parent)
-        with open(path, "wb") as fh:
-            fh.write(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            write_runs(fd, runs)
+        finally:
+            os.close(fd)
 
     def _nifti(self, series: PlannedSeries, label: str, result: SeriesResult) -> None:
         """dcm2niix on the series' stored files, then the sidecar made the package's.
