@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from rpacs.export import ExportSpec, run_export
+from rpacs.export import ExportSpec, Finding, ManifestRow, run_export
+from rpacs.export.content import SeriesResult
 
 SPEC = """\
 name: resumable
@@ -65,3 +68,14 @@ def test_a_changed_spec_starts_over(archive, tmp_path):
     (work / "done" / "stale.json").write_text("{}")
     result = run_export(archive.inst, archive.acronym, ExportSpec.from_yaml(SPEC), out)
     assert result.resumed == 0 and not work.exists()
+
+
+def test_a_series_record_reads_back_as_it_was_written():
+    result = SeriesResult(
+        "s1.1", rows=[ManifestRow("A/1.dcm", "A", "baseline", "MR", "1 t1", "ab" * 32, "A.zip"),
+                      ManifestRow("A/2.dcm", "A", "baseline", "MR", "1 t1", "cd" * 32, "A.zip")],
+        findings=[Finding("A/2.dcm", "StudyDate", "archive date", "2***")],
+        traits={"sex": "F", "age": "040Y"}, nifti_error="no slices",
+        spans={"A/1.dcm": ("s1.1.bin", 0, 10, 7), "A/2.dcm": ("s1.1.bin", 10, 12, 9)})
+    assert result.as_dict() == dataclasses.asdict(result)
+    assert SeriesResult.from_dict(json.loads(json.dumps(result.as_dict()))) == result

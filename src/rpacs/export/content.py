@@ -94,7 +94,13 @@ class SeriesResult:
     spans: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field rather than dataclasses.asdict, which deep-copies every value of
+        # every row (all strings): a worker writes this for each part it exports, and asdict
+        # cost a tenth of the part's own work.
+        return {"key": self.key, "rows": [dict(vars(row)) for row in self.rows],
+                "findings": [dict(vars(finding)) for finding in self.findings],
+                "traits": dict(self.traits), "nifti_error": self.nifti_error,
+                "spans": dict(self.spans)}
 
     @property
     def series_key(self) -> str:

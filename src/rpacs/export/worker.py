@@ -66,7 +66,11 @@ class SeriesExporter:
         self.work = work
         self.rewriter = Rewriter(work.rewrite)
         self.scanner = InstanceScan(work.scan)
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
+        # The roots as strings: per file, joining them to a relative path with pathlib
+        # cost more than opening the file.
+        self._store = str(work.store_root)
+        self._tree = str(work.tree)
 
     def export(self, part: SeriesPart) -> SeriesResult:
         work = self.work
@@ -88,7 +92,8 @@ class SeriesExporter:
         seen: dict[int, ExportedInstance] = {}
         try:
             for index, planned in enumerate(instances):
-                data = (work.store_root / planned.stored_path).read_bytes()
+                with open(os.path.join(self._store, planned.stored_path), "rb") as fh:
+                    data = fh.read()
                 if not work.dicom:  # the first instance, for the risk report's traits
                     # (its findings go with it: no DICOM file is written)
                     file = planned.path or series.key
@@ -122,7 +127,7 @@ class SeriesExporter:
                     write_runs(blob, runs)
                     offset += size
                 else:
-                    self._write(work.tree / planned.path, runs)
+                    self._write(os.path.join(self._tree, planned.path), runs)
                 result.rows.append(ManifestRow(
                     planned.path, series.participant, series.event, series.modality, label,
                     digest.hexdigest(), series.container))
@@ -135,13 +140,14 @@ class SeriesExporter:
                      json.dumps(result.as_dict(), sort_keys=True).encode())
         return result
 
-    def _write(self, path: Path, runs: Sequence[bytes | memoryview]) -> None:
+    def _write(self, path: str, runs: Sequence[bytes | memoryview]) -> None:
         """Write into the work folder's tree. No temporary name is needed there: nobody
         sees the tree before the whole package is renamed into place, and a series cut
         short by a kill has no done record, so the rerun writes all of it again."""
-        if path.parent not in self._made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(path.parent)
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             write_runs(fd, runs)
@@ -178,9 +184,9 @@ class SeriesExporter:
                 Finding(relative, f.tag, f.reason, f.masked) for f in scan_text(
                     output.name, text, work.scan, frozenset(series.archive_dates)))
             target = work.tree / relative
-            if target.parent not in self._made:
+            if str(target.parent) not in self._made:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self._made.add(target.parent)
+                self._made.add(str(target.parent))
             os.replace(output, target)  # the scratch folder is on the tree's file system
             result.rows.append(ManifestRow(
                 relative, series.participant, series.event, series.modality, label,
