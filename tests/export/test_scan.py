@@ -88,11 +88,13 @@ def test_text_files_name_line_and_column():
                                                   ("a.b[1]", "archive UID")}
 
 
-def test_the_byte_search_finds_each_uid_that_occurs_and_no_other():
-    # UIDs sharing a prefix, one the prefix of another.
-    present = ["2.25.1234", "2.25.12345678", "2.25.77"]
-    absent = ["2.25.1235", "2.25.78", "2.25.99"]
-    data = b"\x00" * 1000 + b"2.25.12345678\x00" + b"\x01" * 50 + b"x2.25.77y"
+@pytest.mark.parametrize("pixels", [0, 40_000], ids=["header", "whole file"])
+def test_the_byte_search_finds_each_uid_that_occurs_and_no_other(pixels: int):
+    # UIDs sharing a prefix, one the prefix of another; two sharing 16 characters.
+    present = ["2.25.1234", "2.25.12345678", "2.25.77", "2.25.98765432109876"]
+    absent = ["2.25.1235", "2.25.78", "2.25.99", "2.25.98765432109875"]
+    data = (b"\x00" * 1000 + b"2.25.12345678\x00" + b"\x01" * 50 + b"x2.25.77y"
+            + b"2.25.987654321098765" + b"\x02" * pixels)
     found = InstanceScan(RULES).scan_bytes(data, "x.dcm", present + absent, "EX-0001")
     assert [f.masked for f in found] == [mask(u) for u in sorted(present)]
     # "2.25.7" occurs inside "2.25.77": a byte search finds it there too.

@@ -314,20 +314,28 @@ def _json_values(data: object, path: str) -> Iterator[tuple[str, str]]:
         yield path, str(data)
 
 
+#: Data longer than this is searched for UIDs by their first characters only (see
+#: :func:`_occurring`).
+_LONG_DATA = 32 * 1024
+
+
 def _occurring(data: bytes, uids: set[str]) -> set[str]:
-    """The ``uids`` that occur in ``data``.
+    """The ``uids`` that occur in ``data``: the same answer as ``uid in data`` for each.
 
     An archive's UIDs share their first characters (``2.25.`` unless the profile kept the
-    originals), so the bytes are searched once per distinct opening rather than once per
-    UID, and each place found is compared with the UIDs that open so: the same answer as
-    ``uid in data`` for each, in a fraction of the passes over a file of pixels.
+    originals), and so do the UIDs the export wrote. In a whole file, pixels and all, the
+    bytes are searched once per distinct 5-character opening rather than once per UID, and
+    each place found is compared with the UIDs that open so: a fraction of the passes over
+    the pixels. A header alone is short: there each UID's first 16 characters are searched
+    for, which the written UIDs almost never share, so that few places need comparing.
     """
     found: set[str] = set()
+    width = 5 if len(data) > _LONG_DATA else 16
     by_opening: dict[bytes, list[tuple[str, bytes]]] = {}
     for uid in uids:
         if uid:
             encoded = uid.encode()
-            by_opening.setdefault(encoded[:5], []).append((uid, encoded))
+            by_opening.setdefault(encoded[:width], []).append((uid, encoded))
     for opening, candidates in by_opening.items():
         at = data.find(opening)
         while at >= 0:
