@@ -78,19 +78,26 @@ def _written_runs(path: Path, runs: list[bytes | memoryview]) -> bytes:
     return path.read_bytes()
 
 
-def test_write_runs_goes_on_where_writev_stopped(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize(("runs_per_call", "bytes_per_call"), [(1024, 1 << 30), (3, 10)],
+                         ids=["as on Linux", "small limits"])
+def test_write_runs_goes_on_where_writev_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 runs_per_call: int, bytes_per_call: int):
+    monkeypatch.setattr(store_module, "_RUNS_PER_CALL", runs_per_call)
+    monkeypatch.setattr(store_module, "_BYTES_PER_CALL", bytes_per_call)
     real = os.writev
     calls = []
 
     def at_most_seven(fd: int, buffers: list[bytes | memoryview]) -> int:
         # writev(2) may write less than it is given, ending anywhere, mid-run included.
         calls.append(fd)
-        assert len(calls) < 100, "write_runs makes no progress"
+        assert len(calls) < 1000, "write_runs makes no progress"
+        assert len(buffers) <= runs_per_call
+        assert sum(len(b) for b in buffers) <= bytes_per_call
         return real(fd, [b"".join(bytes(b) for b in buffers)[:7]])
 
     monkeypatch.setattr(os, "writev", at_most_seven)
-    runs = [b"", b"abc", memoryview(b"0123456789")[2:], b"", b"x" * 20, b"yz"]
+    runs = [b"", b"abc", memoryview(b"0123456789")[2:], b"", b"x" * 25, b"yz",
+            *(bytes([i]) for i in range(40))]
     assert _written_runs(tmp_path / "f", runs) == b"".join(runs)
 
 

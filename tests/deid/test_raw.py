@@ -376,3 +376,48 @@ def test_changed_names_the_differing_values_and_refuses_other_layouts():
         late[tail_head] ^= 0x01
         assert shape.changed(bytes(late)) is None
     assert shape.changed(first + b"\x00\x00") is None  # another length
+
+
+def test_the_kept_file_meta_bytes_are_those_the_writer_writes():
+    """write_plain's file meta, kept around each instance's UID, against the writer's, as
+    metas that share all else come one after another (so that a kept one is used)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import BaseTag
+
+    from rpacs.deid.io import _file_meta_bytes
+    from rpacs.deid.raw import _plain_meta_bytes
+
+    def element(tag: int, vr: str | None, value: bytes) -> RawDataElement:
+        return RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)
+
+    def meta(uid: bytes, vr: str | None = "UI", version: bool = True,
+             order: int = 1) -> dict[BaseTag, RawDataElement]:
+        elements = [element(0x00020002, "UI", b"1.2.840.10008.5.1.4.1.1.4\x00"),
+                    element(0x00020003, vr, uid),
+                    element(0x00020010, "UI", b"1.2.840.10008.1.2.1\x00"),
+                    element(0x00020012, "UI", b"1.2.3.4\x00")]
+        if version:
+            elements.insert(0, element(0x00020001, "OB", b"\x00\x01"))
+        return {e.tag: e for e in elements[::order]}
+
+    def reference(given: dict[BaseTag, RawDataElement]) -> bytes | str:
+        header = Dataset()
+        header._dict = dict(given)
+        try:
+            return _file_meta_bytes(header)
+        except ValueError as exc:
+            return str(exc)
+
+    def kept(given: dict[BaseTag, RawDataElement]) -> bytes | str:
+        try:
+            return _plain_meta_bytes(given)
+        except ValueError as exc:
+            return str(exc)
+
+    for given in (meta(b"2.25.1234"), meta(b"2.25.5678"),  # the second from the kept bytes
+                  meta(b"2.25.5678", vr="LO"), meta(b"2.25.5678", vr=None),
+                  meta(b"2.25.5678", vr="UN"), meta(b"2.25.56789\x00"), meta(b"2.25.99\x00"),
+                  meta(b"2.25.5678", version=False), meta(b"2.25.1111", version=False),
+                  meta(b"2.25.5678", order=-1), meta(b"2.25.1111", order=-1),
+                  meta(b"        "), meta(b""), meta(b"2.25.1234")):
+        assert kept(given) == reference(given), given

@@ -146,8 +146,10 @@ def write_all(fd: int, data: bytes) -> None:
     write_runs(fd, (data,))
 
 
-#: Runs handed to one writev(2) at most (Linux's IOV_MAX).
+#: Runs handed to one writev(2) at most (Linux's IOV_MAX), and bytes: macOS refuses a
+#: call of more than 2 GiB, where Linux writes part of it.
 _RUNS_PER_CALL = 1024
+_BYTES_PER_CALL = 1 << 30
 
 
 def write_runs(fd: int, runs: Sequence[bytes | memoryview]) -> None:
@@ -157,7 +159,14 @@ def write_runs(fd: int, runs: Sequence[bytes | memoryview]) -> None:
     pending = [run for run in runs if len(run)]
     i = 0
     while i < len(pending):
-        written = os.writev(fd, pending[i:i + _RUNS_PER_CALL])
+        j, size = i, 0
+        while (j < len(pending) and j - i < _RUNS_PER_CALL
+               and size + len(pending[j]) <= _BYTES_PER_CALL):
+            size += len(pending[j])
+            j += 1
+        # A run larger than a call may take goes a part at a time.
+        batch = pending[i:j] if j > i else [memoryview(pending[i])[:_BYTES_PER_CALL]]
+        written = os.writev(fd, batch)
         while i < len(pending) and written >= len(pending[i]):
             written -= len(pending[i])
             i += 1

@@ -1202,8 +1202,9 @@ def _plain_meta_bytes(meta: dict[BaseTag, RawDataElement]) -> bytes:
     """
     uid = meta.get(_MEDIA_SOP_INSTANCE)
     key = None
-    if type(uid) is RawDataElement and uid.value and uid.value.strip(b" \x00") and all(
-            type(element) is RawDataElement for element in meta.values()):
+    if (type(uid) is RawDataElement and uid.VR == "UI" and uid.value
+            and len(uid.value) <= 64 and uid.value.strip(b" \x00")
+            and all(type(element) is RawDataElement for element in meta.values())):
         key = (tuple((int(tag), element.VR, element.value) for tag, element in meta.items()
                      if tag != _MEDIA_SOP_INSTANCE), len(uid.value))
         template = _PLAIN_METAS.get(key)
