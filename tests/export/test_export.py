@@ -287,6 +287,22 @@ def test_dates_removed_and_identity_kept(archive, tmp_path):
     assert ds.SOPInstanceUID in uids  # identity: keep leaves the archive's UIDs
 
 
+def test_files_named_by_uid_carry_the_uids_written_into_them(archive, tmp_path):
+    spec = ExportSpec.from_yaml(
+        "name: byuid\nidentity: {participant: random, pattern: 'U{n:03d}'}\n"
+        "select: {participants: [EX-0001], events: [baseline]}\n"
+        "layout: '{participant}/{series_uid}/{sop_uid}.dcm'")
+    result = run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    files = sorted(Path(result.package).rglob("*.dcm"))
+    assert len(files) == 3 * SLICES
+    with archive.inst.db.session() as session:
+        archive_uids = set(session.scalars(select(Instance.sop_uid)))
+    for file in files:
+        ds = dcmread(file)
+        assert file.stem == ds.SOPInstanceUID and file.parent.name == ds.SeriesInstanceUID
+        assert ds.SOPInstanceUID not in archive_uids  # new UIDs, as identity: random asks
+
+
 def test_an_existing_package_is_never_overwritten(archive, tmp_path):
     spec = ExportSpec.from_yaml("name: once\nselect: {participants: [EX-0001]}")
     run_export(archive.inst, archive.acronym, spec, tmp_path)

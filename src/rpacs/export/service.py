@@ -52,7 +52,7 @@ from .content import (
 from .enum import DatesMode, Format, PackageKind, TagAction
 from .identity import Sidecar, draw_ids, parse_date, spec_key
 from .instance import traits_of
-from .layout import render, safe_name
+from .layout import render, safe_name, template_fields
 from .package import (
     MANIFEST,
     PARTICIPANTS,
@@ -266,6 +266,8 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
             ordered.append(row.study_uid)
     dicom = Format.DICOM in spec.formats
     nifti = Format.NIFTI in spec.formats
+    # An instance's new UID (an HMAC) only where the layout names files by it.
+    by_sop_uid = any(name == "sop_uid" for name, _ in template_fields(spec.layout.template))
     planned = []
     for (study_uid, series_uid), members in grouped.items():
         first = members[0]
@@ -291,7 +293,8 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
                 path = f"{key}/{index:05d}.dcm"
             elif dicom:
                 path = spec.layout.path({**values, "instance_number": row.instance_number,
-                                         "sop_uid": rewrite.uid(row.sop_uid)})
+                                         "sop_uid": rewrite.uid(row.sop_uid) if by_sop_uid
+                                         else ""})
             else:
                 path = ""
             instances.append(PlannedInstance(row.path, path))
