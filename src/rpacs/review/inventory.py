@@ -32,15 +32,22 @@ def _counts(instances: Iterable[InstanceEntries]
     values: Counter[tuple[str, str]] = Counter()
     meta: dict[str, tuple[str, str]] = {}
     for group, n in groups.items():
+        if len(group) == 1:  # most groups: one element's one value
+            ((path, keyword, vr, value),) = group
+            path = path[:PATH_LENGTH]
+            values[path, value] += n
+            paths[path] += n
+            meta.setdefault(path, (keyword, vr))
+            continue
         # A path met several times in one group (items of a sequence) counts once.
-        pairs = {(entry.tag_path[:PATH_LENGTH], entry.value) for entry in group}
+        pairs = {(path[:PATH_LENGTH], value) for path, _, _, value in group}
         for pair in pairs:
             values[pair] += n
         for path in {path for path, _ in pairs}:
             paths[path] += n
-        for entry in group:
+        for path, keyword, vr, _ in group:
             # The first entry of a path (in iteration order) names its keyword and VR.
-            meta.setdefault(entry.tag_path[:PATH_LENGTH], (entry.keyword_path, entry.vr))
+            meta.setdefault(path[:PATH_LENGTH], (keyword, vr))
     return paths, values, meta
 
 
