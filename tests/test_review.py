@@ -297,3 +297,37 @@ def test_sequences_of_sequences_nest_their_paths():
         TagEntry("00082112/0040A170/00080100",
                  "SourceImageSequence>PurposeOfReferenceCodeSequence>CodeValue", "SH", "113100"),
     }
+
+
+def test_counting_by_group_is_counting_each_instance_entry_by_entry():
+    """Each tag path and (path, value) counts once per instance, whether its entries come
+    in groups of one or many, shared by instances (the same object or an equal one) or
+    their own, and a path met twice in a group (items of a sequence) counts once."""
+    from collections import Counter
+
+    from rpacs.review.inventory import _counts
+
+    modality = frozenset({TagEntry("00080060", "Modality", "CS", "MR")})
+    references = frozenset({
+        TagEntry("00081140", "ReferencedImageSequence", "SQ", ""),
+        TagEntry("00081140/00081155", "ReferencedImageSequence>ReferencedSOPInstanceUID",
+                 "UI", "1.2.3"),
+        TagEntry("00081140/00081155", "ReferencedImageSequence>ReferencedSOPInstanceUID",
+                 "UI", "1.2.4")})
+    instances = [(modality, references,
+                  frozenset({TagEntry("00080018", "SOPInstanceUID", "UI", f"2.25.{i}")}),
+                  frozenset({TagEntry("00200013", "InstanceNumber", "IS", str(i % 2))}))
+                 for i in range(5)]
+    instances.append((frozenset({TagEntry("00080060", "Modality", "CS", "MR")}),))
+    paths, values, meta = _counts(instances)
+    want_paths: Counter[str] = Counter()
+    want_values: Counter[tuple[str, str]] = Counter()
+    for instance in instances:
+        entries = [entry for group in instance for entry in group]
+        want_paths.update({entry.tag_path for entry in entries})
+        want_values.update({(entry.tag_path, entry.value) for entry in entries})
+    assert paths == want_paths and values == want_values
+    assert values["00080060", "MR"] == 6 and values["00200013", "1"] == 2
+    assert meta["00080060"] == ("Modality", "CS")
+    assert meta["00081140/00081155"] == (
+        "ReferencedImageSequence>ReferencedSOPInstanceUID", "UI")
