@@ -75,10 +75,10 @@ _LARGE_VALUE = 4096
 Element = tuple[int, str | None, int, int, int]
 #: (input file meta but its instance UID, SOP class, new UID's length) -> the written file
 #: meta's bytes before and after the new MediaStorageSOPInstanceUID, and its elements.
-_META_TEMPLATES: dict[tuple, tuple[bytes, bytes, dict[BaseTag, Any]]] = {}
+_META_TEMPLATES: dict[tuple, tuple] = {}
 #: (file meta given to :func:`write_plain` but its instance UID, that UID's length) -> the
 #: written file meta's bytes before and after the UID.
-_PLAIN_METAS: dict[tuple, tuple[bytes, bytes]] = {}
+_PLAIN_METAS: dict[tuple, tuple] = {}
 _UID_HEADER = struct.Struct("<HH2sH").pack
 _MEDIA_SOP_INSTANCE = BaseTag(0x00020003)
 
@@ -796,9 +796,7 @@ class _Run:
         sop_class = self._output(_SOP_CLASS_UID, removed, overlay)
         sop_instance = self._output(_SOP_INSTANCE_UID, removed, overlay)
         uid = encode_text(element_text(sop_instance), "UI", "ascii")
-        key = (tuple((int(tag), element.VR, element.value) for tag, element in self.meta.items()
-                     if tag != 0x00020003),
-               None if sop_class is None else sop_class.value, len(uid))
+        key = (_meta_key(self.meta), None if sop_class is None else sop_class.value, len(uid))
         template = _META_TEMPLATES.get(key) if uid else None
         if template is not None:
             prefix, suffix, elements = template
@@ -814,13 +812,9 @@ class _Run:
             if not element_text(meta._dict.get(BaseTag(tag))):
                 return None
         head = _file_meta_bytes(meta)
-        written = _UID_HEADER(0x0002, 0x0003, b"UI", len(uid)) + uid
-        if uid and head.count(written) == 1 and element_text(
+        if uid and element_text(
                 meta._dict.get(BaseTag(0x00020003))).encode("ascii") == uid.rstrip(b"\x00"):
-            at = head.index(written) + 8
-            if len(_META_TEMPLATES) > 1000:
-                _META_TEMPLATES.clear()
-            _META_TEMPLATES[key] = (head[:at], head[at + len(uid):], dict(meta._dict))
+            _keep_around_uid(_META_TEMPLATES, key, head, uid, dict(meta._dict))
         return head, meta
 
     def _tail(self, instance: _Instance, codec: str, removed: set[int],
@@ -1205,8 +1199,7 @@ def _plain_meta_bytes(meta: dict[BaseTag, RawDataElement]) -> bytes:
     if (type(uid) is RawDataElement and uid.VR == "UI" and uid.value
             and len(uid.value) <= 64 and uid.value.strip(b" \x00")
             and all(type(element) is RawDataElement for element in meta.values())):
-        key = (tuple((int(tag), element.VR, element.value) for tag, element in meta.items()
-                     if tag != _MEDIA_SOP_INSTANCE), len(uid.value))
+        key = (_meta_key(meta), len(uid.value))
         template = _PLAIN_METAS.get(key)
         if template is not None:
             return b"".join((template[0], uid.value, template[1]))
@@ -1214,14 +1207,28 @@ def _plain_meta_bytes(meta: dict[BaseTag, RawDataElement]) -> bytes:
     header._dict = dict(meta)
     head = _file_meta_bytes(header)
     if key is not None:
-        value = uid.value
-        written = _UID_HEADER(0x0002, 0x0003, b"UI", len(value)) + value
-        if head.count(written) == 1:
-            at = head.index(written) + 8
-            if len(_PLAIN_METAS) > 1000:
-                _PLAIN_METAS.clear()
-            _PLAIN_METAS[key] = (head[:at], head[at + len(value):])
+        _keep_around_uid(_PLAIN_METAS, key, head, uid.value)
     return head
+
+
+def _meta_key(meta: dict[BaseTag, Any]) -> tuple:
+    """A file meta's elements but its MediaStorageSOPInstanceUID, as a key."""
+    return tuple((int(tag), element.VR, element.value) for tag, element in meta.items()
+                 if tag != _MEDIA_SOP_INSTANCE)
+
+
+def _keep_around_uid(kept: dict[tuple, tuple], key: tuple, head: bytes, uid: bytes,
+                     *more: Any) -> None:
+    """Keep the written file meta ``head``'s bytes before and after its
+    MediaStorageSOPInstanceUID ``uid`` (and ``more``) under ``key``, when that element is
+    found exactly once: the files that share ``key`` write the same bytes around their own
+    UID of that length."""
+    written = _UID_HEADER(0x0002, 0x0003, b"UI", len(uid)) + uid
+    if head.count(written) == 1:
+        at = head.index(written) + 8
+        if len(kept) > 1000:
+            kept.clear()
+        kept[key] = (head[:at], head[at + len(uid):], *more)
 
 
 def _splice_changes(data: bytes, elements: list[Element], index_of: dict[int, int],
