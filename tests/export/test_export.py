@@ -353,3 +353,45 @@ def test_a_series_in_parts_gives_the_same_package(archive, sidecar, tmp_path, mo
         return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
     assert files(tmp_path / "parts") == files(tmp_path / "whole")
+
+
+def test_a_research_id_in_a_description_is_replaced_in_paths_and_sidecars(archive, tmp_path):
+    # Clinical descriptions sometimes carry the research ID a radiographer typed in.
+    folder = tmp_path / "in-id"
+    for number in range(1, SLICES + 1):
+        f.write(mr_slice(40, 1, "T1 EX-0004 scan", number, "PAT4"), folder / f"{number}.dcm")
+    assert import_paths(archive.inst, archive.acronym, "EX-0004", "baseline", [folder],
+                        workers=1).ok
+    spec = ExportSpec.from_yaml(
+        "name: ids\nselect: {participants: [EX-0004]}\n"
+        "identity: {participant: random, pattern: 'Q{n:03d}'}\nformats: [dicom, nifti]\n"
+        "package: directory\n")
+    out = tmp_path / "out"
+    run_export(archive.inst, archive.acronym, spec, out)  # the scan finds nothing
+    package = out / "ids"
+    export_id = next(p.name for p in package.iterdir() if p.is_dir())
+    written = [p for p in package.rglob("*") if p.is_file()]
+    assert not [p for p in written if "EX-0004" in str(p.relative_to(package))]
+    assert not [p for p in written if b"EX-0004" in p.read_bytes()]
+    image = next(p for p in written if p.suffix == ".dcm")
+    assert dcmread(image).SeriesDescription == f"T1 {export_id} scan"
+    assert image.parent.name == f"001_T1_{export_id}_scan"
+    sidecar = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+    assert sidecar["SeriesDescription"] == f"T1 {export_id} scan"
+
+
+def test_a_sidecar_field_filled_from_a_changed_attribute_changes_with_it(archive, tmp_path):
+    # The files have no ProtocolName: dcm2niix fills it from the stored SeriesDescription,
+    # which the rules change — the sidecar must not keep the archive's text under it.
+    spec = ExportSpec.from_yaml(
+        "name: proto\nselect: {participants: [EX-0001], events: [baseline]}\n"
+        "formats: [nifti]\npackage: directory\ntags:\n"
+        "  - {tag: SeriesDescription, replace: {pattern: '_', with: '-'}}\n")
+    out = tmp_path / "out"
+    run_export(archive.inst, archive.acronym, spec, out)
+    sidecars = {p.name: json.loads(p.read_text()) for p in (out / "proto").rglob("*.json")}
+    flair = next(v for k, v in sidecars.items() if k.startswith("002_"))
+    assert flair["SeriesDescription"] == "FLAIR-ax"
+    assert flair.get("ProtocolName", "FLAIR-ax") == "FLAIR-ax"
+    assert "ProtocolName" in flair or not any("ProtocolName" in v for v in sidecars.values())
+    assert "FLAIR_ax" not in json.dumps(sidecars)

@@ -1,10 +1,11 @@
 """NIfTI by dcm2niix, one series at a time, with sidecars that identify no one.
 
 dcm2niix comes from its PyPI package (``dcm2niix.bin``), so every installation converts
-with the same version, whatever the system has. It reads the series' *exported* DICOM
-files (identity, UIDs and dates already as in the package) from a folder of their own and
-writes into another; its JSON sidecar then loses every field that names or dates a person,
-a place or a device instance (:data:`IDENTIFYING_FIELDS`).
+with the same version, whatever the system has. It reads the series' *stored* files (the
+images are the same; reading them saves writing a DICOM copy per NIfTI), so its JSON
+sidecar says what the archive says until :func:`strip_sidecar` makes it say what the
+exported files say: it loses every field that names or dates a person, a place or a
+device instance (:data:`IDENTIFYING_FIELDS`), and its text is changed as the files' is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from .rewrite import Subject, exported_text
 from .spec import TagRule
 
 #: dcm2niix sidecar fields left out: names, IDs, UIDs, dates, places, device instances.
@@ -45,12 +47,11 @@ def dcm2niix_binary() -> str:
 
 
 def convert_series(dicom_dir: Path, out_dir: Path, rules: tuple[TagRule, ...] = (),
-                   added: dict[str, str] | None = None) -> list[Path]:
+                   subject: Subject | None = None) -> list[Path]:
     """Convert the one series in ``dicom_dir``; the files written (``series*``), sorted.
 
-    The JSON sidecars get the spec's tag ``rules`` for the fields named like the rule's
-    attribute (``added``: the participant's sidecar values) and lose
-    :data:`IDENTIFYING_FIELDS`.
+    The JSON sidecars are made to say what the exported files say (:func:`strip_sidecar`,
+    with the spec's tag ``rules`` and the ``subject`` whose series it is).
 
     ``-z y`` gzips with dcm2niix's own zlib (no pigz: the same bytes on every machine),
     ``-ba y`` lets dcm2niix itself leave patient fields out of the sidecar.
@@ -71,7 +72,7 @@ def convert_series(dicom_dir: Path, out_dir: Path, rules: tuple[TagRule, ...] = 
         raise ConversionError(f"dcm2niix wrote no image ({reason})")
     for path in written:
         if path.suffix == ".json":
-            strip_sidecar(path, rules, added or {})
+            strip_sidecar(path, rules, subject)
     return written
 
 
@@ -84,20 +85,41 @@ def _reason(output: bytes) -> str:
 
 
 def strip_sidecar(path: Path, rules: tuple[TagRule, ...] = (),
-                  added: dict[str, str] | None = None) -> None:
-    """Rewrite a JSON sidecar: the spec's rules applied to fields of their attribute's
-    name (a removed one is left out), :data:`IDENTIFYING_FIELDS` left out, key order kept."""
-    from .rewrite import apply_rules
+                  subject: Subject | None = None) -> None:
+    """Rewrite a JSON sidecar of the archive's files as the export's files would have it.
 
+    - A field named like a rule's attribute gets the value the export writes there
+      (:func:`~rpacs.export.rewrite.exported_text`; left out when the rule removes it).
+    - Any other field holding that attribute's archive value gets the same: dcm2niix fills
+      some fields from others (ProtocolName from SeriesDescription when a series has none),
+      and a text the rules change must not ship under another name.
+    - Every other text has the research ID replaced as a word, as every text element of
+      the files has.
+    - :data:`IDENTIFYING_FIELDS` are left out. Key order is kept.
+    """
+    subject = subject or Subject("", "")
     data = json.loads(path.read_text(encoding="utf-8"))
-    for rule in rules:
-        if rule.keyword in data and isinstance(data[rule.keyword], str):
-            value = apply_rules((rule,), rule.tag, data[rule.keyword], added or {})
-            if value is None:
-                del data[rule.keyword]
+    exported: dict[str, str | None] = {}
+    for tag, keyword in dict.fromkeys((rule.tag, rule.keyword) for rule in rules):
+        before = data.get(keyword)
+        if isinstance(before, str) and before and before not in exported:
+            after = exported_text(rules, tag, before, subject)
+            if after != before:
+                exported[before] = after
+    kept: dict[str, object] = {}
+    for key, value in data.items():
+        if key in IDENTIFYING_FIELDS:
+            continue
+        if isinstance(value, str):
+            if value in exported:
+                value = exported[value]
+                if value is None:
+                    continue
             else:
-                data[rule.keyword] = value
-    kept = {k: v for k, v in data.items() if k not in IDENTIFYING_FIELDS}
+                value = subject.renamed(value)
+        elif isinstance(value, list):
+            value = [subject.renamed(v) if isinstance(v, str) else v for v in value]
+        kept[key] = value
     path.write_text(json.dumps(kept, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
 
 

@@ -97,6 +97,17 @@ def apply_rules(rules: tuple[TagRule, ...], tag: int, value: str | None,
     return value
 
 
+def exported_text(rules: tuple[TagRule, ...], tag: int, value: str | None,
+                  subject: Subject) -> str | None:
+    """The text an export writes for ``tag`` whose archive value is ``value``: the research
+    ID replaced as a word (:meth:`Rewriter.apply` does so in every text element before the
+    rules), then the spec's rules. What the layout's fields and the NIfTI sidecars are made
+    of, so that a path or a sidecar never says more than the files do.
+    """
+    return apply_rules(rules, tag, subject.renamed(value) if value else value,
+                       subject.sidecar)
+
+
 @dataclass(frozen=True)
 class Rewrite:
     """What an export changes in every instance; fixed for one run."""
@@ -132,6 +143,14 @@ class Subject:
     research_id: str
     export_id: str
     sidecar: dict[str, str] = field(default_factory=dict)
+
+    def renamed(self, text: str) -> str:
+        """``text`` with the research ID, as a word, replaced by the export ID: what the
+        export does to every text element, and so to whatever else quotes one."""
+        if self.research_id == self.export_id or self.research_id not in text:
+            return text
+        return re.sub(rf"(?<![A-Za-z0-9]){re.escape(self.research_id)}(?![A-Za-z0-9])",
+                      self.export_id, text)
 
 
 @dataclass
@@ -596,7 +615,7 @@ class Rewriter:
                    for v in values]
         else:
             values = [text.rstrip(" \x00")]
-            new = [_replace_word(values[0], subject.research_id, subject.export_id)]
+            new = [subject.renamed(values[0])]
         if new == values:
             return None
         joined = "\\".join(new) if any(new) else ""
@@ -672,9 +691,3 @@ def _codec_of(charset: bytes | None) -> str:
         ds._dict[BaseTag(_CHARSET)] = RawDataElement(BaseTag(_CHARSET), "CS", len(charset),
                                                      charset, 0, False, True)
     return text_codec(ds) or "latin-1"
-
-
-def _replace_word(text: str, old: str, new: str) -> str:
-    if old not in text:
-        return text
-    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)

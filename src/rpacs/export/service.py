@@ -66,7 +66,7 @@ from .package import (
     write_dicomdir,
     write_zip,
 )
-from .rewrite import Rewrite, Rewriter, Subject, apply_rules
+from .rewrite import Rewrite, Rewriter, Subject, exported_text
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
 from .scan import InstanceScan, ScanRules, mask, scan_text
 from .spec import ExportSpec
@@ -225,7 +225,7 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
     rewrite = Rewrite(uid_key=key if spec.random_identity else None, dates=spec.dates,
                       date_offset=extra_offset, rules=spec.tags)
     subjects = {r: Subject(r, ids[r], dicom_added[r]) for r in research_ids}
-    series = _plan_series(spec, rows, rewrite, ids, dicom_added)
+    series = _plan_series(spec, rows, rewrite, subjects)
     _check_collisions(spec, series)
     study_ids = {rewrite.study_id(r.study_uid, r.study_id) for r in rows}
     dates = sorted(d for d in {rewrite.date(r.study_date) for r in rows} if d)
@@ -255,7 +255,7 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
 
 
 def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
-                 ids: dict[str, str], added: dict[str, dict[str, str]]) -> list[PlannedSeries]:
+                 subjects: dict[str, Subject]) -> list[PlannedSeries]:
     grouped: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
         grouped.setdefault((row.study_uid, row.series_uid), []).append(row)
@@ -271,18 +271,18 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
     planned = []
     for (study_uid, series_uid), members in grouped.items():
         first = members[0]
-        participant = ids[first.research_id]
-        sidecar = added[first.research_id]
+        subject = subjects[first.research_id]
+        participant = subject.export_id
         values = {
             "participant": participant,
             "event": first.event,
             "modality": first.modality,
             "study_date": rewrite.date(first.study_date) or "nodate",
-            "study_description": apply_rules(spec.tags, _STUDY_DESCRIPTION,
-                                             first.study_description, sidecar) or "",
+            "study_description": exported_text(spec.tags, _STUDY_DESCRIPTION,
+                                               first.study_description, subject) or "",
             "series_number": first.series_number,
-            "series_description": apply_rules(spec.tags, _SERIES_DESCRIPTION,
-                                              first.series_description, sidecar) or "",
+            "series_description": exported_text(spec.tags, _SERIES_DESCRIPTION,
+                                                first.series_description, subject) or "",
             "series_uid": rewrite.uid(series_uid),
         }
         new_study = rewrite.uid(study_uid)

@@ -212,7 +212,7 @@ class SeriesExporter:
         if names is not None and _names_in(folder) == names:
             try:
                 outputs = convert_series(folder, scratch / "nifti", work.rewrite.rules,
-                                         work.subjects[series.research_id].sidecar)
+                                         work.subjects[series.research_id])
             except ConversionError:
                 if _names_in(folder) == names:
                     raise  # the series' own failure: links would fail alike
@@ -226,7 +226,7 @@ class SeriesExporter:
             for index, path in enumerate(planned):
                 os.symlink(path, links / f"{index:05d}.dcm")
             return convert_series(links, scratch / "nifti", work.rewrite.rules,
-                                  work.subjects[series.research_id].sidecar)
+                                  work.subjects[series.research_id])
         finally:
             shutil.rmtree(links, ignore_errors=True)
 
