@@ -395,3 +395,31 @@ def test_a_sidecar_field_filled_from_a_changed_attribute_changes_with_it(archive
     assert flair.get("ProtocolName", "FLAIR-ax") == "FLAIR-ax"
     assert "ProtocolName" in flair or not any("ProtocolName" in v for v in sidecars.values())
     assert "FLAIR_ax" not in json.dumps(sidecars)
+
+
+def test_a_refusal_names_files_without_quoting_identifying_data(archive, tmp_path):
+    # A rule puts a national-ID-like number, an address and another participant's research
+    # ID into the description, and so into the layout's folder names.
+    spec = ExportSpec.from_yaml(
+        "name: leaky-paths\nidentity: {participant: random, coupling_list: false}\n"
+        "select: {participants: [EX-0001]}\npackage: directory\ntags:\n"
+        "  - {tag: SeriesDescription, replace: {pattern: '^', "
+        "with: 'EX-0002 12345678901 kari@example.org '}}\n")
+    out = tmp_path / "out"
+    with pytest.raises(ResidualPhiError) as refused:
+        run_export(archive.inst, archive.acronym, spec, out)
+    report = (out / "leaky-paths.scan-findings.json").read_text()
+    for text in (str(refused.value), report):
+        assert "EX-0002" not in text and "12345678901" not in text and "kari@" not in text
+    assert ".dcm" in report  # the files are still named, with those folders masked
+
+
+def test_an_archive_date_typed_into_text_stops_the_export(archive, tmp_path):
+    _, dates = _archive_values(archive)  # the archive's (project-shifted) study dates
+    date = sorted(dates)[0]
+    typed = f"{date[6:]}.{date[4:6]}.{date[:4]}"  # as a Norwegian report writes it
+    spec = ExportSpec.from_yaml(
+        "name: typed-date\nidentity: random\ndates: shift\npackage: directory\n"
+        f"tags: [{{tag: ImageComments, set: 'prior study on {typed}'}}]\n")
+    with pytest.raises(ResidualPhiError, match="archive date"):
+        run_export(archive.inst, archive.acronym, spec, tmp_path / "out")

@@ -10,7 +10,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from rpacs.deid import read_instance, write_instance
-from rpacs.export.scan import InstanceScan, ScanRules, mask, scan_text
+from rpacs.export.scan import InstanceScan, ScanRules, dates_in_text, mask, scan_text
 from rpacs.review import ReviewContext
 
 ARCHIVE_UID = "2.25.1234567890123456789012345678901234"
@@ -120,3 +120,33 @@ def test_the_byte_search_finds_each_uid_that_occurs_and_no_other(pixels: int):
 def test_text_files_are_searched_by_value_not_across_values(text: str, expected: list):
     found = scan_text("manifest.csv", text, RULES, frozenset({"20100101"}))
     assert [(f.tag, f.reason) for f in found] == expected
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    ("prior study on 20130926", ("20130926",)),
+    ("seen 2013-09-26, 2013.09.27 and 2013/09/28", ("20130926", "20130927", "20130928")),
+    ("kontroll 26.09.2013", ("20130926",)),
+    ("ctl 9/10/2013", ("20131009", "20130910")),  # day-first or American: both
+    ("v1.2.20130926 and 26.09.13", ()),  # part of a version; a two-digit year
+    ("2013-13-01, 32.01.2013, 123456789", ()),  # no such month or day; a long number
+])
+def test_dates_typed_into_text_are_read_in_common_spellings(text: str, dates: tuple):
+    assert dates_in_text(text) == dates
+
+
+def test_an_archive_date_typed_into_text_is_found():
+    ds, _ = _written(ImageComments="prior study 17.05.2023", SeriesDescription="t1 20230518")
+    found = _reasons(ds, dates={"20230517"})
+    assert ("ImageComments", "archive date") in found
+    assert ("SeriesDescription", "archive date") not in found  # another day
+
+
+def test_a_report_masks_path_components_that_quote_identifying_data():
+    assert RULES.masked_path("OSL0001/baseline/MR/001_t1_mprage/00001.dcm") == \
+        "OSL0001/baseline/MR/001_t1_mprage/00001.dcm"
+    leaky = "OSL0001.zip!OSL0001/baseline/MR/001_T1_EX-0002_scan/00001.dcm"
+    assert RULES.masked_path(leaky) == \
+        f"OSL0001.zip!OSL0001/baseline/MR/{mask('001_T1_EX-0002_scan')}/00001.dcm"
+    for component in ("002_pas_12345678901", "003_kari@example.org", f"x_{ARCHIVE_UID}"):
+        name = f"{component}.json"
+        assert RULES.masked_path(f"OSL0001/{name}") == f"OSL0001/{mask(name)}"

@@ -43,7 +43,31 @@ _UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
 #: Research IDs shorter than this are not searched for in binary values (pixel data would
 #: hold them by chance).
 MIN_BYTES_ID = 6
-_DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{8}|\d{4}-\d{2}-\d{2})(?!\d)")
+#: A date written into text, as people and systems spell them: year first (20130926,
+#: 2013-09-26, 2013.09.26, 2013/09/26) or day first (26.09.2013, 26/09/2013, 26-09-2013,
+#: and the American 09/26/2013 read both ways). Two-digit years are not read: too many
+#: other numbers look like them.
+_DATE_IN_TEXT = re.compile(
+    r"(?<![\d.])(?:(\d{4})([-./]?)(\d{2})\2(\d{2})|(\d{1,2})([-./])(\d{1,2})\6(\d{4}))"
+    r"(?!\d|\.\d)")
+
+
+def dates_in_text(text: str) -> tuple[str, ...]:
+    """The dates ``text`` spells, each as YYYYMMDD (a day-first spelling that could also be
+    month-first gives both): what an archive date typed into text is compared as."""
+    found: list[str] = []
+    for match in _DATE_IN_TEXT.finditer(text):
+        year, _, month, day, first, _, second, year2 = match.groups()
+        if year is not None:
+            candidates = [(year, month, day)]
+        else:
+            candidates = [(year2, second, first), (year2, first, second)]
+        for y, m, d in candidates:
+            if 1 <= int(m) <= 12 and 1 <= int(d) <= 31:
+                date = f"{y}{int(m):02d}{int(d):02d}"
+                if date not in found:
+                    found.append(date)
+    return tuple(found)
 
 
 def mask(value: str) -> str:
@@ -72,6 +96,21 @@ class ScanRules:
         alternatives = "|".join(re.escape(r) for r in sorted(self.research_ids, key=len,
                                                              reverse=True))
         return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+
+    def masked_path(self, file: str) -> str:
+        """``file`` as a report may name it. Layout paths are made of the data (a series
+        description is a folder's name), so a component that would be a finding as a
+        description is masked: one holding a research ID, an archive UID, a run of digits,
+        an e-mail or an address. Zip members (``a.zip!b/c``) are read alike."""
+        ids = self.id_pattern()
+
+        def identifying(name: str) -> bool:
+            return bool((ids is not None and ids.search(name))
+                        or any(t in self.archive_uids for t in _UID_TOKEN.findall(name))
+                        or value_flags("SeriesDescription", "LO", name, self.context))
+
+        return "".join(part if part in ("", "/", "!") or not identifying(part) else mask(part)
+                       for part in re.split(r"([/!])", file))
 
 
 #: What the scan keeps of one value: (keyword path, VR, its values split, reasons found).
@@ -232,6 +271,8 @@ class InstanceScan:
             entries.append((path, vr, tuple(split_values(text, vr)), tuple(reasons)))
         if self._uids and vr != "UI" and (tokens := _UID_IN_TEXT.findall(text)):
             entries.append((path, "UI", tuple(tokens), ()))  # a UID written into text
+        if self._dates and vr not in ("DA", "DT") and (dates := dates_in_text(text)):
+            entries.append((path, "DA", dates, ()))  # a date written into text
         return entries
 
 
@@ -266,8 +307,7 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
     if not ((ids is not None and ids.search(joined))
             or (rules.archive_uids and any(
                 token in rules.archive_uids for token in _UID_TOKEN.findall(joined)))
-            or (dates and any(token.replace("-", "") in dates
-                              for token in _DATE_IN_TEXT.findall(joined)))):
+            or (dates and any(date in dates for date in dates_in_text(joined)))):
         return []
     findings = []
     for where, value in cells:
@@ -278,9 +318,8 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
                             for token in _UID_TOKEN.findall(value)
                             if token in rules.archive_uids)
         if dates:
-            for token in _DATE_IN_TEXT.findall(value):
-                if token.replace("-", "") in dates:
-                    findings.append(Finding(name, where, "archive date", mask(token)))
+            findings.extend(Finding(name, where, "archive date", mask(date))
+                            for date in dates_in_text(value) if date in dates)
     return findings
 
 

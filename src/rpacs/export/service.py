@@ -586,6 +586,8 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
         findings.extend(dicomdir_findings)
     for name, text in texts.items():
         findings.extend(scan_text(name, text, prepared.scan, frozenset()))
+    # A path quotes the data its layout is made of: what a report names is masked too.
+    findings = [replace(f, file=prepared.scan.masked_path(f.file)) for f in findings]
     traits: dict[str, list[dict[str, str]]] = defaultdict(list)
     for series, result in _paired(plan.series, results):
         traits[series.participant].append(result.traits)
