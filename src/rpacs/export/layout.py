@@ -42,13 +42,27 @@ MAX_COMPONENT = 100
 _SAMPLE: dict[str, Any] = {name: (1 if number else "x") for name, number in FIELDS.items()}
 
 
+#: Letters that Unicode does not decompose into a base letter and marks, as Scandinavian,
+#: German and Polish writers transliterate them.
+_TRANSLITERATE = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss",
+                                "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D", "ł": "l",
+                                "Ł": "L", "þ": "th", "Þ": "Th"})
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in ASCII, transliterated: Ærø → AEro, Åse → Ase, straße → strasse; what
+    has no ASCII form is dropped."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
 @lru_cache(maxsize=1 << 16)  # a plan names the same participants, events, series often
 def safe_name(text: str) -> str:
-    """``text`` as one file-name component: no separators, control or reserved characters,
-    no leading or trailing dot or space, not a reserved Windows device name, never empty."""
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    """``text`` as one file-name component: ASCII (:func:`ascii_text`), no separators,
+    control or reserved characters, no leading or trailing dot or space, not a reserved
+    Windows device name, never empty."""
     # Leading dots would hide the file on Linux and macOS; trailing ones Windows drops.
-    name = _UNSAFE.sub("_", ascii_text).strip(". \t")
+    name = _UNSAFE.sub("_", ascii_text(str(text))).strip(". \t")
     name = re.sub(r"\s+", "_", name)[:MAX_COMPONENT].strip(". ")
     if not name or name in (".", ".."):
         return "_"

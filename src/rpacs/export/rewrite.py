@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import struct
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -47,6 +46,7 @@ from ..deid.encoding import (
 )
 from ..deid.raw import BYTES_KEPT
 from .enum import DatesMode, TagAction
+from .layout import ascii_text
 from .spec import TagRule
 
 _PATIENT_NAME, _PATIENT_ID, _STUDY_ID = 0x00100010, 0x00100020, 0x00200010
@@ -54,8 +54,6 @@ _STUDY_UID, _SOP_UID = 0x0020000D, 0x00080018
 _MEDIA_SOP_UID = 0x00020003
 #: Text where a research ID could have been typed (it is replaced by the export ID).
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN"})
-_TRANSLITERATE = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ß": "ss",
-                                "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th"})
 _CHARSET = 0x00080005
 #: VRs a rule's value cannot be written in as text (the reference converts them).
 _BINARY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SQ", "OB", "OW", "UN"})
@@ -70,9 +68,7 @@ _MEMO_SEQUENCE_BYTES = 1 << 16
 
 def clean_text(text: str) -> str:
     """Trimmed, runs of white space collapsed to one space, ASCII only (transliterated)."""
-    ascii_text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
-    ascii_text = ascii_text.encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"\s+", " ", ascii_text).strip()
+    return re.sub(r"\s+", " ", ascii_text(text)).strip()
 
 
 def apply_rules(rules: tuple[TagRule, ...], tag: int, value: str | None,
