@@ -234,6 +234,14 @@ def test_a_participant_missing_from_the_sidecar_stops_before_writing(archive, is
     no_sidecar = _cli(archive, "export", archive.acronym, "--spec", str(issue_spec), "--out",
                       str(out))
     assert no_sidecar.exit_code == 2 and "--sidecar" in no_sidecar.output
+    # Two rows for one participant with different values: an error, not the last row.
+    sidecar.write_text("research_id,birth_date\nEX-0001,1978-05-12\nEX-0002,1980-01-30\n"
+                       "EX-0003,1979-11-02\nEX-0002,1981-01-30\n")
+    twice = _cli(archive, "export", archive.acronym, "--spec", str(issue_spec), "--out",
+                 str(out), "--sidecar", str(sidecar), "--dry-run")
+    assert twice.exit_code == 2
+    assert "more than one row for 1 participant(s): EX-0002 (lines 3, 5)" in twice.output
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_colliding_paths_are_an_error(archive, tmp_path):

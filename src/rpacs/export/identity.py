@@ -88,14 +88,22 @@ class Sidecar:
                                     "research ID, then the columns the spec adds")
         columns = tuple(h.strip() for h in header)
         rows: dict[str, dict[str, str]] = {}
+        lines: dict[str, list[int]] = {}
         for number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(columns):
                 raise InvalidInputError(f"--sidecar: {path.name} line {number} has {len(row)} "
                                         f"cells, the header {len(columns)}")
-            rows[row[0].strip()] = {c: v.strip() for c, v in zip(columns[1:], row[1:],
-                                                                  strict=True)}
+            research_id = row[0].strip()
+            lines.setdefault(research_id, []).append(number)
+            rows[research_id] = {c: v.strip() for c, v in zip(columns[1:], row[1:],
+                                                               strict=True)}
+        # Two rows for one participant: which one holds the truth is not for rpacs to guess.
+        twice = [f"{r} (lines {', '.join(map(str, n))})" for r, n in lines.items() if len(n) > 1]
+        if twice:
+            raise InvalidInputError(f"--sidecar: {path.name} has more than one row for "
+                                    f"{len(twice)} participant(s): {'; '.join(twice)}")
         return cls(columns[1:], rows)
 
     def check(self, columns: Iterable[str], research_ids: Iterable[str]) -> None:
