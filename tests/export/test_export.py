@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pydicom import dcmread
 from sqlalchemy import select
 
-from rpacs.db import AuditEvent, ExportId, Instance
+from rpacs.db import AuditEvent, ExportId, Instance, Study
 from rpacs.errors import InvalidInputError, ResidualPhiError
 from rpacs.export import ExportSpec, plan_export, run_export
 from rpacs.export.nifti import convert_series
@@ -168,7 +168,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(archive, issue_spec, sidecar
     assert "PatientID: 'EX… (7 chars)' -> 'OSL" in result.output
     for research_id in archive.participants:
         assert research_id not in result.output
+    with archive.inst.db.session() as session:  # derived from the archive's study UID
+        study_ids = set(session.scalars(select(Study.study_id)))
+    assert "StudyID: " in result.output
+    assert not [s for s in study_ids if s in result.output]
     assert "risk: k-anonymity" in result.output
+    # A spec that changes nothing says so for each series.
+    kept = tmp_path / "keep.yaml"
+    kept.write_text("name: as-stored\nselect: {participants: [EX-0001], events: [baseline]}\n")
+    same = _cli(archive, "export", archive.acronym, "--spec", str(kept), "--out", str(out),
+                "--dry-run")
+    assert same.output.count("none: the files are exported as stored") == 3, same.output
     with archive.inst.db.session() as session:
         assert session.scalars(select(ExportId)).first() is None
 
@@ -247,8 +257,9 @@ def test_a_participant_missing_from_the_sidecar_stops_before_writing(archive, is
 def test_colliding_paths_are_an_error(archive, tmp_path):
     spec = ExportSpec.from_yaml(
         'name: flat\nlayout: "{participant}/{event}/{instance_number:05d}.dcm"')
-    with pytest.raises(InvalidInputError, match="more than one file"):
+    with pytest.raises(InvalidInputError, match="more than one file") as clash:
         run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    assert "EX-0001/baseline/00001.dcm" in str(clash.value)  # as the path would be spelt
     assert not (tmp_path / "out" / "flat").exists()
 
 

@@ -35,6 +35,8 @@ def _print_plan(plan: ExportPlan, risk: RiskReport) -> None:
         for change in changes:
             click.echo(f"    {change.tag}: {shorten(change.before, 40)!r} -> "
                        f"{shorten(change.after, 60)!r}")
+        if not changes:
+            click.echo("    none: the files are exported as stored")
     click.echo(risk.render())
 
 

@@ -318,16 +318,18 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
 
 def _check_collisions(spec: ExportSpec, series: list[PlannedSeries]) -> None:
     """Two files on one path (letter case ignored: Windows and macOS do) is an error."""
-    seen: dict[tuple[str, str], int] = defaultdict(int)
+    # By folded name, keeping the first spelling met: the error shows a real path.
+    seen: dict[tuple[str, str], list[str]] = defaultdict(list)
     for s in series:
         for i in s.instances:
             if i.path:
-                seen[(s.container, i.path.lower())] += 1
+                seen[(s.container, i.path.lower())].append(i.path)
         if s.nifti_path:
-            seen[(s.container, (s.nifti_path + ".nii.gz").lower())] += 1
+            path = s.nifti_path + ".nii.gz"
+            seen[(s.container, path.lower())].append(path)
     for name in RESERVED_NAMES:
-        seen[("", name.lower())] += 1
-    clashes = sorted(p for (c, p), n in seen.items() if n > 1)
+        seen[("", name.lower())].append(name)
+    clashes = sorted(paths[0] for paths in seen.values() if len(paths) > 1)
     if clashes:
         raise InvalidInputError(
             f"layout: {len(clashes)} path(s) would hold more than one file, e.g. "
@@ -393,7 +395,10 @@ def _changes(before: Any, after: Any) -> list[TagChange]:
         new_text = element_text(new) if new is not None else "(removed)"
         if old_text == new_text:
             continue
-        if old is not None and (vr in ("UI", "DA", "DT", "PN") or int(tag) == 0x00100020):
+        # What links to the archive: UIDs, dates, names, the PatientID and the StudyID
+        # (derived from the archive's StudyInstanceUID).
+        if old is not None and (vr in ("UI", "DA", "DT", "PN")
+                                or int(tag) in (0x00100020, 0x00200010)):
             old_text = mask(old_text)
         name = keyword_for_tag(int(tag)) or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
         changes.append(TagChange(name, old_text, new_text))
