@@ -148,3 +148,23 @@ def test_a_value_cannot_add_a_folder_level():
     assert builtin_spec("study:1.2.3").name == "study-1.2.3"
     with pytest.raises(InvalidInputError):
         builtin_spec("study:../../x")
+
+
+def test_a_set_value_must_be_valid_for_its_attribute_and_pixels_stay():
+    text = ("name: x\ntags:\n"
+            "  - {tag: PatientWeight, set: heavy}\n"
+            "  - {tag: StudyDate, set: yesterday}\n"
+            "  - {tag: PixelData, remove: true}\n"
+            "  - {tag: SeriesDescription, set: '" + "x" * 65 + "'}\n"
+            "  - {tag: ImageType, set: 'DERIVED\\\\SECONDARY'}\n"
+            "  - {tag: ImageComments, set: 'free text\\\\with a backslash'}\n"
+            "  - {tag: PatientAge, set: 045Y}\n")
+    with pytest.raises(InvalidInputError) as caught:
+        ExportSpec.from_yaml(text)
+    problems = caught.value.problems
+    assert problems == [
+        "tags[0].set: 'heavy' is not a valid DS value (PS3.5 table 6.2-1) for PatientWeight",
+        "tags[1].set: 'yesterday' is not a valid DA value (PS3.5 table 6.2-1) for StudyDate",
+        "tags[2].tag: PixelData cannot be removed: no viewer could show the image without it",
+        f"tags[3].set: '{'x' * 20}…' is 65 characters, more than LO allows (64) for "
+        "SeriesDescription"]

@@ -26,6 +26,15 @@ PROTECTED_KEYWORDS = frozenset({
     "PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
     "SOPClassUID", "StudyID", "FrameOfReferenceUID", "TransferSyntaxUID",
 })
+#: Attributes a viewer cannot show an image without (the Image Pixel module's, and the
+#: Modality every series has): a rule may not remove them.
+REQUIRED_KEYWORDS = frozenset({
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData", "Rows", "Columns",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
+    "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Modality",
+})
+#: Text VRs whose value is one value, backslashes and all (PS3.5 6.2: VM is always 1).
+_SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT", "UR"})
 _KEYS = {"name", "description", "select", "identity", "dates", "tags", "layout", "formats",
          "package", "dicomdir"}
 _SELECT_KEYS = {"events", "modalities", "series_description", "participants", "study_uid"}
@@ -149,6 +158,24 @@ class ExportSpec:
 #: VRs a rule other than remove can write: text, dates, numbers as text.
 _RULE_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
                        "TM", "UC", "UR", "UT"})
+
+
+def value_problem(vr: str, value: str) -> str:
+    """What makes ``value`` no valid value of ``vr`` (PS3.5 6.2: form and length, each of
+    several values); empty when it is valid. A file written with it would be refused or
+    misread by the receiver's software."""
+    from pydicom import config
+    from pydicom.valuerep import MAX_VALUE_LEN, validate_value
+
+    for part in [value] if vr in _SINGLE_VALUE_VRS else value.split("\\"):
+        try:
+            validate_value(vr, part, config.RAISE)
+        except ValueError:
+            limit = MAX_VALUE_LEN.get(vr)
+            if limit is not None and len(part) > limit:
+                return f"'{part[:20]}…' is {len(part)} characters, more than {vr} allows ({limit})"
+            return f"'{part}' is not a valid {vr} value (PS3.5 table 6.2-1)"
+    return ""
 
 
 def _vr_of(tag: int) -> str:
@@ -313,6 +340,10 @@ def _tag_rules(items: Any, problems: list[str]) -> list[TagRule]:
             continue
         action = TagAction(given[0])
         argument = item[given[0]]
+        if action is TagAction.REMOVE and keyword in REQUIRED_KEYWORDS:
+            problems.append(f"{key}.tag: {keyword} cannot be removed: no viewer could show "
+                            "the image without it")
+            continue
         if action is not TagAction.REMOVE and _vr_of(tag) not in _RULE_VRS:
             problems.append(f"{key}.tag: {keyword} is not a text attribute of the DICOM "
                             f"dictionary; only remove works on it")
@@ -333,6 +364,10 @@ def _tag_rule(tag: int, keyword: str, action: TagAction, argument: Any, key: str
     if action is TagAction.SET:
         if not isinstance(argument, str | int | float) or isinstance(argument, bool):
             problems.append(f"{key}: must be a value (text or number)")
+            return None
+        problem = value_problem(_vr_of(tag), str(argument))
+        if problem:
+            problems.append(f"{key}: {problem} for {keyword}")
             return None
         return TagRule(tag, keyword, action, value=str(argument))
     if action is TagAction.FROM_SIDECAR:
