@@ -46,9 +46,22 @@ def test_create_reports_every_problem_and_exits_2(rpacs, rpacs_home):
     options = [e.split(":")[0] for e in _errors(result.stderr)]
     assert options == ["--acronym", "--rek", "--pi-email", "--end", "--participant-pattern",
                        "--events", "--events", "--end-action", "--date-shift"]
-    assert "--events: event names must be unique (base line)" in result.stderr
+    assert "--events: event names must be unique, whatever the letter case (base line)" \
+        in result.stderr
     assert "Traceback" not in result.output
     assert json.loads(rpacs("project", "list", "--json").stdout) == []
+
+
+def test_create_refuses_what_a_person_may_have_meant_otherwise(rpacs, rpacs_home):
+    result = rpacs("project", "create", "LOOSE", "--rek", "1", "--pi-name", "PI",
+                   "--pi-email", "pi@example.org", "--start", "2024-W01-1", "--end", "20250101",
+                   "--participant-pattern", "   ", "--events", "Baseline,baseline")
+    assert result.exit_code == 2
+    assert _errors(result.stderr) == [
+        "--start: '2024-W01-1' is not a date (YYYY-MM-DD)",
+        "--end: '20250101' is not a date (YYYY-MM-DD)",
+        "--participant-pattern: a regular expression is required",
+        "--events: event names must be unique, whatever the letter case (Baseline, baseline)"]
 
 
 def test_create_list_show_and_duplicate(rpacs):

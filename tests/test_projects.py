@@ -69,7 +69,7 @@ def test_a_valid_spec_is_parsed_and_trimmed():
     ({"events": ["baseline", ""]}, "--events", "empty"),
     ({"events": ["base line"]}, "--events", "'base line'"),
     ({"events": ["E" * 65]}, "--events", "1-64"),
-    ({"events": ["baseline", "baseline"]}, "--events", "unique (baseline)"),
+    ({"events": ["baseline", "baseline"]}, "--events", "letter case (baseline)"),
     ({"end_action": "archive"}, "--end-action", "delete, anonymize"),
     ({"date_shift": "per-study"}, "--date-shift", "per-project, per-participant"),
     ({"deid_profile": "tags: [{tag: NoSuchKeyword, action: keep}]"}, "--deid-profile",

@@ -20,15 +20,22 @@ MAX_LENGTHS = {"--rek": 64, "--pi-name": 200, "--pi-email": 254, "--participant-
 def _date(value: dt.date | str, option: str, problems: list[str]) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
+    # Exactly YYYY-MM-DD: Python also reads 20250101 and 2025-W01-1, which a person who
+    # typed them may well have meant otherwise.
     try:
+        if not _ISO_DATE.fullmatch(str(value)):
+            raise ValueError(value)
         return dt.date.fromisoformat(str(value))
     except ValueError:
         problems.append(f"{option}: '{value}' is not a date (YYYY-MM-DD)")
         return None
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _pattern_problem(pattern: str) -> str | None:
-    if not pattern:
+    if not pattern.strip():
         return "a regular expression is required"
     try:
         re.compile(pattern)
@@ -101,9 +108,13 @@ class ProjectSpec:
                 problems.append(
                     f"--events: '{event}' must be 1-64 letters, digits, '-' or '_'"
                 )
-        duplicates = sorted({e for e in events if e and events.count(e) > 1})
+        # Unique whatever the letter case: an export names folders by event, and Windows and
+        # macOS would take Baseline and baseline for one folder.
+        folded = [e.casefold() for e in events]
+        duplicates = sorted({e for e in events if e and folded.count(e.casefold()) > 1})
         if duplicates:
-            problems.append(f"--events: event names must be unique ({', '.join(duplicates)})")
+            problems.append(f"--events: event names must be unique, whatever the letter case "
+                            f"({', '.join(duplicates)})")
         if self.end_action not in END_ACTIONS:
             problems.append(
                 f"--end-action: '{self.end_action}' is not one of {', '.join(END_ACTIONS)}"
