@@ -233,3 +233,25 @@ def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
     assert done.returncode == 0, done.stderr
     rows, files = _consistent(home)
     assert rows == files == total
+
+
+def test_a_zip_cut_short_is_rejected_and_nothing_stored_registers_no_participant(inst,
+                                                                                 tmp_path):
+    folder = tmp_path / "in"
+    paths = [f.write(f.mr_dataset(f.Instance(number=n)), folder / f"{n}.dcm") for n in (1, 2)]
+    whole = tmp_path / "cd.zip"
+    with zipfile.ZipFile(whole, "w") as archive:
+        for path in paths:
+            archive.write(path, path.name)
+    cut = tmp_path / "copied" / "cd.zip"
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    summary = _import(inst, cut, participant="IMP-0009")
+    assert (summary.stored, summary.not_dicom) == (0, 0) and not summary.ok
+    assert [r.source for r in summary.rejected] == [str(cut)]
+    assert "damaged, cut short" in summary.rejected[0].reason
+    # Nothing was stored: the participant (perhaps a typo) is not registered either.
+    from rpacs.projects import get_project, project_summary
+
+    shown = project_summary(inst, get_project(inst, ACRONYM))
+    assert shown["participants"] == 0, shown

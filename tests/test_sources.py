@@ -27,7 +27,9 @@ def test_a_tree_is_named_in_a_stable_order_with_links_and_zips(tmp_path: Path):
 
     assert named == [
         RefusedSource(f"{root}/broken.dcm", "broken symbolic link"),
-        Source(f"{root}/fake.zip"),  # a .zip that is not one: a file like any other
+        # A .zip that is not one (a copy cut short, say) is refused, not skipped as not DICOM.
+        RefusedSource(f"{root}/fake.zip", "not a readable zip file: damaged, cut short or "
+                                          "not a zip at all (BadZipFile)"),
         Source(f"{root}/link.dcm"),
         Source(f"{root}/top.dcm"),
         Source(f"{root}/a/1.dcm"),

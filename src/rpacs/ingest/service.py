@@ -185,6 +185,8 @@ def import_paths(
     refused = refused_patients(inst, project.id)
 
     def commit() -> None:
+        if not pending:
+            return  # nothing stored: not even the participant is registered
         if refused:
             # A withdrawn participant's original patient: never stored in this project again.
             for item in [i for i in pending if i.patient_key in refused]:
@@ -192,6 +194,8 @@ def import_paths(
                 plan.store.remove(item.relative_path)
                 summary.rejected.append(Rejection(
                     item.source, "refused: this patient withdrew from the project"))
+            if not pending:
+                return
         with inst.db.session() as session:
             row = session.get(Project, project.id)
             assert row is not None

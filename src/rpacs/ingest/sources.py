@@ -57,7 +57,8 @@ def _zip_sources(path: Path) -> Iterator[Source | RefusedSource]:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (OSError, zipfile.BadZipFile) as exc:
-        yield RefusedSource(str(path), f"not a readable zip file ({type(exc).__name__})")
+        yield RefusedSource(str(path), "not a readable zip file: damaged, cut short or "
+                                       f"not a zip at all ({type(exc).__name__})")
         return
     for info in sorted(members, key=lambda m: m.filename):
         if info.is_dir():
@@ -68,15 +69,6 @@ def _zip_sources(path: Path) -> Iterator[Source | RefusedSource]:
             )
             continue
         yield Source(str(path), info.filename)
-
-
-def _is_zip(path: Path) -> bool:
-    if path.suffix.lower() != ".zip":
-        return False
-    try:
-        return zipfile.is_zipfile(path)
-    except OSError:
-        return False
 
 
 def iter_sources(paths: Iterable[Path]) -> Iterator[Source | RefusedSource]:
@@ -132,7 +124,9 @@ def _entry_sources(entry: os.DirEntry[str], name: str) -> Iterator[Source | Refu
 def _file_sources(path: Path) -> Iterator[Source | RefusedSource]:
     if path.is_symlink() and not path.exists():
         yield RefusedSource(str(path), "broken symbolic link")
-    elif _is_zip(path):
+    elif path.suffix.lower() == ".zip" and path.is_file():
+        # Opened as a zip whatever it holds: a zip cut short by a copy is refused as one,
+        # not skipped as "not DICOM" with an import that seems to have gone well.
         yield from _zip_sources(path)
     elif path.is_file():
         yield Source(str(path))
