@@ -279,6 +279,16 @@ def test_review_of_100000_instances_reads_only_the_index(installation, make_proj
     assert rows["PatientID"].flags == ["PatientID is not a participant ID of the project"]
     assert rows["AcquisitionDate"].flags == ["date outside the project's shifted study dates"]
     assert all(n == 100 for _v, n in rows["PatientName"].top_values)
+    # Ties across the cut are broken by value, whatever order the rows were written in.
+    with installation.db.session() as session:
+        for keyword in ("SOPInstanceUID", "PatientName"):
+            path = rows[keyword].tag_path
+            count = rows[keyword].top_values[-1][1]
+            smallest = session.scalars(
+                select(TagValue.value).where(TagValue.tag_path == path,
+                                             TagValue.n_instances == count)
+                .order_by(TagValue.value).limit(5)).all()
+            assert [v for v, _ in rows[keyword].top_values] == smallest, keyword
     flagged = sorted(r.keyword_path for r in reviews if r.flags)
     assert flagged == ["AcquisitionDate", "PatientID", "PatientName"]
 

@@ -127,7 +127,8 @@ def review_project(inst: Installation, acronym: str, top: int = 5) -> list[TagRe
         reviews = []
         for row in rows:
             flaggable = can_flag(row.vr)
-            limit = max(top, FLAG_SCAN_VALUES) if flaggable else top
+            # One more than shown: it tells whether a tie crosses the cut.
+            limit = max(top + 1, FLAG_SCAN_VALUES) if flaggable else top + 1
             values = session.execute(
                 select(TagValue.value, TagValue.n_instances)
                 .where(TagValue.project_id == project.id, TagValue.tag_path == row.tag_path)
@@ -135,15 +136,27 @@ def review_project(inst: Installation, acronym: str, top: int = 5) -> list[TagRe
                 # every value of a path where all are unique (a UID path: 100,000 rows).
                 .order_by(TagValue.n_instances.desc())
                 .limit(limit)
-            ).all() if limit > 0 else []
+            ).all() if top > 0 or flaggable else []
             values.sort(key=lambda row: (-row[1], row[0]))
+            top_values = [(v, n) for v, n in values[:top]]
+            if top and len(values) > top and values[top][1] == values[top - 1][1]:
+                # A tie across the cut: which of the tied rows the database returned first
+                # is up to it. The tied ones are taken in value order instead, through the
+                # (path, value) index, so that the same data always shows the same values.
+                tied = values[top - 1][1]
+                above = [(v, n) for v, n in top_values if n > tied]
+                top_values = above + [(v, tied) for v in session.scalars(
+                    select(TagValue.value)
+                    .where(TagValue.project_id == project.id,
+                           TagValue.tag_path == row.tag_path, TagValue.n_instances == tied)
+                    .order_by(TagValue.value).limit(top - len(above)))]
             review = TagReview(
                 tag_path=row.tag_path,
                 keyword_path=row.keyword_path,
                 vr=row.vr,
                 n_instances=row.n_instances,
                 n_distinct=row.n_distinct,
-                top_values=[(v, n) for v, n in values[:top]],
+                top_values=top_values,
             )
             if flaggable:
                 checked = _values_to_check(session, project, row, context,
