@@ -193,6 +193,20 @@ def test_deid_folder_to_folder_keeps_no_file_names(rpacs, tmp_path):
     assert text.stdout.startswith("written: 4, already present: 0")
     shown = json.loads(rpacs("project", "show", "CLITEST", "--json").stdout)
     assert shown["instances"] == 0, "deid must not touch the archive"
+    # A file as the destination is one usage error, not a rejection per input file.
+    into_file = rpacs("deid", str(tmp_path / "in"), str(written[-1]), "--project", "CLITEST",
+                      "--participant", "CLI-002")
+    assert into_file.exit_code == 2 and "is a file" in into_file.output
+
+
+def test_a_file_as_rpacs_home_is_named(rpacs, cli_env, tmp_path):
+    (tmp_path / "home-file").write_text("x")
+    cli_env["RPACS_HOME"] = str(tmp_path / "home-file")
+    result = rpacs("project", "list")
+    assert result.exit_code == 2
+    assert _errors(result.stderr) == [
+        f"RPACS_HOME: {tmp_path / 'home-file'} cannot be the data folder: "
+        f"{tmp_path / 'home-file'} is a file, not a folder"]
 
 
 def test_bad_settings_are_reported_not_raised(rpacs, cli_env):

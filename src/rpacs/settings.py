@@ -248,9 +248,18 @@ class Settings:
         return key
 
     def ensure_dirs(self) -> None:
-        for directory in (self.home, self.store_dir, self.tmp_dir, self.log_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.home, 0o700)
+        """Make the home's folders; InvalidInputError naming RPACS_HOME when it cannot be
+        one (a file, a place without write permission)."""
+        try:
+            for directory in (self.home, self.store_dir, self.tmp_dir, self.log_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.home, 0o700)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise InvalidInputError(f"RPACS_HOME: {self.home} cannot be the data folder: "
+                                    f"{exc.filename} is a file, not a folder") from exc
+        except OSError as exc:
+            raise InvalidInputError(f"RPACS_HOME: {self.home} cannot be the data folder "
+                                    f"({exc.strerror})") from exc
 
 
 def _check(bounds: Mapping[str, Any], value: Any) -> None:

@@ -75,7 +75,7 @@ def import_command(paths: tuple[Path, ...], acronym: str, participant: str, even
 
 @click.command("deid")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--project", "acronym", required=True, help="Project whose profile and keys apply.")
 @click.option("--participant", required=True, help="Research participant ID.")
 @click.option("--event", help="Event name (default: the project's first event).")
