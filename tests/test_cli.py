@@ -224,6 +224,26 @@ def test_demo_through_the_command_line(rpacs, rpacs_home):
     assert report["stored"] == report["files"] > 0
 
 
+def test_demo_keeps_to_a_home_of_its_own(rpacs, cli_env, tmp_path, monkeypatch):
+    # Without RPACS_HOME the demo does not touch the default home (~/.rpacs): a real
+    # archive lives there. It makes ./demo-home, as make demo does.
+    cli_env["RPACS_HOME"] = None
+    cli_env["HOME"] = str(tmp_path / "user")
+    monkeypatch.chdir(tmp_path)
+    made = rpacs("demo", "--json")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["home"] == str(tmp_path / "demo-home")
+    assert not (tmp_path / "user" / ".rpacs").exists()
+    # A home whose index holds a real project is refused before anything is made.
+    cli_env["RPACS_HOME"] = str(tmp_path / "production")
+    rpacs(*CREATE)
+    refused = rpacs("demo")
+    assert refused.exit_code == 2
+    assert "the demo needs a home of its own" in refused.stderr and "CLITEST" in refused.stderr
+    assert [p["acronym"] for p in json.loads(rpacs("project", "list", "--json").stdout)] \
+        == ["CLITEST"]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

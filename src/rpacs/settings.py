@@ -171,6 +171,11 @@ class Settings:
         return cls(**json.loads(text))
 
     @property
+    def home_is_default(self) -> bool:
+        """Whether the home is the default one (``~/.rpacs``): nothing chose another."""
+        return self.home == _default_home()
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'rpacs.sqlite3'}"
 

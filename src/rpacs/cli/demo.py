@@ -1,28 +1,41 @@
-"""``rpacs demo``: the whole flow on synthetic data, in the current RPACS_HOME."""
+"""``rpacs demo``: the whole flow on synthetic data, in a home of its own."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import click
 
-from .context import installation, print_json
+from .context import installation, load_settings, print_json
+
+#: The demo's home when neither --home nor RPACS_HOME names one (as ``make demo``'s).
+DEMO_HOME = Path("demo-home")
 
 
 @click.command("demo")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="The demo's home (default: RPACS_HOME when set, else ./demo-home).")
 @click.option("--json", "as_json", is_flag=True, help="Print the demo report as JSON.")
 @click.option("--serve", "then_serve", is_flag=True,
               help="Then start the web app on the demo's home (see rpacs serve).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="With --serve.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="With --serve.")
-def demo_command(as_json: bool, then_serve: bool, host: str, port: int) -> None:
+def demo_command(home: Path | None, as_json: bool, then_serve: bool, host: str,
+                 port: int) -> None:
     """Make a demo project, import a synthetic MR study with planted PHI, and review it.
 
     It ends with the address of the web app and a login of a demo user who owns the project
-    (a new password every run).
+    (a new password every run). It never runs in an index that holds other projects.
     """
     from ..demo import demo_login, run_demo
 
-    with installation() as inst:
+    settings = load_settings()
+    if home is not None or settings.home_is_default:
+        # Not the default home, which is where a real archive lives.
+        settings = dataclasses.replace(settings, home=(home or DEMO_HOME).resolve())
+    with installation(settings) as inst:
         report = run_demo(inst)
         user, password = demo_login(inst)
     url = f"http://{host}:{port}/"
@@ -41,4 +54,4 @@ def demo_command(as_json: bool, then_serve: bool, host: str, port: int) -> None:
     if then_serve:
         from .serve import serve
 
-        serve(host, port, 1)
+        serve(host, port, 1, settings=settings)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InvalidInputError
 from .context import installation
 
+if TYPE_CHECKING:
+    from ..settings import Settings
+
 
 def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
-          ae_title: str | None = None, dicom_host: str | None = None) -> None:
+          ae_title: str | None = None, dicom_host: str | None = None,
+          settings: Settings | None = None) -> None:
     """Bring the index up to date once, start the DICOM services if asked, then hand over
     to uvicorn; when uvicorn returns (Ctrl+C, SIGTERM) the DICOM services stop too.
 
@@ -21,10 +26,13 @@ def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
     uvicorn's workers are processes of their own, and one quarantine has one receiver.
     They listen on ``dicom_host``, by default where the web app does (``host``): a server
     kept to localhost must not take C-STOREs from every network it is on.
+
+    ``settings`` (one web worker only): serve those rather than the environment's, as
+    ``rpacs demo --serve`` does for the demo's own home.
     """
     import uvicorn
 
-    with installation() as inst:
+    with installation(settings) as inst:
         gateway = None
         if dicom_port is not None:
             from ..net import GatewayConfig, start_gateway
@@ -43,9 +51,15 @@ def serve(host: str, port: int, workers: int, dicom_port: int | None = None,
         # found: this one ends the command through ``finally``, not the default's sudden exit.
         signal.signal(signal.SIGTERM, _stop)
         try:
-            uvicorn.run("rpacs.web:app_from_environment", factory=True, host=host, port=port,
-                        workers=workers, proxy_headers=False, server_header=False,
-                        log_level="info")
+            if settings is not None:
+                from ..web import create_app
+
+                uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False,
+                            server_header=False, log_level="info")
+            else:
+                uvicorn.run("rpacs.web:app_from_environment", factory=True, host=host,
+                            port=port, workers=workers, proxy_headers=False,
+                            server_header=False, log_level="info")
         except KeyboardInterrupt:
             pass
         finally:

@@ -27,11 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from ..db import Series, Study, TagInventory, TagValue
-from ..errors import NotFoundError, ResidualPhiError
+from ..errors import InvalidInputError, NotFoundError, ResidualPhiError
 from ..export import ExportSpec, beside, run_export
 from ..ingest import import_paths
 from ..installation import Installation
-from ..projects import ProjectSpec, create_project, get_project
+from ..projects import ProjectSpec, create_project, get_project, list_projects
 from ..review import review_project
 from .synthetic import SyntheticPatient, write_mr_study
 
@@ -216,6 +216,15 @@ def _references(store: Path) -> tuple[int, int]:
 
 
 def _ensure_project(inst: Installation) -> None:
+    # The demo makes a project, an owner with a printed password and an export: never in
+    # an index that holds real projects (RPACS_HOME or RPACS_DATABASE_URL left pointing at
+    # production).
+    others = sorted(p.acronym for p in list_projects(inst) if p.acronym != ACRONYM)
+    if others:
+        raise InvalidInputError(
+            f"the demo needs a home of its own: the index of {inst.settings.home} holds "
+            f"{len(others)} other project(s) ({', '.join(others[:3])}); run "
+            "rpacs demo --home DIR")
     try:
         get_project(inst, ACRONYM)
     except NotFoundError:
