@@ -22,6 +22,8 @@ from pydicom.datadict import (
     private_dictionary_VR,
 )
 from pydicom.dataelem import RawDataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag
 
 from .content import BINARY_VRS, VALUE_LENGTH, InstanceEntries, TagEntry
@@ -156,34 +158,63 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
 
 #: The MediaStorageSOPInstanceUID: in a file meta template, the one element per file.
 _MEDIA_SOP_INSTANCE_UID = 0x00020003
+#: The file meta's group length: what the file meta's other elements make it when written.
+_GROUP_LENGTH = 0x00020000
 #: Per worker process: the entries of a file meta template's other elements, by its id
-#: (holding the template, so that the id stays its own).
-_META_ENTRIES: dict[int, tuple[object, frozenset[TagEntry]]] = {}
+#: (holding the template, so that the id stays its own), and its group length entries by
+#: the length of the instance UID.
+_META_ENTRIES: dict[int, tuple[object, frozenset[TagEntry], dict[int, frozenset[TagEntry]]]] = {}
+
+
+def _group_length_entries(meta: FileMetaDataset) -> frozenset[TagEntry]:
+    """The entries of the group length of ``meta`` (without one) as a file holds it: the
+    bytes of its elements, written as the file meta always is (explicit VR little endian).
+    A data set's own group length element may be the original file's, which the
+    de-identified file's other UIDs make longer or shorter."""
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, meta)
+    name, keyword = _names(_GROUP_LENGTH, "")
+    return frozenset({TagEntry(name, keyword, "UL", str(len(fp.getvalue())))})
 
 
 def file_meta_entries(file_meta: Dataset | tuple[dict[BaseTag, Any], bytes]
                       ) -> frozenset[TagEntry]:
     """:func:`tag_entries` of a written file meta: a data set, or a series' template of its
     elements and one file's instance UID (:meth:`~rpacs.deid.RawResult.meta_template`).
+    The group length is the one the file holds (:func:`_group_length_entries`).
 
     A template's other elements are read once, and each file adds only its UID: making a
     FileMetaDataset per file (pydicom sets each of its attributes with a dictionary check)
     cost the import more than reading the file's own elements.
     """
     if isinstance(file_meta, Dataset):
-        return frozenset(tag_entries(file_meta))
+        meta = FileMetaDataset()
+        meta._dict = {tag: element for tag, element in file_meta._dict.items()
+                      if tag != _GROUP_LENGTH}
+        return frozenset(tag_entries(meta)) | _group_length_entries(meta)
     elements, uid = file_meta
     known = _META_ENTRIES.get(id(elements))
     if known is None or known[0] is not elements:
         others = FileMetaDataset()
         others._dict = {tag: element for tag, element in elements.items()
-                        if tag != _MEDIA_SOP_INSTANCE_UID}
+                        if tag not in (_MEDIA_SOP_INSTANCE_UID, _GROUP_LENGTH)}
         if len(_META_ENTRIES) >= 64:
             _META_ENTRIES.clear()
-        known = _META_ENTRIES[id(elements)] = (elements, frozenset(tag_entries(others)))
+        known = _META_ENTRIES[id(elements)] = (elements, frozenset(tag_entries(others)), {})
     own = _public_raw_entries(_MEDIA_SOP_INSTANCE_UID, "UI", uid)
     assert own is not None  # a UI value is raw text
-    return known[1] | own
+    # The group length follows from the UID's length (padded to even) alone.
+    lengths = known[2]
+    length = lengths.get(len(uid) + (len(uid) & 1))
+    if length is None:
+        meta = FileMetaDataset()
+        meta._dict = {tag: element for tag, element in elements.items()
+                      if tag != _GROUP_LENGTH}
+        meta._dict[BaseTag(_MEDIA_SOP_INSTANCE_UID)] = RawDataElement(
+            BaseTag(_MEDIA_SOP_INSTANCE_UID), "UI", len(uid), uid, 0, False, True)
+        length = lengths[len(uid) + (len(uid) & 1)] = _group_length_entries(meta)
+    return known[1] | own | length
 
 
 def written_groups(
