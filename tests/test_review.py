@@ -162,6 +162,8 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("SeriesDescription", "LO", "t1 mprage 20230517", True),
     ("ScanOptions", "CS", "PFP\\12345678", False),
     ("SoftwareVersions", "LO", "syngo MR E11 20180830", False),
+    ("SoftwareVersions", "LO", "mail staff.person@hosp.no", True),  # typed, not written
+    ("ManufacturerModelName", "LO", "Skyra, Kirkeveien 166", True),
 ])
 def test_flags(keyword, vr, value, flagged):
     assert bool(value_flags(keyword, vr, value, CONTEXT)) is flagged

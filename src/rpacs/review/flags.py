@@ -12,8 +12,9 @@ StudyIDs derived from the new StudyInstanceUIDs, and the de-identifier's dummy v
   — a date that escaped shifting stands out there (no study dates yet: no date flags);
 - text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an
   ID, a phone or a national identity number), except in code strings (CS) and in tags that
-  devices write (:data:`DEVICE_TEXT`); UIDs and numbers are never text;
-- an e-mail address, or text that reads like a street address;
+  devices write (:data:`DEVICE_TEXT`: code values and versions hold long numbers); UIDs
+  and numbers are never text;
+- an e-mail address, or text that reads like a street address, in any text tag;
 - free text (LO, LT, SH, ST, UC, UT of three or more words) that still carries a capitalised
   word that does not begin a sentence: prose is where people write names, and a name is a
   capitalised word. Text that Clean has cut reads ``Patient *** *** scanned`` and is not
@@ -127,13 +128,14 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         return []
     if keyword == "PatientID":
         return ["PatientID is not a participant ID of the project"]
-    if keyword in DEVICE_TEXT:
-        return []
     reasons: list[str] = []
+    # No device writes an e-mail or street address, whatever the tag: a person typed it.
     if _EMAIL.search(value):
         reasons.append("e-mail address")
     if _ADDRESS.search(value):
         reasons.append("looks like a street address")
+    if keyword in DEVICE_TEXT:
+        return reasons
     if vr != "CS" and (_DIGITS.search(value) or _PHONE.search(value)):
         reasons.append("long run of digits (an ID or phone number?)")
     words = value.split()
