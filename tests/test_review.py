@@ -25,6 +25,8 @@ from rpacs.review import (
     value_flags,
 )
 from rpacs.review import service as review_service
+from rpacs.review.content import VALUE_LENGTH
+from rpacs.review.entries import EXCERPT_MARK, kept_text
 from rpacs.settings import Settings
 
 from . import dicom_factory as f
@@ -343,3 +345,36 @@ def test_counting_by_group_is_counting_each_instance_entry_by_entry():
     assert meta["00080060"] == ("Modality", "CS")
     assert meta["00081140/00081155"] == (
         "ReferencedImageSequence>ReferencedSOPInstanceUID", "UI")
+
+
+LONG_COMMENT = ("the examination was performed without complications and the images are of "
+                "good diagnostic quality, no motion artefacts were seen in any series; "
+                "contact nurse via Gunnhild Hansen ext 4455667")
+
+
+def test_a_long_value_keeps_the_stretch_that_is_flagged():
+    assert len(LONG_COMMENT) > VALUE_LENGTH
+    kept = kept_text(LONG_COMMENT, "ImageComments", "LT")
+    assert kept.startswith(EXCERPT_MARK) and len(kept) <= VALUE_LENGTH
+    assert "Gunnhild Hansen ext 4455667" in kept
+    assert set(value_flags("ImageComments", "LT", kept, CONTEXT)) == set(
+        value_flags("ImageComments", "LT", LONG_COMMENT, CONTEXT))
+    plain = "x" * 300  # nothing to flag: the head, as before
+    assert kept_text(plain, "ImageComments", "LT") == plain[:VALUE_LENGTH]
+    assert kept_text(LONG_COMMENT, "PixelData", "OW") == LONG_COMMENT[:VALUE_LENGTH]
+
+
+def test_review_flags_a_name_at_the_end_of_a_long_comment(installation, make_project,
+                                                          tmp_path):
+    from rpacs.ingest import import_paths
+
+    make_project()
+    ds = f.mr_dataset()
+    ds.ImageComments = LONG_COMMENT
+    f.write(ds, tmp_path / "in" / "1.dcm")
+    assert import_paths(installation, "TESTPROJ", "TP-0001", "baseline",
+                        [tmp_path / "in"], workers=1).ok
+    rows = {r.keyword_path: r for r in review_project(installation, "TESTPROJ")}
+    comment = rows["ImageComments"]
+    assert "long run of digits (an ID or phone number?)" in comment.flags
+    assert comment.top_values[0][0].startswith(EXCERPT_MARK)

@@ -27,6 +27,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag
 
 from .content import BINARY_VRS, VALUE_LENGTH, InstanceEntries, TagEntry
+from .flags import ReviewContext, can_flag, value_flags
 
 #: VRs whose raw bytes are the text itself (padding aside) in every transfer syntax.
 _RAW_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
@@ -41,7 +42,7 @@ def _raw_text(value: bytes | None) -> str:
     except UnicodeDecodeError:
         text = value.decode("latin-1")
     # NUL inside a value (malformed files) is dropped: PostgreSQL text cannot hold it.
-    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
+    return text.strip(" \x00").replace("\x00", "")
 
 
 def _value_text(value: object) -> str:
@@ -53,7 +54,43 @@ def _value_text(value: object) -> str:
         text = value.decode("latin-1", "replace")
     else:
         text = str(value)
-    return text.strip(" \x00").replace("\x00", "")[:VALUE_LENGTH]
+    return text.strip(" \x00").replace("\x00", "")
+
+
+#: The flags that need no project: what a long value is judged by when it is cut.
+_NO_CONTEXT = ReviewContext(frozenset(), "", "")
+#: Opens a kept value that is not the value's beginning.
+EXCERPT_MARK = "…"
+
+
+def kept_text(text: str, keyword_path: str, vr: str) -> str:
+    """What the inventory keeps of a value: all of it, or its first :data:`VALUE_LENGTH`
+    characters — unless the value is flagged for something (a name, a number, an address)
+    that only comes further on. Then the stretch that shows it is kept instead, opened by
+    :data:`EXCERPT_MARK`, so that the review, which reads the inventory, flags the value
+    and shows the reviewer why: a name at the end of a long comment must not hide behind
+    the column's width.
+    """
+    if len(text) <= VALUE_LENGTH:
+        return text
+    head = text[:VALUE_LENGTH]
+    if not can_flag(vr):
+        return head
+    wanted = set(value_flags(keyword_path, vr, text, _NO_CONTEXT))
+    if wanted <= set(value_flags(keyword_path, vr, head, _NO_CONTEXT)):
+        return head
+    # Windows overlapping by half: whatever a flag matches (far shorter than a window)
+    # lies wholly inside one of them.
+    width, step = VALUE_LENGTH - len(EXCERPT_MARK), VALUE_LENGTH // 2
+    best, shown = head, -1
+    for start in range(step, len(text) - width + step, step):
+        window = EXCERPT_MARK + text[min(start, len(text) - width):][:width]
+        found = wanted & set(value_flags(keyword_path, vr, window, _NO_CONTEXT))
+        if found == wanted:
+            return window
+        if len(found) > shown:
+            best, shown = window, len(found)
+    return best
 
 
 def _dictionary_vr(tag: int) -> str:
@@ -287,7 +324,7 @@ def _public_raw_entries(tag: int, vr: str | None, value: object) -> frozenset[Ta
     else:
         return None
     name, keyword = _names(tag, "")
-    return frozenset({TagEntry(name, keyword, vr, text)})
+    return frozenset({TagEntry(name, keyword, vr, kept_text(text, keyword, vr))})
 
 
 def _all_binary(entries: frozenset[TagEntry]) -> bool:
@@ -315,11 +352,12 @@ def _element_entries(ds: Dataset, tag: object, raw: object, tag_int: int, prefix
         return frozenset({TagEntry(path, kpath, vr, "")})
     if isinstance(raw, RawDataElement) and vr in _RAW_TEXT_VRS:
         # Text stays undecoded by pydicom: its bytes are read here directly.
-        return frozenset({TagEntry(path, kpath, vr, _raw_text(raw.value))})
+        return frozenset({TagEntry(path, kpath, vr, kept_text(_raw_text(raw.value), kpath, vr))})
     element = ds[tag] if isinstance(raw, RawDataElement) else raw
     if vr == "SQ":
         found = {TagEntry(path, kpath, vr, "")}
         for item in element.value or ():  # type: ignore[attr-defined]
             found |= tag_entries(item, path, kpath)
         return frozenset(found)
-    return frozenset({TagEntry(path, kpath, vr, _value_text(element.value))})  # type: ignore[attr-defined]
+    text = _value_text(element.value)  # type: ignore[attr-defined]
+    return frozenset({TagEntry(path, kpath, vr, kept_text(text, kpath, vr))})
