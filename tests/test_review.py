@@ -164,6 +164,8 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("SeriesDescription", "LO", "t1 mprage 20230517", True),
     ("ScanOptions", "CS", "PFP\\12345678", False),
     ("SoftwareVersions", "LO", "syngo MR E11 20180830", False),
+    ("SeriesDescription", "LO", "DTI 30dir b 0 1000 2000", False),  # b-values
+    ("SeriesDescription", "LO", "ring 22 11 88 44", True),
     ("SoftwareVersions", "LO", "mail staff.person@hosp.no", True),  # typed, not written
     ("ManufacturerModelName", "LO", "Skyra, Kirkeveien 166", True),
 ])

@@ -22,8 +22,10 @@ shorter ones only as a whole word, not next to a letter or digit (so that a pati
   ``DD.MM.YYYY``, ``DD/MM/YYYY``, ``DD-MM-YYYY``, ``DD.MM.YY`` (also ``MM/DD/YYYY``), not
   part of a longer digit run;
 - e-mail addresses;
-- phone numbers and other long numbers: 8 or more digits, optionally with a leading ``+``
-  and single spaces or dashes between them (not within a decimal number).
+- phone numbers and other long numbers: 8 or more digits, together or in groups of two or
+  more with single spaces or dashes between them, optionally with a leading ``+`` (not
+  within a decimal number); not a run of groups that all end in 0, which is how b-values
+  and delays are listed (:data:`~rpacs.deid.patterns.PHONE_NUMBER`).
 
 Text is scanned once, leftmost match first; where a pattern and one of the instance's values
 start at the same place, the pattern wins (a national identity number goes whole, not only
@@ -47,6 +49,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from .patterns import PHONE_NUMBER
+
 REPLACEMENT = "***"
 
 _PATTERNS = [
@@ -56,7 +60,7 @@ _PATTERNS = [
     r"(?!\d|\.\d)",  # D M Y
     r"(?<!\d)(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/\d{4}(?!\d)",  # M/D/Y
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail
-    r"(?<!\d)(?<!\d\.)\+?\d(?:[ -]?\d){7,}(?!\d|\.\d)",  # phone numbers, other long numbers
+    PHONE_NUMBER,  # phone numbers, other long numbers
 ]
 _STATIC_SOURCE = "|".join(f"(?:{p})" for p in _PATTERNS)
 #: Values shorter than this are matched as whole words only.

@@ -11,7 +11,8 @@ StudyIDs derived from the new StudyInstanceUIDs, and the de-identifier's dummy v
 - a date (DA, DT) outside the range of the project's stored, shifted study dates (± 1 day)
   — a date that escaped shifting stands out there (no study dates yet: no date flags);
 - text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an
-  ID, a phone or a national identity number), except in code strings (CS) and in tags that
+  ID, a phone or a national identity number; not a list of round numbers such as b-values:
+  :data:`~rpacs.deid.patterns.PHONE_NUMBER`), except in code strings (CS) and in tags that
   devices write (:data:`DEVICE_TEXT`: code values and versions hold long numbers); UIDs
   and numbers are never text;
 - an e-mail address, or text that reads like a street address, in any text tag;
@@ -33,8 +34,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..deid.patterns import PHONE_NUMBER
+
 _DIGITS = re.compile(r"\d{6,}")
-_PHONE = re.compile(r"(?<!\w)\+?\d(?:[ \-]?\d){7,}(?!\w)")
+_PHONE = re.compile(PHONE_NUMBER)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _ADDRESS = re.compile(
     # Norwegian compound street names with a number: Storgata 12, Kirkeveien 5B, Fjellvn. 3
