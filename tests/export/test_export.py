@@ -442,3 +442,21 @@ def test_an_archive_date_typed_into_text_stops_the_export(archive, tmp_path):
         f"tags: [{{tag: ImageComments, set: 'prior study on {typed}'}}]\n")
     with pytest.raises(ResidualPhiError, match="archive date"):
         run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+
+
+def test_a_value_a_rule_writes_declares_the_character_set_it_needs(archive, tmp_path):
+    # The archive's files declare no character set (their text is ASCII).
+    base = ("name: letters\nselect: {participants: [EX-0001], events: [baseline]}\n"
+            "package: directory\ntags:\n"
+            "  - {tag: StudyDescription, set: 'Oslo-samarbeid Ålesund'}\n")
+    for extra, charset in (("", "ISO_IR 100"),
+                           ("  - {tag: ImageComments, set: 'cœur'}\n", "ISO_IR 192")):
+        out = tmp_path / charset.replace(" ", "_")
+        run_export(archive.inst, archive.acronym, ExportSpec.from_yaml(base + extra), out)
+        files = list((out / "letters").rglob("*.dcm"))
+        assert files
+        for path in files:
+            ds = dcmread(path)
+            assert ds.SpecificCharacterSet == charset  # Latin-1 holds Å, not œ
+            assert ds.StudyDescription == "Oslo-samarbeid Ålesund"
+            assert ds.ImageComments == "cœur" or not extra

@@ -37,6 +37,7 @@ from pydicom.uid import (
 
 from rpacs.deid import keep_by_size, parse_plain
 from rpacs.demo import write_mr_study
+from rpacs.errors import InvalidInputError
 from rpacs.export.enum import DatesMode, TagAction
 from rpacs.export.instance import ExportedInstance, export_instance, export_raw
 from rpacs.export.rewrite import Rewrite, Rewriter, Subject
@@ -342,3 +343,16 @@ def test_the_worker_keeps_a_few_sizes_the_latest_first():
     keep_by_size(seen, 60 * 1024 * 1024, slim)
     keep_by_size(seen, 5 * 1024 * 1024, slim)  # both would pass 64 MiB: the older goes
     assert list(seen) == [5 * 1024 * 1024]
+
+
+def test_a_rule_value_the_declared_character_set_cannot_hold_is_an_error():
+    ds = f.mr_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    rule = TagRule(0x00204000, "ImageComments", TagAction.SET, value="cœur")
+    rewriter = Rewriter(Rewrite(uid_key=None, dates=DatesMode.KEEP, date_offset=0,
+                                rules=(rule,)))
+    with pytest.raises(InvalidInputError, match=r"cannot be written .* \(ISO_IR 100\)"):
+        rewriter.apply(ds, Subject("EX-0001", "EX-0001"))
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 holds it
+    rewriter.apply(ds, Subject("EX-0001", "EX-0001"))
+    assert ds.ImageComments == "cœur"

@@ -45,6 +45,7 @@ from ..deid.encoding import (
     vr_acted_on,
 )
 from ..deid.raw import BYTES_KEPT
+from ..errors import InvalidInputError
 from .enum import DatesMode, TagAction
 from .layout import ascii_text
 from .spec import TagRule
@@ -507,8 +508,8 @@ class Rewriter:
             return _UNCHANGED
         if after is None:
             return None
-        if vr in _BINARY_VRS:
-            return _BINARY
+        if vr in _BINARY_VRS or not after.isascii():
+            return _BINARY  # the reference path writes it (and declares its character set)
         return raw_element(tag, vr, encode_text(after, vr, codec), implicit, True)
 
     def _walk(self, ds: Dataset, subject: Subject, codec: str, implicit: bool, little: bool,
@@ -633,6 +634,7 @@ class Rewriter:
     def _rules(self, ds: Dataset, subject: Subject, codec: str, implicit: bool,
                little: bool) -> None:
         elements = ds._dict
+        written: list[tuple[int, str, str]] = []  # (tag, VR, text) of the values to encode
         for tag in self._rule_tags:
             key = BaseTag(tag)
             element = elements.get(key)
@@ -651,8 +653,44 @@ class Rewriter:
             elif vr in _BINARY_VRS:
                 elements[key] = DataElement(key, vr, after)
             else:
-                elements[key] = raw_element(tag, vr, encode_text(after, vr, codec),
-                                            implicit, little)
+                written.append((tag, vr, after))
+        codec = self._codec_for(ds, [text for _, _, text in written], codec, implicit, little)
+        for tag, vr, text in written:
+            elements[BaseTag(tag)] = raw_element(tag, vr, encode_text(text, vr, codec),
+                                                 implicit, little)
+
+    @staticmethod
+    def _codec_for(ds: Dataset, texts: list[str], codec: str, implicit: bool,
+                   little: bool) -> str:
+        """The codec the values the rules write (``texts``) are encoded with: the data
+        set's, and when it declares none (its text is ASCII) and they are not, the
+        character set it then declares — ISO_IR 100 (Latin-1) when that holds them, else
+        ISO_IR 192 (UTF-8). A declared character set that cannot hold them is an error
+        rather than the "?" a writer would put in."""
+        if all(text.isascii() for text in texts):
+            return codec
+        charset = ds._dict.get(BaseTag(_CHARSET))
+        if charset is None:
+            name, codec = ("ISO_IR 100", "latin-1") if all(_fits(t, "latin-1") for t in texts) \
+                else ("ISO_IR 192", "utf-8")
+            ds._dict[BaseTag(_CHARSET)] = raw_element(
+                _CHARSET, "CS", encode_text(name, "CS", "ascii"), implicit, little)
+            return codec
+        for text in texts:
+            if not _fits(text, codec):
+                raise InvalidInputError(
+                    f"tags: '{text}' cannot be written in the character set the files "
+                    f"declare ({element_text(charset) or 'the default'}); write it in ASCII, "
+                    "or with clean: true")
+        return codec
+
+
+def _fits(text: str, codec: str) -> bool:
+    try:
+        text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def _current(data: bytes, plain: PlainFile, changes: RawChanges,
