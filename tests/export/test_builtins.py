@@ -34,10 +34,16 @@ def test_study_builtin_is_a_dicomdir_folder_with_a_new_id(archive, tmp_path):
     assert len(fileset) == 3 * SLICES
     patient_ids = {instance.PatientID for instance in fileset}
     assert len(patient_ids) == 1 and patient_ids.pop().startswith("STUDY")
+    # Nothing quotes the archive's study UID, not even in part (as the package's name
+    # once did), nor a hash of a text that holds it (the spec's, in README.txt).
+    tail = study_uid[-12:]
+    assert tail not in str(package.relative_to(tmp_path))
     for path in package.rglob("*"):
         if path.is_file():
-            assert study_uid.encode() not in path.read_bytes()
+            assert tail not in str(path.relative_to(package))
+            assert tail.encode() not in path.read_bytes()
             assert b"EX-0001" not in path.read_bytes()
+    assert spec.sha256 not in (package / "README.txt").read_text()
     assert (package / "manifest.csv").read_text().count("\n") == 3 * SLICES + 2  # + DICOMDIR
     with archive.inst.db.session() as session:
         assert session.scalars(select(ExportId)).first() is None

@@ -144,8 +144,8 @@ def test_a_value_cannot_add_a_folder_level():
                   "{sop_uid}.dcm", values)
     assert ".." not in path.split("/") and not path.startswith("/")
     assert path.count("/") == 5 and "\\" not in path
-    # The study built-in takes digits and dots only, so its name is safe too.
-    assert builtin_spec("study:1.2.3").name == "study-1.2.3"
+    # The study built-in takes digits and dots only; its name quotes none of them.
+    assert builtin_spec("study:1.2.3").name == "study"
     with pytest.raises(InvalidInputError):
         builtin_spec("study:../../x")
 

@@ -743,7 +743,10 @@ def readme_text(prepared: _Prepared, made_on: dt.date, files: int,
         "",
         f"Project:          {project.acronym}",
         f"Made on:          {made_on.isoformat()}",
-        f"Spec:             {spec.name} (SHA-256 {spec.sha256})",
+        # Without a coupling list nothing may be computed from the archive's identifiers,
+        # and a spec's text can name them (select: participants, a study UID).
+        f"Spec:             {spec.name}" + ("" if prepared.run_key is not None
+                                             else f" (SHA-256 {spec.sha256})"),
         f"Contents:         {len(plan.participants)} participant(s), {len(plan.series)} "
         f"series, {plan.n_instances} DICOM instance(s) read; {files} file(s) in the package",
         f"Formats:          {', '.join(f.value for f in spec.formats)}; package: "

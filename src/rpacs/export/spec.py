@@ -435,8 +435,9 @@ def builtin_spec(name: str) -> ExportSpec | None:
         if not re.fullmatch(r"[0-9.]{1,64}", uid):
             raise InvalidInputError(f"--spec: '{name}' needs a StudyInstanceUID after 'study:'")
         # What a viewer's "export study" gives, without its derived, re-identifiable ID:
-        # a new random participant ID that nothing stores.
-        text = (f"name: study-{uid[-20:].strip('.')}\n"
+        # a new random participant ID that nothing stores. The name (the package's) says
+        # nothing of the archive's study UID either.
+        text = ("name: study\n"
                 "description: One study as a DICOM folder with a DICOMDIR\n"
                 f"select: {{study_uid: \"{uid}\"}}\n"
                 "identity: {participant: random, pattern: \"STUDY{n:04d}\", "
