@@ -165,6 +165,17 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("ScanOptions", "CS", "PFP\\12345678", False),
     ("SoftwareVersions", "LO", "syngo MR E11 20180830", False),
     ("SeriesDescription", "LO", "DTI 30dir b 0 1000 2000", False),  # b-values
+    ("PatientWeight", "DS", "72.5", False),
+    ("SliceThickness", "DS", " 1.5e-1", False),
+    ("ImagePositionPatient", "DS", "-115.0\\-115.0\\-194.5", False),
+    ("PatientWeight", "DS", "Zebulonsen", True),
+    ("InstanceNumber", "IS", "12", False),
+    ("InstanceNumber", "IS", "Quintilia", True),
+    ("StudyTime", "TM", "101502.123", False),
+    ("StudyTime", "TM", "10:15:02", False),  # ACR-NEMA
+    ("StudyTime", "TM", "Zebulonsen", True),
+    ("PatientAge", "AS", "045Y", False),
+    ("PatientAge", "AS", "Zebulonsen", True),
     ("SeriesDescription", "LO", "ring 22 11 88 44", True),
     ("SoftwareVersions", "LO", "mail staff.person@hosp.no", True),  # typed, not written
     ("ManufacturerModelName", "LO", "Skyra, Kirkeveien 166", True),
@@ -185,12 +196,15 @@ def _leaks_among_common_values() -> list[tuple[frozenset[TagEntry]]]:
     names = ("TP-0000", "TP-0001", "Nordmann^Ola", "TP-0002", "TP-0003")
     dates = ("20200101", "20200601", "20200101\\19780512", "20201231", "20200301")
     texts = ("ok a", "ok b", "ok c", "ok d", "Seen by Dr Hansen today")
+    weights = ("72.5", "8.0E1", "Nordmann", "65", "70")  # a name typed into a number
     return [
         (frozenset({TagEntry("00100010", "PatientName", "PN", name),
                     TagEntry("00080022", "AcquisitionDate", "DA", date),
                     TagEntry("00204000", "ImageComments", "LT", text),
+                    TagEntry("00101030", "PatientWeight", "DS", weight),
                     TagEntry("00081140", "ReferencedImageSequence", "SQ", "")}),)
-        for name, date, text, count in zip(names, dates, texts, counts, strict=True)
+        for name, date, text, weight, count in zip(names, dates, texts, weights, counts,
+                                                   strict=True)
         for _ in range(count)
     ]
 
@@ -206,6 +220,8 @@ def _check_leaks_found(inst: Installation) -> None:
     assert rows["PatientName"].n_distinct == 5
     assert rows["AcquisitionDate"].flags == ["date outside the project's shifted study dates"]
     assert rows["ImageComments"].flags == ["free text with capitalised words (names?)"]
+    assert rows["PatientWeight"].flags == [
+        "not a valid DS value (text where a number, time or age belongs)"]
     assert rows["ReferencedImageSequence"].top_values == [("", 15)]
 
 

@@ -24,6 +24,9 @@ StudyIDs derived from the new StudyInstanceUIDs, and the de-identifier's dummy v
   Descriptors already cut the instance's own names out of them — but a digit run, e-mail or
   address in them is still flagged.
 
+- a value of a number, time or age (IS, DS, TM, AS) that is not one (:data:`NUMBER_FORMS`):
+  a name typed into PatientWeight is stored as it is, since the profile keeps the element.
+
 Values of sequences and binary VRs are never read, so they are never flagged.
 """
 
@@ -48,11 +51,19 @@ _ADDRESS = re.compile(
 )
 _NAME_LIKE = re.compile(r"[A-ZÆØÅÄÖÜ][a-zæøåäöüé]+[,.]?")
 _FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
-#: VRs never flagged: UIDs, numbers, times, ages, tags, sequences and binary values.
+#: VRs never flagged: UIDs, binary numbers, tags, sequences and binary values.
 _NEVER_FLAGGED_VRS = frozenset({
-    "UI", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "TM", "AS", "AT",
+    "UI", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT",
     "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN",
 })
+#: The forms of the VRs written as text but holding a number, a time or an age (PS3.5
+#: 6.2), each of several values: anything else is text typed where it does not belong.
+NUMBER_FORMS = {
+    "IS": re.compile(r" *[+-]?\d+ *"),
+    "DS": re.compile(r" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *"),
+    "TM": re.compile(r"\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)? *"),
+    "AS": re.compile(r"\d{3}[DWMY]"),
+}
 #: The de-identifier's dummy values (action D), which say nothing about anyone.
 DUMMY_VALUES = frozenset({"ANONYMOUS", "ANONYMIZED", "19000101", "19000101000000"})
 #: Text written by devices and by rpacs itself, not by people: never flagged.
@@ -119,6 +130,11 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         return []
     keyword = leaf_keyword(keyword_path)
     parts = [v for v in value.split("\\") if v]
+    form = NUMBER_FORMS.get(vr)
+    if form is not None:
+        if any(not form.fullmatch(p) for p in parts):
+            return [f"not a valid {vr} value (text where a number, time or age belongs)"]
+        return []
     if vr == "PN":
         if any(p not in context.own_values and p not in DUMMY_VALUES for p in parts):
             return ["person name"]

@@ -24,7 +24,14 @@ from sqlalchemy.sql import ColumnElement
 from ..db import Participant, Project, Study, TagInventory, TagValue
 from ..installation import Installation
 from ..projects import get_project
-from .flags import DUMMY_VALUES, ReviewContext, can_flag, flags_for, leaf_keyword
+from .flags import (
+    DUMMY_VALUES,
+    NUMBER_FORMS,
+    ReviewContext,
+    can_flag,
+    flags_for,
+    leaf_keyword,
+)
 
 #: Distinct values of a tag path read for its flags before the targeted queries take over.
 FLAG_SCAN_VALUES = 500
@@ -95,6 +102,13 @@ def _suspects(project: Project, row: TagInventory,
         # Multi-valued dates are all read back, as any of their values may be the leak.
         return (value != "") & value.not_in(sorted(DUMMY_VALUES)) & or_(
             day < window[0], day > window[1], value.contains("\\", autoescape=True))
+    if row.vr in NUMBER_FORMS:
+        # A number, time or age holding a letter (the exponent of a DS and the unit of an
+        # AS aside), in SQL every database has: a letter is what lower and upper change.
+        kept = value
+        for allowed in {"DS": "eE", "AS": "DWMY"}.get(row.vr, ""):
+            kept = func.replace(kept, allowed, "")
+        return func.lower(kept) != func.upper(kept)
     return None
 
 
