@@ -52,6 +52,9 @@ def test_identifying_patterns_are_cut_whoever_they_belong_to(cleaner: TextCleane
     "TR 2300 TE 2.98 TI 900", "1.2.840.10008", "Dose 100 mGy", "3.14159265",
     # Lists of b-values and delays, which researchers select series by: not phone numbers.
     "DWI b0 500 1000", "pCASL PLD 1800 2000 2200", "DTI 30dir b 0 1000 2000",
+    "1000 2000 5 dirs",
+    # Fewer than 8 digits in groups of two or more: never cut, not even in part.
+    "TR 25 5 1500 90", "seq 2578351 8", "call 1234 5678.5",
 ])
 def test_technical_text_stays(cleaner: TextCleaner, text: str):
     assert cleaner.clean(text) == text
@@ -171,3 +174,26 @@ def test_binary_cleaning_agrees_with_the_pattern_on_random_blobs():
         blob = bytes(b ^ 0x20 if 0x41 <= (b | 0x20) - 0x20 <= 0x5A and rng.random() < 0.3
                      else b for b in blob)  # random ASCII case
         assert cleaner.clean_bytes(blob) == _cut(pattern, blob), blob
+
+
+def test_a_phone_number_is_cut_whole_or_not_at_all(cleaner: TextCleaner):
+    assert cleaner.clean("Tlf.98765432") == "Tlf.***"  # after an abbreviation's dot
+    """Every match of the pattern holds 8 digits or more, is not a run of round groups,
+    and is not part of a longer number: on random text of digits and separators."""
+    import random
+    import re
+
+    from rpacs.deid.patterns import PHONE_NUMBER
+
+    pattern = re.compile(PHONE_NUMBER)
+    rng = random.Random(8)
+    for _ in range(20_000):
+        text = "".join(rng.choice("0123456789   --+.ab") for _ in range(rng.randrange(1, 30)))
+        for match in pattern.finditer(text):
+            digits = re.sub(r"\D", "", match.group())
+            assert len(digits) >= 8, (text, match.group())
+            groups = re.split(r"[ -]", match.group().lstrip("+"))
+            assert all(len(g) >= 2 for g in groups), (text, match.group())
+            assert not (len(groups) > 1 and all(g.endswith("0") for g in groups)), text
+            before, after = text[:match.start()], text[match.end():]
+            assert not before[-1:].isdigit() and not after[:1].isdigit(), text

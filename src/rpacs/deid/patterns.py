@@ -11,7 +11,15 @@ from __future__ import annotations
 #: number. Not a run of groups that all end in 0 (``0 1000 2000``, ``1800 2000 2200``):
 #: b-values, delays and other protocol parameters are written so, and researchers select
 #: series by them; a phone number almost never is.
+#:
+#: The parts, in order: not after a digit or a decimal point; not a run of round groups;
+#: 8 digits ahead, a separator counting only between two digits on each side; the run of
+#: groups, atomic (Python 3.11), so that a failed end never leaves a shorter match of fewer
+#: than 8 digits; not followed by a digit or a decimal part.
 PHONE_NUMBER = (
-    r"(?<![\d.])(?!(?:\d*0[ -])+\d*0(?![\d.]|[ -]\d))"
-    r"\+?(?=(?:\d[ -]?){7}\d)\d{2,}(?:[ -]\d{2,})*(?!\d|\.\d)"
+    r"(?<!\d)(?<!\d\.)"
+    r"(?!(?:\d*0[ -](?=\d\d))+\d*0(?!\d|[ -]\d\d))"
+    r"\+?(?=(?:\d(?:(?<=\d\d)[ -](?=\d\d))?){8})"
+    r"(?>\d{2,}(?:[ -]\d{2,})*)"
+    r"(?!\d|\.\d)"
 )
