@@ -377,6 +377,13 @@ def test_a_long_value_keeps_the_stretch_that_is_flagged():
     assert "Gunnhild Hansen ext 4455667" in kept
     assert set(value_flags("ImageComments", "LT", kept, CONTEXT)) == set(
         value_flags("ImageComments", "LT", LONG_COMMENT, CONTEXT))
+    # A head that shows more of the flags than any later stretch stays.
+    rich = ("mail kari@example.no from Kari Nordmann ref 12345678 " + "x " * 200
+            + " bor i Storgata 12")
+    assert kept_text(rich, "ImageComments", "LT") == rich[:VALUE_LENGTH]
+    # A value of a megabyte: its end is searched too.
+    huge = "x " * 500_000 + " call Gunnhild Hansen ext 4455667"
+    assert kept_text(huge, "ImageComments", "LT").endswith("Gunnhild Hansen ext 4455667")
     plain = "x" * 300  # nothing to flag: the head, as before
     assert kept_text(plain, "ImageComments", "LT") == plain[:VALUE_LENGTH]
     assert kept_text(LONG_COMMENT, "PixelData", "OW") == LONG_COMMENT[:VALUE_LENGTH]

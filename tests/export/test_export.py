@@ -19,6 +19,7 @@ from sqlalchemy import select
 from rpacs.db import AuditEvent, ExportId, Instance, Study
 from rpacs.errors import InvalidInputError, ResidualPhiError
 from rpacs.export import ExportSpec, plan_export, run_export
+from rpacs.export.enum import TagAction
 from rpacs.export.nifti import convert_series
 from rpacs.ingest import import_paths
 
@@ -460,3 +461,30 @@ def test_a_value_a_rule_writes_declares_the_character_set_it_needs(archive, tmp_
             assert ds.SpecificCharacterSet == charset  # Latin-1 holds Å, not œ
             assert ds.StudyDescription == "Oslo-samarbeid Ålesund"
             assert ds.ImageComments == "cœur" or not extra
+
+
+def test_a_sidecar_field_changes_only_as_its_own_attribute_or_a_derived_one(tmp_path):
+    from rpacs.export.nifti import strip_sidecar
+    from rpacs.export.rewrite import Subject
+    from rpacs.export.spec import TagRule
+
+    series, protocol = 0x0008103E, 0x00181030
+
+    def stripped(data: dict, *rules: TagRule) -> dict:
+        path = tmp_path / "series.json"
+        path.write_text(json.dumps(data))
+        strip_sidecar(path, rules, Subject("EX-0001", "P001"))
+        return json.loads(path.read_text())
+
+    # Each field named like a rule's attribute takes its own rule, whatever they share.
+    assert stripped({"SeriesDescription": "t1", "ProtocolName": "t1"},
+                    TagRule(series, "SeriesDescription", TagAction.SET, value="anat"),
+                    TagRule(protocol, "ProtocolName", TagAction.SET, value="proto")) == {
+        "SeriesDescription": "anat", "ProtocolName": "proto"}
+    # Codes and terms keep their value even when it equals a changed description.
+    assert stripped({"Modality": "MR", "BodyPartExamined": "HEAD", "SeriesDescription": "HEAD",
+                     "ProtocolName": "HEAD"},
+                    TagRule(series, "SeriesDescription", TagAction.REMOVE)) == {
+        "Modality": "MR", "BodyPartExamined": "HEAD"}
+    assert stripped({"ProtocolName": "EX-0001 t1", "ImageType": ["EX-0001"]}) == {
+        "ProtocolName": "P001 t1", "ImageType": ["P001"]}

@@ -126,6 +126,7 @@ def test_text_files_are_searched_by_value_not_across_values(text: str, expected:
     ("prior study on 20130926", ("20130926",)),
     ("seen 2013-09-26, 2013.09.27 and 2013/09/28", ("20130926", "20130927", "20130928")),
     ("kontroll 26.09.2013", ("20130926",)),
+    ("kontroll.26.09.2013 and scan.2013-09-27", ("20130926", "20130927")),  # after a word
     ("ctl 9/10/2013", ("20131009", "20130910")),  # day-first or American: both
     ("v1.2.20130926 and 26.09.13", ()),  # part of a version; a two-digit year
     ("2013-13-01, 32.01.2013, 123456789", ()),  # no such month or day; a long number

@@ -84,39 +84,49 @@ def _reason(output: bytes) -> str:
     return text[:200]
 
 
+#: Sidecar fields dcm2niix may fill from another attribute's text (ProtocolName from
+#: SeriesDescription when a series has none): they take the exported text of the
+#: attribute whose archive value they hold. Fields of codes and terms (Modality,
+#: BodyPartExamined) never do, whatever they happen to equal.
+DERIVED_TEXT_FIELDS = frozenset({"SeriesDescription", "ProtocolName", "StudyDescription",
+                                 "ProcedureStepDescription",
+                                 "PerformedProcedureStepDescription"})
+
+
 def strip_sidecar(path: Path, rules: tuple[TagRule, ...] = (),
                   subject: Subject | None = None) -> None:
     """Rewrite a JSON sidecar of the archive's files as the export's files would have it.
 
     - A field named like a rule's attribute gets the value the export writes there
       (:func:`~rpacs.export.rewrite.exported_text`; left out when the rule removes it).
-    - Any other field holding that attribute's archive value gets the same: dcm2niix fills
-      some fields from others (ProtocolName from SeriesDescription when a series has none),
-      and a text the rules change must not ship under another name.
+    - A field of :data:`DERIVED_TEXT_FIELDS` that no rule names and that holds a rule
+      attribute's archive value gets that attribute's exported value: a text the rules
+      change must not ship under another name.
     - Every other text has the research ID replaced as a word, as every text element of
       the files has.
     - :data:`IDENTIFYING_FIELDS` are left out. Key order is kept.
     """
     subject = subject or Subject("", "")
     data = json.loads(path.read_text(encoding="utf-8"))
-    exported: dict[str, str | None] = {}
-    for tag, keyword in dict.fromkeys((rule.tag, rule.keyword) for rule in rules):
+    tags = dict((rule.keyword, rule.tag) for rule in rules)
+    carried: dict[str, str | None] = {}  # a rule attribute's archive value → exported
+    for keyword, tag in tags.items():
         before = data.get(keyword)
-        if isinstance(before, str) and before and before not in exported:
-            after = exported_text(rules, tag, before, subject)
-            if after != before:
-                exported[before] = after
+        if isinstance(before, str) and before and before not in carried:
+            carried[before] = exported_text(rules, tag, before, subject)
     kept: dict[str, object] = {}
     for key, value in data.items():
         if key in IDENTIFYING_FIELDS:
             continue
         if isinstance(value, str):
-            if value in exported:
-                value = exported[value]
-                if value is None:
-                    continue
+            if key in tags:
+                value = exported_text(rules, tags[key], value, subject)
+            elif key in DERIVED_TEXT_FIELDS and value in carried:
+                value = carried[value]
             else:
                 value = subject.renamed(value)
+            if value is None:
+                continue
         elif isinstance(value, list):
             value = [subject.renamed(v) if isinstance(v, str) else v for v in value]
         kept[key] = value

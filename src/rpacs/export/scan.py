@@ -48,7 +48,7 @@ MIN_BYTES_ID = 6
 #: and the American 09/26/2013 read both ways). Two-digit years are not read: too many
 #: other numbers look like them.
 _DATE_IN_TEXT = re.compile(
-    r"(?<![\d.])(?:(\d{4})([-./]?)(\d{2})\2(\d{2})|(\d{1,2})([-./])(\d{1,2})\6(\d{4}))"
+    r"(?<!\d)(?<!\d\.)(?:(\d{4})([-./]?)(\d{2})\2(\d{2})|(\d{1,2})([-./])(\d{1,2})\6(\d{4}))"
     r"(?!\d|\.\d)")
 
 

@@ -61,6 +61,8 @@ def _value_text(value: object) -> str:
 _NO_CONTEXT = ReviewContext(frozenset(), "", "")
 #: Opens a kept value that is not the value's beginning.
 EXCERPT_MARK = "…"
+#: Windows of a long value :func:`kept_text` searches at most (16 kB of text).
+_EXCERPT_WINDOWS = 256
 
 
 def kept_text(text: str, keyword_path: str, vr: str) -> str:
@@ -77,14 +79,19 @@ def kept_text(text: str, keyword_path: str, vr: str) -> str:
     if not can_flag(vr):
         return head
     wanted = set(value_flags(keyword_path, vr, text, _NO_CONTEXT))
-    if wanted <= set(value_flags(keyword_path, vr, head, _NO_CONTEXT)):
+    shown = len(wanted & set(value_flags(keyword_path, vr, head, _NO_CONTEXT)))
+    if shown == len(wanted):
         return head
     # Windows overlapping by half: whatever a flag matches (far shorter than a window)
-    # lies wholly inside one of them.
+    # lies wholly inside one of them. A value of many pages is searched in its first
+    # _EXCERPT_WINDOWS windows and its last one only: every window costs the flags'
+    # patterns, and a megabyte of them took seconds per value.
     width, step = VALUE_LENGTH - len(EXCERPT_MARK), VALUE_LENGTH // 2
-    best, shown = head, -1
-    for start in range(step, len(text) - width + step, step):
-        window = EXCERPT_MARK + text[min(start, len(text) - width):][:width]
+    last = len(text) - width
+    starts = [*range(step, min(last, step * _EXCERPT_WINDOWS), step), last]
+    best = head
+    for start in starts:
+        window = EXCERPT_MARK + text[start:start + width]
         found = wanted & set(value_flags(keyword_path, vr, window, _NO_CONTEXT))
         if found == wanted:
             return window
