@@ -35,7 +35,7 @@ from pydicom.uid import (
     MRImageStorage,
 )
 
-from rpacs.deid import keep_by_size, parse_plain
+from rpacs.deid import keep_by_size, parse_plain, write_instance
 from rpacs.demo import write_mr_study
 from rpacs.errors import InvalidInputError
 from rpacs.export.enum import DatesMode, TagAction
@@ -345,14 +345,47 @@ def test_the_worker_keeps_a_few_sizes_the_latest_first():
     assert list(seen) == [5 * 1024 * 1024]
 
 
+def _rewritten(ds: Dataset, *rules: TagRule) -> Dataset:
+    Rewriter(Rewrite(uid_key=None, dates=DatesMode.KEEP, date_offset=0, rules=rules)).apply(
+        ds, Subject("EX-0001", "EX-0001"))
+    return ds
+
+
 def test_a_rule_value_the_declared_character_set_cannot_hold_is_an_error():
+    comments = TagRule(0x00204000, "ImageComments", TagAction.SET, value="cœur")
     ds = f.mr_dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    rule = TagRule(0x00204000, "ImageComments", TagAction.SET, value="cœur")
-    rewriter = Rewriter(Rewrite(uid_key=None, dates=DatesMode.KEEP, date_offset=0,
-                                rules=(rule,)))
-    with pytest.raises(InvalidInputError, match=r"cannot be written .* \(ISO_IR 100\)"):
-        rewriter.apply(ds, Subject("EX-0001", "EX-0001"))
+    with pytest.raises(InvalidInputError) as caught:
+        _rewritten(ds, comments)
+    assert str(caught.value) == (
+        "tags: ImageComments: the files declare the character set ISO_IR 100, which cannot "
+        "hold the character U+0153 of its new value; write it in ASCII, or with clean: true")
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 holds it
-    rewriter.apply(ds, Subject("EX-0001", "EX-0001"))
-    assert ds.ImageComments == "cœur"
+    assert _rewritten(ds, comments).ImageComments == "cœur"
+    # Sets switched by ISO 2022 escapes: rpacs does not write them.
+    ds = f.mr_dataset()
+    ds.SpecificCharacterSet = ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+    with pytest.raises(InvalidInputError, match="ISO 2022 IR 6\\\\ISO 2022 IR 87"):
+        _rewritten(ds, comments)
+
+
+@pytest.mark.parametrize("declared", [None, "", "ISO_IR 6"])
+def test_the_default_repertoire_declares_what_a_rule_value_needs(declared):
+    ds = f.mr_dataset()
+    if declared is not None:
+        ds.SpecificCharacterSet = declared
+    ds = _rewritten(ds, TagRule(0x00081030, "StudyDescription", TagAction.SET, value="Ærø"))
+    written = pydicom.dcmread(BytesIO(write_instance(ds)))
+    assert written.SpecificCharacterSet == "ISO_IR 100"
+    assert written.StudyDescription == "Ærø"
+
+
+def test_bytes_the_files_own_set_did_not_decode_go_back_as_they_were():
+    ds = f.mr_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds["SeriesDescription"] = RawDataElement(BaseTag(0x0008103E), "LO", 8, b"T2 \xff_ax ",
+                                             0, False, True)
+    rule = TagRule(0x0008103E, "SeriesDescription", TagAction.REPLACE, value="_",
+                   replacement="-")
+    written = write_instance(_rewritten(ds, rule))
+    assert b"T2 \xff-ax" in written

@@ -168,3 +168,8 @@ def test_a_set_value_must_be_valid_for_its_attribute_and_pixels_stay():
         "tags[2].tag: PixelData cannot be removed: no viewer could show the image without it",
         f"tags[3].set: '{'x' * 20}…' is 65 characters, more than LO allows (64) for "
         "SeriesDescription"]
+
+
+def test_the_character_set_is_the_exports_to_declare():
+    with pytest.raises(InvalidInputError, match="SpecificCharacterSet is written by the export"):
+        ExportSpec.from_yaml("name: x\ntags: [{tag: SpecificCharacterSet, set: ISO_IR 192}]")

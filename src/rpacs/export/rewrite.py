@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.tag import BaseTag
 
@@ -654,40 +654,62 @@ class Rewriter:
                 elements[key] = DataElement(key, vr, after)
             else:
                 written.append((tag, vr, after))
-        codec = self._codec_for(ds, [text for _, _, text in written], codec, implicit, little)
+        codec = self._codec_for(ds, [(tag, text) for tag, _, text in written], implicit,
+                                little)
         for tag, vr, text in written:
             elements[BaseTag(tag)] = raw_element(tag, vr, encode_text(text, vr, codec),
                                                  implicit, little)
 
     @staticmethod
-    def _codec_for(ds: Dataset, texts: list[str], codec: str, implicit: bool,
+    def _codec_for(ds: Dataset, written: list[tuple[int, str]], implicit: bool,
                    little: bool) -> str:
-        """The codec the values the rules write (``texts``) are encoded with: the data
-        set's, and when it declares none (its text is ASCII) and they are not, the
-        character set it then declares — ISO_IR 100 (Latin-1) when that holds them, else
-        ISO_IR 192 (UTF-8). A declared character set that cannot hold them is an error
-        rather than the "?" a writer would put in."""
-        if all(text.isascii() for text in texts):
-            return codec
-        charset = ds._dict.get(BaseTag(_CHARSET))
-        if charset is None:
-            name, codec = ("ISO_IR 100", "latin-1") if all(_fits(t, "latin-1") for t in texts) \
-                else ("ISO_IR 192", "utf-8")
+        """The codec the values the rules write (``written``: tag, text) are encoded with.
+
+        The data set's, as a rule. When it declares the default repertoire (no Specific
+        Character Set, or an empty or ISO_IR 6 one: its text is ASCII) and a value is not
+        ASCII, it declares ISO_IR 100 (Latin-1) when that holds every value, else ISO_IR
+        192 (UTF-8). A declared set that cannot hold a value — or that switches sets with
+        ISO 2022 escapes, which rpacs does not write — is an error naming the attribute
+        and the character, rather than the "?" a writer would put in. Bytes read from the
+        file that its own set did not decode (kept as surrogates) go back as they were.
+        """
+        terms = _charset_terms(ds._dict.get(BaseTag(_CHARSET)))
+        codec = text_codec(ds) or ""
+        if all(_fits(text, "ascii") for _, text in written):
+            return codec or "latin-1"
+        if all(t in ("", "ISO_IR 6", "ISO 2022 IR 6") for t in terms):
+            texts = [text for _, text in written]
+            name, codec = ("ISO_IR 100", "latin-1") \
+                if all(_fits(t, "latin-1") for t in texts) else ("ISO_IR 192", "utf-8")
             ds._dict[BaseTag(_CHARSET)] = raw_element(
                 _CHARSET, "CS", encode_text(name, "CS", "ascii"), implicit, little)
             return codec
-        for text in texts:
-            if not _fits(text, codec):
-                raise InvalidInputError(
-                    f"tags: '{text}' cannot be written in the character set the files "
-                    f"declare ({element_text(charset) or 'the default'}); write it in ASCII, "
-                    "or with clean: true")
+        for tag, text in written:
+            for character in text:
+                if not _fits(character, "ascii") and not (codec and _fits(character, codec)):
+                    raise InvalidInputError(
+                        f"tags: {keyword_for_tag(tag) or f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
+                        f": the files declare the character set {chr(92).join(terms)}, which "
+                        f"cannot hold the character U+{ord(character):04X} of its new value; "
+                        "write it in ASCII, or with clean: true")
         return codec
+
+
+def _charset_terms(element: Any) -> list[str]:
+    """The defined terms of a Specific Character Set element ([] when there is none)."""
+    if element is None:
+        return []
+    if type(element) is RawDataElement:
+        return [t.strip(" \x00") for t in (element.value or b"").decode("latin-1").split("\\")]
+    value = element.value
+    values = list(value) if isinstance(value, list | tuple) or type(value).__name__ == \
+        "MultiValue" else [value or ""]
+    return [str(v).strip() for v in values]
 
 
 def _fits(text: str, codec: str) -> bool:
     try:
-        text.encode(codec)
+        text.encode(codec, "surrogateescape")
     except (UnicodeEncodeError, LookupError):
         return False
     return True

@@ -25,6 +25,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PROTECTED_KEYWORDS = frozenset({
     "PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
     "SOPClassUID", "StudyID", "FrameOfReferenceUID", "TransferSyntaxUID",
+    # Which bytes mean which letters: the export declares it for the values it writes.
+    "SpecificCharacterSet",
 })
 #: Attributes a viewer cannot show an image without (the Image Pixel module's, and the
 #: Modality every series has): a rule may not remove them.
