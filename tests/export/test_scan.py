@@ -116,6 +116,7 @@ def test_the_byte_search_finds_each_uid_that_occurs_and_no_other(pixels: int):
      [("line 502, b", "research participant ID"), ("line 502, b", "archive UID"),
       ("line 502, b", "archive date")]),
     ('a,b\n"quoted ""EX-0001""",y\n', [("line 2, a", "research participant ID")]),
+    (f"a,b\nx,copy of {ARCHIVE_UID}.\n", [("line 2, b", "archive UID")]),  # a full stop
 ])
 def test_text_files_are_searched_by_value_not_across_values(text: str, expected: list):
     found = scan_text("manifest.csv", text, RULES, frozenset({"20100101"}))
@@ -148,6 +149,10 @@ def test_a_report_masks_path_components_that_quote_identifying_data():
     leaky = "OSL0001.zip!OSL0001/baseline/MR/001_T1_EX-0002_scan/00001.dcm"
     assert RULES.masked_path(leaky) == \
         f"OSL0001.zip!OSL0001/baseline/MR/{mask('001_T1_EX-0002_scan')}/00001.dcm"
-    for component in ("002_pas_12345678901", "003_kari@example.org", f"x_{ARCHIVE_UID}"):
+    # The layout's own dates and new UIDs stay: files must stay told apart.
+    own = "OSL0001/baseline/20140102_MR/001_t1/2.25.123456789012345678.dcm"
+    assert RULES.masked_path(own) == own
+    for component in ("002_pas_12345678901", "003_kari@example.org", f"x_{ARCHIVE_UID}",
+                      "004_20123456789"):
         name = f"{component}.json"
         assert RULES.masked_path(f"OSL0001/{name}") == f"OSL0001/{mask(name)}"

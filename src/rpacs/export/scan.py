@@ -105,9 +105,13 @@ class ScanRules:
         ids = self.id_pattern()
 
         def identifying(name: str) -> bool:
-            return bool((ids is not None and ids.search(name))
-                        or any(t in self.archive_uids for t in _UID_TOKEN.findall(name))
-                        or value_flags("SeriesDescription", "LO", name, self.context))
+            if (ids is not None and ids.search(name)) or any(
+                    t in self.archive_uids for t in _uid_tokens(name)):
+                return True
+            # The layout's dates and UIDs are the export's own (shifted, new): as runs of
+            # digits they would mask every file's name alike.
+            rest = _LAYOUT_NUMBERS.sub("", name)
+            return bool(value_flags("SeriesDescription", "LO", rest, self.context))
 
         return "".join(part if part in ("", "/", "!") or not identifying(part) else mask(part)
                        for part in re.split(r"([/!])", file))
@@ -292,8 +296,15 @@ def _text(element: Any, codec: str) -> str:
     return str(value)
 
 
-#: What scan_text looks for in a value that may be an archive UID.
+#: A date (YYYYMMDD) or a UID as a layout writes them into a path.
+_LAYOUT_NUMBERS = re.compile(r"(?<![\d.])(?:(?:19|20)\d{6}|\d+(?:\.\d+){2,})(?!\d|\.\d)")
+#: What scan_text looks for in a value that may be an archive UID (a sentence's full stop
+#: after it is not part of it: see :func:`_uid_tokens`).
 _UID_TOKEN = re.compile(r"[0-9][0-9.]{8,63}")
+
+
+def _uid_tokens(text: str) -> list[str]:
+    return [token.rstrip(".") for token in _UID_TOKEN.findall(text)]
 
 
 def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:
@@ -306,7 +317,7 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
     joined = "\0".join(value for _, value in cells)
     if not ((ids is not None and ids.search(joined))
             or (rules.archive_uids and any(
-                token in rules.archive_uids for token in _UID_TOKEN.findall(joined)))
+                token in rules.archive_uids for token in _uid_tokens(joined)))
             or (dates and any(date in dates for date in dates_in_text(joined)))):
         return []
     findings = []
@@ -315,7 +326,7 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
             findings.append(Finding(name, where, "research participant ID", mask(match[0])))
         if rules.archive_uids:
             findings.extend(Finding(name, where, "archive UID", mask(token))
-                            for token in _UID_TOKEN.findall(value)
+                            for token in _uid_tokens(value)
                             if token in rules.archive_uids)
         if dates:
             findings.extend(Finding(name, where, "archive date", mask(date))
