@@ -207,6 +207,11 @@ def test_a_file_as_rpacs_home_is_named(rpacs, cli_env, tmp_path):
     assert _errors(result.stderr) == [
         f"RPACS_HOME: {tmp_path / 'home-file'} cannot be the data folder: "
         f"{tmp_path / 'home-file'} is a file, not a folder"]
+    cli_env["RPACS_HOME"] = str(tmp_path / "home-file" / "sub")  # below the file
+    below = rpacs("project", "list")
+    assert _errors(below.stderr) == [
+        f"RPACS_HOME: {tmp_path / 'home-file' / 'sub'} cannot be the data folder: "
+        f"{tmp_path / 'home-file'} is a file, not a folder"]
 
 
 def test_bad_settings_are_reported_not_raised(rpacs, cli_env):

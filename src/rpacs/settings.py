@@ -260,8 +260,10 @@ class Settings:
                 directory.mkdir(parents=True, exist_ok=True)
             os.chmod(self.home, 0o700)
         except (FileExistsError, NotADirectoryError) as exc:
+            blocking = next((p for p in (self.home, *self.home.parents)
+                             if p.exists() and not p.is_dir()), exc.filename)
             raise InvalidInputError(f"RPACS_HOME: {self.home} cannot be the data folder: "
-                                    f"{exc.filename} is a file, not a folder") from exc
+                                    f"{blocking} is a file, not a folder") from exc
         except OSError as exc:
             raise InvalidInputError(f"RPACS_HOME: {self.home} cannot be the data folder "
                                     f"({exc.strerror})") from exc

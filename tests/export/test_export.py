@@ -253,6 +253,14 @@ def test_a_participant_missing_from_the_sidecar_stops_before_writing(archive, is
     assert twice.exit_code == 2
     assert "more than one row for 1 participant(s): EX-0002 (lines 3, 5)" in twice.output
     assert not out.exists() or not any(out.iterdir())
+    # A column written into an age must hold ages.
+    ages = tmp_path / "ages.yaml"
+    ages.write_text("name: ages\ntags: [{tag: PatientAge, from_sidecar: age}]\n")
+    sidecar.write_text("research_id,age\nEX-0001,045Y\nEX-0002,45\nEX-0003,050Y\n")
+    wrong = _cli(archive, "export", archive.acronym, "--spec", str(ages), "--out", str(out),
+                 "--sidecar", str(sidecar), "--dry-run")
+    assert wrong.exit_code == 2
+    assert "column 'age' is not a valid AS value for EX-0002" in wrong.output
 
 
 def test_colliding_paths_are_an_error(archive, tmp_path):

@@ -165,9 +165,15 @@ def test_a_set_value_must_be_valid_for_its_attribute_and_pixels_stay():
     assert problems == [
         "tags[0].set: 'heavy' is not a valid DS value (PS3.5 table 6.2-1) for PatientWeight",
         "tags[1].set: 'yesterday' is not a valid DA value (PS3.5 table 6.2-1) for StudyDate",
-        "tags[2].tag: PixelData cannot be removed: no viewer could show the image without it",
+        "tags[2].tag: PixelData is written as stored: no viewer could show the image "
+        "without it as it is",
         f"tags[3].set: '{'x' * 20}…' is 65 characters, more than LO allows (64) for "
         "SeriesDescription"]
+
+
+def test_no_rule_changes_what_a_viewer_needs():
+    with pytest.raises(InvalidInputError, match="Modality is written as stored"):
+        ExportSpec.from_yaml("name: x\ntags: [{tag: Modality, set: ''}]")
 
 
 def test_the_character_set_is_the_exports_to_declare():

@@ -69,7 +69,7 @@ from .package import (
 from .rewrite import Rewrite, Rewriter, Subject, exported_text
 from .risk import DEFAULT_K, RiskReport, participant_traits, risk_report
 from .scan import InstanceScan, ScanRules, mask, scan_text
-from .spec import ExportSpec
+from .spec import ExportSpec, value_problem
 from .worker import SeriesWork, done_record, export_part, init_worker
 
 Progress = Callable[[int, int], None]
@@ -160,10 +160,16 @@ def _sidecar_values(spec: ExportSpec, project: Project, sidecar: Sidecar | None,
     sidecar.check(columns, research_ids)
     date_columns = {r.value for r in spec.tags if r.action is TagAction.FROM_SIDECAR
                     and _vr(r.tag) in ("DA", "DT")}
+    # The VRs each other column is written as: its values must be valid ones.
+    written_as = defaultdict(set)
+    for rule in spec.tags:
+        if rule.action is TagAction.FROM_SIDECAR and rule.value not in date_columns:
+            written_as[rule.value].add(_vr(rule.tag))
     keeps_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in deid_profile(project).options
     dicom: dict[str, dict[str, str]] = {}
     table: dict[str, dict[str, str]] = {}
     bad: dict[str, list[str]] = defaultdict(list)
+    invalid: dict[str, list[str]] = defaultdict(list)
     for research_id in research_ids:
         row = sidecar.rows[research_id]
         offset = extra_offset + (0 if keeps_dates else date_offset_for(project, research_id))
@@ -181,10 +187,17 @@ def _sidecar_values(spec: ExportSpec, project: Project, sidecar: Sidecar | None,
                 table[research_id][column] = (f"{shifted[:4]}-{shifted[4:6]}-{shifted[6:]}"
                                               if shifted else "")
             else:
+                if value and any(value_problem(vr, value) for vr in written_as[column]):
+                    invalid[column].append(research_id)
+                    continue
                 dicom[research_id][column] = table[research_id][column] = value
-    if bad:
-        raise InvalidInputError([f"--sidecar: column '{c}' is not a date (YYYY-MM-DD) for "
-                                 f"{', '.join(ids)}" for c, ids in sorted(bad.items())])
+    problems = [f"--sidecar: column '{c}' is not a date (YYYY-MM-DD) for {', '.join(ids)}"
+                for c, ids in sorted(bad.items())]
+    problems += [f"--sidecar: column '{c}' is not a valid "
+                 f"{'/'.join(sorted(written_as[c]))} value for {', '.join(ids)}"
+                 for c, ids in sorted(invalid.items())]
+    if problems:
+        raise InvalidInputError(problems)
     return dicom, table
 
 

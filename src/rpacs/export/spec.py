@@ -29,7 +29,7 @@ PROTECTED_KEYWORDS = frozenset({
     "SpecificCharacterSet",
 })
 #: Attributes a viewer cannot show an image without (the Image Pixel module's, and the
-#: Modality every series has): a rule may not remove them.
+#: Modality every series has): no rule may remove or change them.
 REQUIRED_KEYWORDS = frozenset({
     "PixelData", "FloatPixelData", "DoubleFloatPixelData", "Rows", "Columns",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
@@ -342,9 +342,9 @@ def _tag_rules(items: Any, problems: list[str]) -> list[TagRule]:
             continue
         action = TagAction(given[0])
         argument = item[given[0]]
-        if action is TagAction.REMOVE and keyword in REQUIRED_KEYWORDS:
-            problems.append(f"{key}.tag: {keyword} cannot be removed: no viewer could show "
-                            "the image without it")
+        if keyword in REQUIRED_KEYWORDS:
+            problems.append(f"{key}.tag: {keyword} is written as stored: no viewer could "
+                            "show the image without it as it is")
             continue
         if action is not TagAction.REMOVE and _vr_of(tag) not in _RULE_VRS:
             problems.append(f"{key}.tag: {keyword} is not a text attribute of the DICOM "
