@@ -403,3 +403,24 @@ def test_review_flags_a_name_at_the_end_of_a_long_comment(installation, make_pro
     comment = rows["ImageComments"]
     assert "long run of digits (an ID or phone number?)" in comment.flags
     assert comment.top_values[0][0].startswith(EXCERPT_MARK)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"],
+                         ids=["big-endian", "deflated"])
+def test_the_inventory_has_the_stored_files_group_length(installation, make_project,
+                                                          tmp_path, syntax):
+    """Files the byte path declines (big-endian, deflated) are indexed from the data set,
+    whose file meta still has the original file's group length."""
+    from rpacs.ingest import import_paths
+
+    make_project()
+    ds = f.mr_dataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.ImplementationVersionName = "X" * 16  # another length than rpacs writes
+    f.write(ds, tmp_path / "in" / "1.dcm")
+    assert import_paths(installation, "TESTPROJ", "TP-0001", "baseline",
+                        [tmp_path / "in"], workers=1).ok
+    stored = next(installation.settings.store_dir.rglob("*.dcm"))
+    written = dcmread(stored, stop_before_pixels=True).file_meta.FileMetaInformationGroupLength
+    rows = {r.keyword_path: r for r in review_project(installation, "TESTPROJ")}
+    assert rows["FileMetaInformationGroupLength"].top_values == [(str(written), 1)]

@@ -171,7 +171,7 @@ def tag_entries(ds: Dataset, _prefix: str = "", _keywords: str = "") -> set[TagE
     entries: set[TagEntry] = set()
     top = not _prefix
     if top and getattr(ds, "file_meta", None) is not None:
-        entries |= tag_entries(ds.file_meta, "", "")
+        entries |= file_meta_entries(ds.file_meta)  # its group length as written
     for tag in list(ds._dict):
         raw = ds._dict[tag]
         tag_int = int(tag)
