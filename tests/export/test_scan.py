@@ -156,3 +156,14 @@ def test_a_report_masks_path_components_that_quote_identifying_data():
                       "004_20123456789"):
         name = f"{component}.json"
         assert RULES.masked_path(f"OSL0001/{name}") == f"OSL0001/{mask(name)}"
+
+
+def test_a_sidecars_text_fields_are_flagged_as_the_attribute_is():
+    text = json.dumps({"SeriesDescription": "T1 Nordmann 22118844 ola.nordmann@ous.no",
+                       "ConversionSoftwareVersion": "v1.0.20260724",  # not an attribute
+                       "ImageType": ["ORIGINAL", "PRIMARY"], "EchoTime": 0.0025,
+                       "StudyDescription": "Dr Hansen 12345678"})  # set by the spec
+    found = scan_text("001_t1.json", text, RULES, frozenset())
+    assert {(f.tag, f.reason) for f in found} == {
+        ("SeriesDescription", "e-mail address"),
+        ("SeriesDescription", "long run of digits (an ID or phone number?)")}

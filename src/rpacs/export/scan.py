@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
 from ..deid import parse_items
@@ -308,9 +308,12 @@ def _uid_tokens(text: str) -> list[str]:
 
 
 def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> list[Finding]:
-    """Findings in a CSV, TSV or JSON file written into the package."""
+    """Findings in a CSV, TSV or JSON file written into the package. A JSON sidecar's
+    fields named like a DICOM text attribute are also judged by the review's flags, as
+    the attribute is in the files."""
     ids = rules.id_pattern()
     cells = list(_cells(name, text))
+    flagged = _sidecar_flags(name, cells, rules) if name.endswith(".json") else []
     # The manifest has a cell per file and column, and almost never a finding: the values
     # are searched once, joined by a NUL (which no pattern matches, and which bounds a
     # match as the end of a value does), and one by one only when that finds something.
@@ -319,8 +322,8 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
             or (rules.archive_uids and any(
                 token in rules.archive_uids for token in _uid_tokens(joined)))
             or (dates and any(date in dates for date in dates_in_text(joined)))):
-        return []
-    findings = []
+        return flagged
+    findings = flagged
     for where, value in cells:
         if ids is not None and (match := ids.search(value)):
             findings.append(Finding(name, where, "research participant ID", mask(match[0])))
@@ -332,6 +335,36 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
             findings.extend(Finding(name, where, "archive date", mask(date))
                             for date in dates_in_text(value) if date in dates)
     return findings
+
+
+def _sidecar_flags(name: str, cells: list[tuple[str, str]], rules: ScanRules
+                   ) -> list[Finding]:
+    findings = []
+    for where, value in cells:
+        keyword = where.split("[", 1)[0].rsplit(".", 1)[-1]
+        found = _sidecar_attribute(keyword)
+        if found is None or found[0] in rules.spec_tags:
+            continue  # not a text attribute, or one whose value the spec's author set
+        findings.extend(Finding(name, where, reason, mask(value))
+                        for reason in value_flags(keyword, found[1], value, rules.context))
+    return findings
+
+
+#: VRs of the sidecar fields the review's flags judge: text people may have typed.
+_SIDECAR_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+@cache
+def _sidecar_attribute(keyword: str) -> tuple[int, str] | None:
+    """(tag, VR) of the DICOM text attribute a sidecar field is named like, or None."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return None
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return (tag, vr) if vr in _SIDECAR_TEXT_VRS else None
 
 
 def _cells(name: str, text: str) -> Iterator[tuple[str, str]]:
