@@ -270,6 +270,16 @@ def test_colliding_paths_are_an_error(archive, tmp_path):
         run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
     assert "EX-0001/baseline/00001.dcm" in str(clash.value)  # as the path would be spelt
     assert not (tmp_path / "out" / "flat").exists()
+    # Two descriptions that differ in letter case only: one folder on Windows and macOS.
+    spec = ExportSpec.from_yaml(
+        'name: cased\nlayout: "{participant}/{event}/{series_description}/'
+        '{instance_number:05d}.dcm"\nselect: {series_description: "(?i)t1|flair"}\ntags:\n'
+        "  - {tag: SeriesDescription, replace: {pattern: '^t1.*', with: 'Scan'}}\n"
+        "  - {tag: SeriesDescription, replace: {pattern: '^FLAIR.*', with: 'scan'}}\n")
+    with pytest.raises(InvalidInputError, match="differ only in letter case") as clash:
+        run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    assert "EX-0001/baseline/Scan/00001.dcm and EX-0001/baseline/scan/00001.dcm" in \
+        str(clash.value)
 
 
 def test_a_finding_removes_the_package(archive, tmp_path):

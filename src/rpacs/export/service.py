@@ -344,10 +344,14 @@ def _check_collisions(spec: ExportSpec, series: list[PlannedSeries]) -> None:
         seen[("", name.lower())].append(name)
     clashes = sorted(paths[0] for paths in seen.values() if len(paths) > 1)
     if clashes:
+        cased = sorted(tuple(sorted(set(paths))[:2]) for paths in seen.values()
+                       if len(set(paths)) > 1)
         raise InvalidInputError(
             f"layout: {len(clashes)} path(s) would hold more than one file, e.g. "
             f"{', '.join(clashes[:3])} (add {{series_number}}, {{sop_uid}} or "
-            "{study_date} to tell them apart)")
+            "{study_date} to tell them apart)"
+            + (f"; some differ only in letter case, which Windows and macOS do not tell "
+               f"apart: {cased[0][0]} and {cased[0][1]}" if cased else ""))
 
 
 def _package_path(out: Path, spec: ExportSpec) -> Path:
