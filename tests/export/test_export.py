@@ -375,6 +375,15 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
                    ExportSpec.from_yaml("name: x\nselect: {modalities: [CT]}"),
                    tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # On the command line, with the spec's other problems and its file's name.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncolour: red\nselect: {events: [week12]}\n")
+    result = _cli(archive, "export", archive.acronym, "--spec", str(bad), "--out",
+                  str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "bad.yaml: unknown key(s): colour" in result.output
+    assert "bad.yaml: select.events: week12 is not an event of the project (one of: " \
+        "baseline, followup, extra)" in result.output
 
 
 def test_a_series_in_parts_gives_the_same_package(archive, sidecar, tmp_path, monkeypatch):

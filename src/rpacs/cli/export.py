@@ -80,9 +80,11 @@ def export_command(project: str, spec_ref: str, out: Path, sidecar: Path | None,
     A residual-PHI finding removes the package and exits 1 (unless --allow-findings).
     """
     from ..export import load_spec, plan_export, run_export
+    from ..projects import get_project
 
-    spec = load_spec(spec_ref)
     with installation() as inst:
+        # Checked against the project's events with the spec's other problems.
+        spec = load_spec(spec_ref, get_project(inst, project).events)
         if dry_run:
             plan, risk = plan_export(inst, project, spec, out, sidecar=sidecar, k=k)
             if as_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,12 @@ class ExportSpec:
         return tuple(dict.fromkeys(columns))
 
     @classmethod
-    def from_yaml(cls, text: str) -> ExportSpec:
-        """Parse and validate; InvalidInputError lists every problem, each naming its key."""
+    def from_yaml(cls, text: str, events: Sequence[str] | None = None) -> ExportSpec:
+        """Parse and validate; InvalidInputError lists every problem, each naming its key.
+
+        ``events``: the project's, when known, so that an event the project does not have
+        is one of the problems rather than an error of its own later.
+        """
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -132,6 +137,11 @@ class ExportSpec:
         if not isinstance(description, str):
             problems.append("description: must be text")
         select = _selection(data.get("select"), problems)
+        unknown_events = sorted(set(select.events or ()) - set(events)) \
+            if events is not None else []
+        if unknown_events:
+            problems.append(f"select.events: {', '.join(unknown_events)} is not an event of "
+                            f"the project (one of: {', '.join(events or ())})")
         identity = _identity(data.get("identity"), problems)
         dates = _enum(DatesMode, data.get("dates", "keep"), "dates", problems)
         layout_text = data.get("layout", DEFAULT_LAYOUT)
@@ -450,8 +460,9 @@ def builtin_spec(name: str) -> ExportSpec | None:
     return ExportSpec.from_yaml(text) if text is not None else None
 
 
-def load_spec(reference: str) -> ExportSpec:
-    """A built-in spec by name, else the YAML file at ``reference``."""
+def load_spec(reference: str, events: Sequence[str] | None = None) -> ExportSpec:
+    """A built-in spec by name, else the YAML file at ``reference`` (``events``: the
+    project's, see :meth:`ExportSpec.from_yaml`)."""
     spec = builtin_spec(reference)
     if spec is not None:
         return spec
@@ -465,6 +476,6 @@ def load_spec(reference: str) -> ExportSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"--spec: cannot read {path} ({exc})") from exc
     try:
-        return ExportSpec.from_yaml(text)
+        return ExportSpec.from_yaml(text, events)
     except InvalidInputError as exc:
         raise InvalidInputError([f"{path.name}: {p}" for p in exc.problems]) from exc

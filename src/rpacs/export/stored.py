@@ -55,7 +55,7 @@ def save_spec(inst: Installation, project: Project, text: str, actor: str) -> St
     text = text.replace("\r\n", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    spec = ExportSpec.from_yaml(text)
+    spec = ExportSpec.from_yaml(text, project.events)
     if spec.name in LISTED_BUILTINS or spec.name.startswith("study:"):
         raise InvalidInputError(f"name: '{spec.name}' is a built-in spec; choose another name")
     with inst.db.session() as session:
@@ -87,7 +87,7 @@ def resolve_spec(inst: Installation, project: Project, name: str) -> ExportSpec:
             f"spec: '{name[:64]}' is neither a built-in spec ({', '.join(builtin_names())}) "
             f"nor a stored spec of {project.acronym}")
     try:
-        return ExportSpec.from_yaml(found.text)
+        return ExportSpec.from_yaml(found.text, project.events)
     except InvalidInputError as exc:  # stored when valid; the rules may have grown since
         raise InvalidInputError([f"stored spec {name}: {p}" for p in exc.problems]) from exc
 
