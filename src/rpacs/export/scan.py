@@ -275,7 +275,7 @@ class InstanceScan:
             entries.append((path, vr, tuple(split_values(text, vr)), tuple(reasons)))
         if self._uids and vr != "UI" and (tokens := _UID_IN_TEXT.findall(text)):
             entries.append((path, "UI", tuple(tokens), ()))  # a UID written into text
-        if self._dates and vr not in ("DA", "DT") and (dates := dates_in_text(text)):
+        if self._dates and vr not in ("DA", "DT", "UI") and (dates := dates_in_text(text)):
             entries.append((path, "DA", dates, ()))  # a date written into text
         return entries
 
