@@ -118,10 +118,21 @@ def test_import_show_review_and_patient_locate(rpacs, tmp_path):
     assert result.stdout == ("stored: 3, already present: 0, skipped (not DICOM): 1, "
                              "rejected: 1 (1 studies, 1 series)\n")
     assert result.stderr.startswith("rejected ") and "broken.dcm: " in result.stderr
+    assert f"skipped {tmp_path / 'in' / 'notes.txt'}: not a DICOM file" in result.stderr
     again = rpacs("import", str(tmp_path / "in" / "Testesen_1_1_1.dcm"), *IMPORT, "--json")
     assert again.exit_code == 0
     assert json.loads(again.stdout) == {"stored": 0, "present": 1, "not_dicom": 0,
-                                        "rejected": [], "studies": 1, "series": 1, "ok": True}
+                                        "rejected": [], "skipped": [], "studies": 1,
+                                        "series": 1, "ok": True}
+    # A CD's viewer: each skipped file in --json, the first ten on the terminal.
+    for n in range(12):
+        (tmp_path / "cd" / f"viewer{n:02d}.html").parent.mkdir(exist_ok=True)
+        (tmp_path / "cd" / f"viewer{n:02d}.html").write_text("<html></html>")
+    cd = rpacs("import", str(tmp_path / "cd"), *IMPORT, "--json")
+    assert [s["reason"] for s in json.loads(cd.stdout)["skipped"]] == ["not a DICOM file"] * 12
+    told = rpacs("import", str(tmp_path / "cd"), *IMPORT).stderr.splitlines()
+    assert len(told) == 11 and told[-1] == (
+        "skipped 2 more file(s) that are not DICOM (--json lists them all)")
     shown = json.loads(rpacs("project", "show", "CLITEST", "--json").stdout)
     assert [shown[k] for k in ("participants", "studies", "series", "instances")] == [1, 1, 1, 3]
 

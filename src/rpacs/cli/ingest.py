@@ -16,6 +16,9 @@ import click
 
 from .context import installation, load_settings, print_json, progress_bar
 
+#: Skipped (not DICOM) files named one by one in the summary; --json names all.
+SKIPPED_SHOWN = 10
+
 if TYPE_CHECKING:
     from ..ingest import ImportSummary
     from ..ingest.pool import WorkerPool
@@ -46,6 +49,12 @@ def _report(summary: ImportSummary, as_json: bool, stored_label: str) -> None:
         )
         for rejection in summary.rejected:
             click.echo(f"rejected {rejection.source}: {rejection.reason}", err=True)
+        # A clinical CD carries a viewer of hundreds of files: the first few say enough.
+        for skipped in summary.skipped[:SKIPPED_SHOWN]:
+            click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+        if len(summary.skipped) > SKIPPED_SHOWN:
+            click.echo(f"skipped {len(summary.skipped) - SKIPPED_SHOWN} more file(s) that are "
+                       "not DICOM (--json lists them all)", err=True)
     if not summary.ok:
         raise SystemExit(1)
 

@@ -38,10 +38,15 @@ class ImportSummary:
 
     stored: int = 0
     present: int = 0
-    not_dicom: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    #: Files that are not DICOM instances, with why: a CD's viewer, a DICOMDIR, notes.
+    skipped: list[NotDicom] = field(default_factory=list)
     studies: int = 0
     series: int = 0
+
+    @property
+    def not_dicom(self) -> int:
+        return len(self.skipped)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +62,7 @@ class ImportSummary:
             "present": self.present,
             "not_dicom": self.not_dicom,
             "rejected": [{"source": r.source, "reason": r.reason} for r in self.rejected],
+            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
             "studies": self.studies,
             "series": self.series,
             "ok": self.ok,

@@ -121,7 +121,7 @@ def _drive(plan: WorkPlan, sources: Sequence[Source], workers: int, pool: Worker
         if isinstance(outcome, StoredInstance):
             stored(outcome)
         elif isinstance(outcome, NotDicom):
-            summary.not_dicom += 1
+            summary.skipped.append(outcome)
         else:
             summary.rejected.append(outcome)
         done += 1
