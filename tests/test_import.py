@@ -255,3 +255,19 @@ def test_a_zip_cut_short_is_rejected_and_nothing_stored_registers_no_participant
 
     shown = project_summary(inst, get_project(inst, ACRONYM))
     assert shown["participants"] == 0, shown
+
+
+def test_a_zip_inside_a_zip_or_named_otherwise_is_rejected_not_skipped(inst, tmp_path):
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.write(f.write(f.mr_dataset(), tmp_path / "x" / "1.dcm"), "1.dcm")
+    outer = tmp_path / "in" / "outer.zip"
+    outer.parent.mkdir()
+    with zipfile.ZipFile(outer, "w") as archive:
+        archive.write(inner, "inner.zip")
+    (tmp_path / "in" / "export.dat").write_bytes(inner.read_bytes())
+    summary = _import(inst, tmp_path / "in")
+    assert summary.stored == 0 and summary.not_dicom == 0
+    assert sorted(Path(r.source).name for r in summary.rejected) == [
+        "export.dat", "outer.zip!inner.zip"]
+    assert all("unpack or rename it" in r.reason for r in summary.rejected)

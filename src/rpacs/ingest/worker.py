@@ -93,6 +93,10 @@ class Worker:
             return Rejection(source.name, exc.reason)
         if not data:
             return Rejection(source.name, "empty file (0 bytes)")
+        if data[:4] == b"PK\x03\x04":
+            # Its instances would be skipped unseen: a nested zip, or one named otherwise.
+            return Rejection(source.name, "a zip file inside a zip, or not named .zip: only "
+                             "a file named .zip is opened; unpack or rename it")
         if not looks_like_dicom(data):
             return NotDicom(source.name, "not a DICOM file")
         if data[128:132] == b"DICM" and _DICOMDIR_CLASS.search(data, 132, 1024):
