@@ -257,7 +257,8 @@ def test_a_zip_cut_short_is_rejected_and_nothing_stored_registers_no_participant
     assert shown["participants"] == 0, shown
 
 
-def test_a_zip_inside_a_zip_or_named_otherwise_is_rejected_not_skipped(inst, tmp_path):
+def test_a_zip_of_dicom_inside_a_zip_or_named_otherwise_is_rejected_not_skipped(inst,
+                                                                               tmp_path):
     inner = tmp_path / "inner.zip"
     with zipfile.ZipFile(inner, "w") as archive:
         archive.write(f.write(f.mr_dataset(), tmp_path / "x" / "1.dcm"), "1.dcm")
@@ -266,8 +267,13 @@ def test_a_zip_inside_a_zip_or_named_otherwise_is_rejected_not_skipped(inst, tmp
     with zipfile.ZipFile(outer, "w") as archive:
         archive.write(inner, "inner.zip")
     (tmp_path / "in" / "export.dat").write_bytes(inner.read_bytes())
+    # A CD's viewer (a .jar) and a report (.docx) are zips too, of no DICOM: skipped.
+    with zipfile.ZipFile(tmp_path / "in" / "viewer.jar", "w") as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        archive.writestr("Viewer.class", b"\xca\xfe\xba\xbe" + b"\0" * 200)
     summary = _import(inst, tmp_path / "in")
-    assert summary.stored == 0 and summary.not_dicom == 0
+    assert summary.stored == 0
+    assert [Path(s.source).name for s in summary.skipped] == ["viewer.jar"]
     assert sorted(Path(r.source).name for r in summary.rejected) == [
         "export.dat", "outer.zip!inner.zip"]
     assert all("unpack or rename it" in r.reason for r in summary.rejected)

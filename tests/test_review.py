@@ -170,6 +170,8 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("ImagePositionPatient", "DS", "-115.0\\-115.0\\-194.5", False),
     ("PatientWeight", "DS", "Zebulonsen", True),
     ("InstanceNumber", "IS", "12", False),
+    ("InstanceNumber", "IS", "1.0", False),  # not PS3.5's, but common, and a number
+    ("PatientWeight", "DS", "72,5", True),
     ("InstanceNumber", "IS", "Quintilia", True),
     ("StudyTime", "TM", "101502.123", False),
     ("StudyTime", "TM", "10:15:02", False),  # ACR-NEMA
@@ -196,7 +198,7 @@ def _leaks_among_common_values() -> list[tuple[frozenset[TagEntry]]]:
     names = ("TP-0000", "TP-0001", "Nordmann^Ola", "TP-0002", "TP-0003")
     dates = ("20200101", "20200601", "20200101\\19780512", "20201231", "20200301")
     texts = ("ok a", "ok b", "ok c", "ok d", "Seen by Dr Hansen today")
-    weights = ("72.5", "8.0E1", "Nordmann", "65", "70")  # a name typed into a number
+    weights = ("72.5", "8.0E1", "Ærø", "65", "70")  # a name typed into a number
     return [
         (frozenset({TagEntry("00100010", "PatientName", "PN", name),
                     TagEntry("00080022", "AcquisitionDate", "DA", date),

@@ -389,3 +389,24 @@ def test_bytes_the_files_own_set_did_not_decode_go_back_as_they_were():
                    replacement="-")
     written = write_instance(_rewritten(ds, rule))
     assert b"T2 \xff-ax" in written
+
+
+@pytest.mark.parametrize("charset", [b"ISO 2022 IR 100", b"\\ISO 2022 IR 100", b"ISO-IR 100"])
+def test_a_set_python_cannot_name_gives_its_own_letters_back(charset):
+    """Read byte for byte (as Latin-1), a value's own letters go back as they came; only a
+    new non-ASCII letter would be an error."""
+    ds = _with_charset(f.mr_dataset(), charset)
+    ds["SeriesDescription"] = RawDataElement(BaseTag(0x0008103E), "LO", 10, b"T2_\xc5lesund",
+                                             0, False, True)
+    rule = TagRule(0x0008103E, "SeriesDescription", TagAction.REPLACE, value="_",
+                   replacement="-")
+    assert b"T2-\xc5lesund" in write_instance(_rewritten(ds, rule))
+    new = TagRule(0x00204000, "ImageComments", TagAction.SET, value="Å")
+    with pytest.raises(InvalidInputError, match="U\\+00C5"):
+        _rewritten(_with_charset(f.mr_dataset(), charset), new)
+
+
+def _with_charset(ds: Dataset, charset: bytes) -> Dataset:
+    ds["SpecificCharacterSet"] = RawDataElement(BaseTag(0x00080005), "CS", len(charset),
+                                                charset, 0, False, True)
+    return ds

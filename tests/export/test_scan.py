@@ -149,11 +149,12 @@ def test_a_report_masks_path_components_that_quote_identifying_data():
     leaky = "OSL0001.zip!OSL0001/baseline/MR/001_T1_EX-0002_scan/00001.dcm"
     assert RULES.masked_path(leaky) == \
         f"OSL0001.zip!OSL0001/baseline/MR/{mask('001_T1_EX-0002_scan')}/00001.dcm"
-    # The layout's own dates and new UIDs stay: files must stay told apart.
-    own = "OSL0001/baseline/20140102_MR/001_t1/2.25.123456789012345678.dcm"
+    # The layout's own study dates (the export's, in its date range) and new UIDs stay:
+    # files must stay told apart.
+    own = "OSL0001/baseline/20100505_MR/001_t1/2.25.123456789012345678.dcm"
     assert RULES.masked_path(own) == own
     for component in ("002_pas_12345678901", "003_kari@example.org", f"x_{ARCHIVE_UID}",
-                      "004_20123456789"):
+                      "004_20123456789", "005_T1_born_19780512", "006_pas_20123456"):
         name = f"{component}.json"
         assert RULES.masked_path(f"OSL0001/{name}") == f"OSL0001/{mask(name)}"
 
@@ -167,3 +168,14 @@ def test_a_sidecars_text_fields_are_flagged_as_the_attribute_is():
     assert {(f.tag, f.reason) for f in found} == {
         ("SeriesDescription", "e-mail address"),
         ("SeriesDescription", "long run of digits (an ID or phone number?)")}
+
+
+def test_a_spec_set_value_copied_into_another_sidecar_field_is_the_authors_too():
+    # The spec set StudyDescription (RULES.spec_tags); dcm2niix-like copies of it elsewhere
+    # are not flagged, while the same text typed into another field would be.
+    text = json.dumps({"StudyDescription": "Cohort 2020123456",
+                       "ProcedureStepDescription": "Cohort 2020123456",
+                       "SeriesDescription": "t1 2020123457"})
+    found = scan_text("001_t1.json", text, RULES, frozenset())
+    assert [(f.tag, f.reason) for f in found] == [
+        ("SeriesDescription", "long run of digits (an ID or phone number?)")]

@@ -634,7 +634,7 @@ class Rewriter:
     def _rules(self, ds: Dataset, subject: Subject, codec: str, implicit: bool,
                little: bool) -> None:
         elements = ds._dict
-        written: list[tuple[int, str, str]] = []  # (tag, VR, text) of the values to encode
+        written: list[tuple[int, str, str, str]] = []  # (tag, VR, new text, old text)
         for tag in self._rule_tags:
             key = BaseTag(tag)
             element = elements.get(key)
@@ -653,45 +653,50 @@ class Rewriter:
             elif vr in _BINARY_VRS:
                 elements[key] = DataElement(key, vr, after)
             else:
-                written.append((tag, vr, after))
-        codec = self._codec_for(ds, [(tag, text) for tag, _, text in written], implicit,
-                                little)
-        for tag, vr, text in written:
+                written.append((tag, vr, after, before or ""))
+        codec = self._codec_for(ds, [(tag, text, before) for tag, _, text, before in written],
+                                codec, implicit, little)
+        for tag, vr, text, _ in written:
             elements[BaseTag(tag)] = raw_element(tag, vr, encode_text(text, vr, codec),
                                                  implicit, little)
 
     @staticmethod
-    def _codec_for(ds: Dataset, written: list[tuple[int, str]], implicit: bool,
-                   little: bool) -> str:
-        """The codec the values the rules write (``written``: tag, text) are encoded with.
+    def _codec_for(ds: Dataset, written: list[tuple[int, str, str]], codec: str,
+                   implicit: bool, little: bool) -> str:
+        """The codec the values the rules write (``written``: tag, new text, old text) are
+        encoded with; ``codec`` is the one the old texts were read with.
 
         The data set's, as a rule. When it declares the default repertoire (no Specific
         Character Set, or an empty or ISO_IR 6 one: its text is ASCII) and a value is not
         ASCII, it declares ISO_IR 100 (Latin-1) when that holds every value, else ISO_IR
-        192 (UTF-8). A declared set that cannot hold a value — or that switches sets with
-        ISO 2022 escapes, which rpacs does not write — is an error naming the attribute
-        and the character, rather than the "?" a writer would put in. Bytes read from the
-        file that its own set did not decode (kept as surrogates) go back as they were.
+        192 (UTF-8). A declared set that cannot hold a new character is an error naming
+        the attribute and the character, rather than the "?" a writer would put in. A set
+        Python has no codec for (ISO 2022 escapes, a misspelt name) was read byte for byte
+        as Latin-1: its own characters go back as they came, and only a new non-ASCII one
+        is an error. Bytes a set did not decode (kept as surrogates) go back as they were.
         """
         terms = _charset_terms(ds._dict.get(BaseTag(_CHARSET)))
-        codec = text_codec(ds) or ""
-        if all(_fits(text, "ascii") for _, text in written):
-            return codec or "latin-1"
+        known = text_codec(ds) is not None
+        if all(_fits(text, "ascii") for _, text, _ in written):
+            return codec
         if all(t in ("", "ISO_IR 6", "ISO 2022 IR 6") for t in terms):
-            texts = [text for _, text in written]
+            texts = [text for _, text, _ in written]
             name, codec = ("ISO_IR 100", "latin-1") \
                 if all(_fits(t, "latin-1") for t in texts) else ("ISO_IR 192", "utf-8")
             ds._dict[BaseTag(_CHARSET)] = raw_element(
                 _CHARSET, "CS", encode_text(name, "CS", "ascii"), implicit, little)
             return codec
-        for tag, text in written:
+        for tag, text, before in written:
             for character in text:
-                if not _fits(character, "ascii") and not (codec and _fits(character, codec)):
-                    raise InvalidInputError(
-                        f"tags: {keyword_for_tag(tag) or f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
-                        f": the files declare the character set {chr(92).join(terms)}, which "
-                        f"cannot hold the character U+{ord(character):04X} of its new value; "
-                        "write it in ASCII, or with clean: true")
+                if _fits(character, "ascii") or (known and _fits(character, codec)) or (
+                        not known and character in before):
+                    continue
+                name = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+                raise InvalidInputError(
+                    f"tags: {name}: the files declare the character set "
+                    f"{chr(92).join(terms)}, which cannot hold the character "
+                    f"U+{ord(character):04X} of its new value; write it in ASCII, or with "
+                    "clean: true")
         return codec
 
 

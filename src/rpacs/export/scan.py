@@ -108,9 +108,13 @@ class ScanRules:
             if (ids is not None and ids.search(name)) or any(
                     t in self.archive_uids for t in _uid_tokens(name)):
                 return True
-            # The layout's dates and UIDs are the export's own (shifted, new): as runs of
-            # digits they would mask every file's name alike.
-            rest = _LAYOUT_NUMBERS.sub("", name)
+            # The layout's study dates and UIDs are the export's own (shifted, new): as runs
+            # of digits they would mask every file's name alike. Other numbers (a birth
+            # date typed into a description) still mask the component.
+            window = self.context.date_range
+            rest = _LAYOUT_NUMBERS.sub(
+                lambda m: "" if m[0].startswith("2.25.") or (
+                    window is not None and window[0] <= m[0] <= window[1]) else m[0], name)
             return bool(value_flags("SeriesDescription", "LO", rest, self.context))
 
         return "".join(part if part in ("", "/", "!") or not identifying(part) else mask(part)
@@ -339,12 +343,16 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
 
 def _sidecar_flags(name: str, cells: list[tuple[str, str]], rules: ScanRules
                    ) -> list[Finding]:
+    fields = [(where, value, where.split("[", 1)[0].rsplit(".", 1)[-1]) for where, value in cells]
+    # What the spec's author set, also where dcm2niix copied it (ProtocolName from the
+    # SeriesDescription a rule set): their decision, as in the files.
+    spec_set = {value for _, value, keyword in fields
+                if (found := _sidecar_attribute(keyword)) and found[0] in rules.spec_tags}
     findings = []
-    for where, value in cells:
-        keyword = where.split("[", 1)[0].rsplit(".", 1)[-1]
+    for where, value, keyword in fields:
         found = _sidecar_attribute(keyword)
-        if found is None or found[0] in rules.spec_tags:
-            continue  # not a text attribute, or one whose value the spec's author set
+        if found is None or found[0] in rules.spec_tags or value in spec_set:
+            continue
         findings.extend(Finding(name, where, reason, mask(value))
                         for reason in value_flags(keyword, found[1], value, rules.context))
     return findings

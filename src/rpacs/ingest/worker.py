@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import pickle
 import re
+import zipfile
 from typing import Any
 
 from pydicom import Dataset
@@ -41,6 +43,25 @@ _DICOMDIR_CLASS = re.compile(rb"1\.2\.840\.10008\.1\.3\.10(?![0-9.])")
 #: VRs stored as binary numbers: their raw bytes are not text.
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", None})
 _STUDY, _SERIES, _SOP_INSTANCE = 0x0020000D, 0x0020000E, 0x00080018
+
+
+#: Members of a zip found inside an import read for DICOM at most (their first bytes).
+_ZIP_MEMBERS_READ = 64
+
+
+def _holds_dicom(data: bytes) -> bool:
+    """Whether the zip file ``data`` has a DICOM file among its first members."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist()[:_ZIP_MEMBERS_READ]:
+                if info.is_dir():
+                    continue
+                with archive.open(info) as member:
+                    if looks_like_dicom(member.read(1024)):
+                        return True
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError):
+        return False  # not readable as a zip (encrypted, cut short): nothing to tell
+    return False
 
 
 def patient_key(installation_secret: bytes, patient_id: str) -> str:
@@ -93,10 +114,12 @@ class Worker:
             return Rejection(source.name, exc.reason)
         if not data:
             return Rejection(source.name, "empty file (0 bytes)")
-        if data[:4] == b"PK\x03\x04":
+        if data[:4] == b"PK\x03\x04" and _holds_dicom(data):
             # Its instances would be skipped unseen: a nested zip, or one named otherwise.
-            return Rejection(source.name, "a zip file inside a zip, or not named .zip: only "
-                             "a file named .zip is opened; unpack or rename it")
+            # (A viewer's .jar or a .docx report on a CD is a zip too: skipped as it was.)
+            return Rejection(source.name, "a zip file of DICOM files inside a zip, or not "
+                             "named .zip: only a file named .zip is opened; unpack or rename "
+                             "it")
         if not looks_like_dicom(data):
             return NotDicom(source.name, "not a DICOM file")
         if data[128:132] == b"DICM" and _DICOMDIR_CLASS.search(data, 132, 1024):

@@ -59,7 +59,7 @@ _NEVER_FLAGGED_VRS = frozenset({
 #: The forms of the VRs written as text but holding a number, a time or an age (PS3.5
 #: 6.2), each of several values: anything else is text typed where it does not belong.
 NUMBER_FORMS = {
-    "IS": re.compile(r" *[+-]?\d+ *"),
+    "IS": re.compile(r" *[+-]?\d+(?:\.0*)? *"),  # 1.0: not PS3.5's, but common and a number
     "DS": re.compile(r" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *"),
     "TM": re.compile(r"\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)? *"),
     "AS": re.compile(r"\d{3}[DWMY]"),

@@ -103,13 +103,17 @@ def _suspects(project: Project, row: TagInventory,
         return (value != "") & value.not_in(sorted(DUMMY_VALUES)) & or_(
             day < window[0], day > window[1], value.contains("\\", autoescape=True))
     if row.vr in NUMBER_FORMS:
-        # A number, time or age holding a letter (the exponent of a DS and the unit of an
-        # AS aside), in SQL every database has: a letter is what lower and upper change.
-        kept = value
-        for allowed in {"DS": "eE", "AS": "DWMY"}.get(row.vr, ""):
-            kept = func.replace(kept, allowed, "")
-        return func.lower(kept) != func.upper(kept)
+        # A number, time or age holding a character none of them has (a letter, a comma),
+        # in SQL both SQLite and PostgreSQL have: what is left when those characters are
+        # trimmed from both ends is not empty. The forms themselves are checked in Python.
+        allowed = _NUMBER_CHARACTERS[row.vr]
+        return func.ltrim(func.rtrim(value, allowed), allowed) != ""
     return None
+
+
+#: The characters the values of each of NUMBER_FORMS' VRs are made of.
+_NUMBER_CHARACTERS = {"IS": "0123456789+-. \\", "DS": "0123456789+-.eE \\",
+                      "TM": "0123456789.: \\", "AS": "0123456789DWMY\\"}
 
 
 def _values_to_check(session: Session, project: Project, row: TagInventory,
