@@ -12,6 +12,7 @@ import pydicom
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -225,3 +226,24 @@ def test_a_dataset_built_in_memory_can_be_written():
     back = dcmread(BytesIO(write_instance(ds)))
     assert back.PatientID == "P-1" and back.PixelData == f.mr_dataset().PixelData
     assert back.ReferencedImageSequence[0].ReferencedSOPClassUID == f.MRImageStorage
+
+
+def test_an_odd_length_in_a_files_meta_is_written_padded():
+    """A malformed source's odd-length meta value is kept, padded to an even length."""
+    ds = f.mr_dataset()
+    ds.file_meta._dict[BaseTag(0x00020013)] = RawDataElement(
+        BaseTag(0x00020013), "SH", 7, b"VENDOR1", 0, False, True)
+    out = write_instance(ds)
+    length = struct.unpack("<L", out[140:144])[0]
+    elements = out[144:144 + length]
+    offset = 0
+    while offset < len(elements):  # every element of the meta is of even length
+        vr = elements[offset + 4:offset + 6]
+        if vr in (b"OB", b"OW", b"UN", b"UT", b"UC", b"UR", b"SQ"):
+            size, head = struct.unpack("<L", elements[offset + 8:offset + 12])[0], 12
+        else:
+            size, head = struct.unpack("<H", elements[offset + 6:offset + 8])[0], 8
+        assert size % 2 == 0, elements[offset:offset + 4]
+        offset += head + size
+    assert offset == len(elements)
+    assert dcmread(BytesIO(out)).file_meta.ImplementationVersionName == "VENDOR1"

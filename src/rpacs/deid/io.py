@@ -325,6 +325,8 @@ def _file_meta_bytes(meta: Dataset) -> bytes:
         element = elements[tag]
         if type(element) is RawDataElement:
             value = element.value or b""
+            if len(value) % 2:  # odd, from a malformed file: padded as PS3.5 7.1.1 wants
+                value += b"\x00" if element.VR in ("UI", "OB", "OW", "UN") else b" "
             parts.append(group.header(number, element.VR, len(value)))
             parts.append(value)
         else:
