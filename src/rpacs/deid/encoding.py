@@ -79,6 +79,22 @@ def vr_acted_on(vr: str | None, tag: int) -> str:
     return effective_vr(RawDataElement(BaseTag(tag), vr, 0, b"", 0, vr is None, True), tag)
 
 
+#: The Specific Character Set terms of the default repertoire (ASCII).
+DEFAULT_REPERTOIRE = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
+
+
+def charset_terms(element: RawDataElement | DataElement | None) -> list[str]:
+    """The defined terms of a Specific Character Set element ([] when there is none)."""
+    if element is None:
+        return []
+    if isinstance(element, RawDataElement):
+        terms = (element.value or b"").decode("latin-1").strip(" \x00").split("\\")
+    else:
+        value = element.value
+        terms = list(value) if isinstance(value, MultiValue | list) else [str(value or "")]
+    return [str(t).strip() for t in terms]
+
+
 def text_codec(ds: Dataset, inherited: str | None = "latin-1") -> str | None:
     """The Python codec that decodes every text value of ``ds``, or None.
 
@@ -90,16 +106,11 @@ def text_codec(ds: Dataset, inherited: str | None = "latin-1") -> str | None:
     element = ds._dict.get(BaseTag(0x00080005))
     if element is None:
         return inherited
-    if isinstance(element, RawDataElement):
-        terms = (element.value or b"").decode("latin-1").strip(" \x00").split("\\")
-    else:
-        value = element.value
-        terms = list(value) if isinstance(value, MultiValue | list) else [str(value or "")]
-    terms = [t.strip() for t in terms]
+    terms = charset_terms(element)
     if len(terms) > 1 and any(terms[1:]):
         return None
     term = terms[0] if terms else ""
-    if term in ("", "ISO_IR 6", "ISO 2022 IR 6"):
+    if term in DEFAULT_REPERTOIRE:
         return "latin-1"
     if term.startswith("ISO 2022") or term == "ISO_IR 13" or term not in python_encoding:
         return None

@@ -34,6 +34,8 @@ from ..deid import (
     uid_for,
 )
 from ..deid.encoding import (
+    DEFAULT_REPERTOIRE,
+    charset_terms,
     decode_text,
     effective_vr,
     element_text,
@@ -675,11 +677,11 @@ class Rewriter:
         as Latin-1: its own characters go back as they came, and only a new non-ASCII one
         is an error. Bytes a set did not decode (kept as surrogates) go back as they were.
         """
-        terms = _charset_terms(ds._dict.get(BaseTag(_CHARSET)))
+        terms = charset_terms(ds._dict.get(BaseTag(_CHARSET)))
         known = text_codec(ds) is not None
         if all(_fits(text, "ascii") for _, text, _ in written):
             return codec
-        if all(t in ("", "ISO_IR 6", "ISO 2022 IR 6") for t in terms):
+        if all(t in DEFAULT_REPERTOIRE for t in terms):
             texts = [text for _, text, _ in written]
             name, codec = ("ISO_IR 100", "latin-1") \
                 if all(_fits(t, "latin-1") for t in texts) else ("ISO_IR 192", "utf-8")
@@ -698,18 +700,6 @@ class Rewriter:
                     f"U+{ord(character):04X} of its new value; write it in ASCII, or with "
                     "clean: true")
         return codec
-
-
-def _charset_terms(element: Any) -> list[str]:
-    """The defined terms of a Specific Character Set element ([] when there is none)."""
-    if element is None:
-        return []
-    if type(element) is RawDataElement:
-        return [t.strip(" \x00") for t in (element.value or b"").decode("latin-1").split("\\")]
-    value = element.value
-    values = list(value) if isinstance(value, list | tuple) or type(value).__name__ == \
-        "MultiValue" else [value or ""]
-    return [str(v).strip() for v in values]
 
 
 def _fits(text: str, codec: str) -> bool:

@@ -343,19 +343,16 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
 
 def _sidecar_flags(name: str, cells: list[tuple[str, str]], rules: ScanRules
                    ) -> list[Finding]:
-    fields = [(where, value, where.split("[", 1)[0].rsplit(".", 1)[-1]) for where, value in cells]
+    # (where, value, keyword, (tag, VR)) of each field named like a DICOM text attribute.
+    fields = [(where, value, keyword, found) for where, value in cells
+              if (found := _sidecar_attribute(
+                  keyword := where.split("[", 1)[0].rsplit(".", 1)[-1])) is not None]
     # What the spec's author set, also where dcm2niix copied it (ProtocolName from the
     # SeriesDescription a rule set): their decision, as in the files.
-    spec_set = {value for _, value, keyword in fields
-                if (found := _sidecar_attribute(keyword)) and found[0] in rules.spec_tags}
-    findings = []
-    for where, value, keyword in fields:
-        found = _sidecar_attribute(keyword)
-        if found is None or found[0] in rules.spec_tags or value in spec_set:
-            continue
-        findings.extend(Finding(name, where, reason, mask(value))
-                        for reason in value_flags(keyword, found[1], value, rules.context))
-    return findings
+    spec_set = {value for _, value, _, (tag, _) in fields if tag in rules.spec_tags}
+    return [Finding(name, where, reason, mask(value))
+            for where, value, keyword, (_, vr) in fields if value not in spec_set
+            for reason in value_flags(keyword, vr, value, rules.context)]
 
 
 #: VRs of the sidecar fields the review's flags judge: text people may have typed.

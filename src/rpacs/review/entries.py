@@ -210,6 +210,12 @@ _GROUP_LENGTH = 0x00020000
 _META_ENTRIES: dict[int, tuple[object, frozenset[TagEntry], dict[int, frozenset[TagEntry]]]] = {}
 
 
+def _without_group_length(elements: dict[BaseTag, Any]) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta._dict = {tag: element for tag, element in elements.items() if tag != _GROUP_LENGTH}
+    return meta
+
+
 def _group_length_entries(meta: FileMetaDataset) -> frozenset[TagEntry]:
     """The entries of the group length of ``meta`` (without one) as a file holds it: the
     bytes of its elements, written as the file meta always is (explicit VR little endian).
@@ -233,9 +239,7 @@ def file_meta_entries(file_meta: Dataset | tuple[dict[BaseTag, Any], bytes]
     cost the import more than reading the file's own elements.
     """
     if isinstance(file_meta, Dataset):
-        meta = FileMetaDataset()
-        meta._dict = {tag: element for tag, element in file_meta._dict.items()
-                      if tag != _GROUP_LENGTH}
+        meta = _without_group_length(file_meta._dict)
         return frozenset(tag_entries(meta)) | _group_length_entries(meta)
     elements, uid = file_meta
     known = _META_ENTRIES.get(id(elements))
@@ -249,15 +253,13 @@ def file_meta_entries(file_meta: Dataset | tuple[dict[BaseTag, Any], bytes]
     own = _public_raw_entries(_MEDIA_SOP_INSTANCE_UID, "UI", uid)
     assert own is not None  # a UI value is raw text
     # The group length follows from the UID's length (padded to even) alone.
-    lengths = known[2]
-    length = lengths.get(len(uid) + (len(uid) & 1))
+    padded = len(uid) + (len(uid) & 1)
+    length = known[2].get(padded)
     if length is None:
-        meta = FileMetaDataset()
-        meta._dict = {tag: element for tag, element in elements.items()
-                      if tag != _GROUP_LENGTH}
+        meta = _without_group_length(elements)
         meta._dict[BaseTag(_MEDIA_SOP_INSTANCE_UID)] = RawDataElement(
             BaseTag(_MEDIA_SOP_INSTANCE_UID), "UI", len(uid), uid, 0, False, True)
-        length = lengths[len(uid) + (len(uid) & 1)] = _group_length_entries(meta)
+        length = known[2][padded] = _group_length_entries(meta)
     return known[1] | own | length
 
 
