@@ -1,5 +1,14 @@
 # Two commands on a fresh Debian machine with Python 3.11: `make demo` and `make test`.
-PYTHON ?= python3
+# The venv's interpreter: Debian's own (/usr/bin/python3) when it is 3.11 or newer, else the
+# first python3 on PATH; `make PYTHON=...` chooses another. Debian's is the one apt keeps
+# patched, and it is built with profile-guided optimisation: faster than a default build
+# from source, such as pyenv's (docs/operations.md has the figures).
+SYSTEM_PYTHON := /usr/bin/python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+                  2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
+endif
+PYTHON_PATH := $(shell readlink -f "$$(command -v $(PYTHON))")
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -13,12 +22,21 @@ APT_PACKAGES ?= postgresql chromium dcmtk unzip
 
 venv: $(STAMP)
 
+# The stamp names the interpreter the venv was made with: a venv of another one (an older
+# checkout, another PYTHON=) is made again.
+ifneq ($(file <$(STAMP)),$(PYTHON_PATH))
+.PHONY: $(STAMP)
+endif
+
+# Debian ships venv's ensurepip in a package of its own (python3-venv), which a fresh
+# machine may lack.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rpacs needs Python >= 3.11"'
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || bash scripts/ensure-system-packages.sh python3-venv
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	@touch $(STAMP)
+	@echo '$(PYTHON_PATH)' > $(STAMP)
 
 system-packages:
 	@bash scripts/ensure-system-packages.sh $(APT_PACKAGES)
