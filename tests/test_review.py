@@ -186,6 +186,29 @@ def test_flags(keyword, vr, value, flagged):
     assert bool(value_flags(keyword, vr, value, CONTEXT)) is flagged
 
 
+@pytest.mark.parametrize(("keyword", "vr", "value"), [
+    ("SliceThickness", "DS", "1" * 100_000 + "x"),  # was minutes: \d+\.?\d* backtracked
+    ("ImageComments", "LT", "a" * 200_000),  # was minutes: an e-mail tried at every letter
+    ("ImageComments", "UT", "a." * 100_000 + "@"),
+])
+def test_a_long_malformed_value_is_judged_without_catastrophic_backtracking(keyword, vr,
+                                                                            value):
+    """Not a timing test: linear time takes milliseconds here, the old patterns took
+    minutes to hours; the alarm only stops a run that would otherwise hang."""
+    import signal
+
+    def hung(*_: object) -> None:
+        raise TimeoutError(f"value_flags on {len(value)} characters of {vr} did not end")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        value_flags(keyword, vr, value, CONTEXT)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_no_date_flags_before_any_study_is_stored():
     empty = ReviewContext(frozenset(), "", "")
     assert value_flags("StudyDate", "DA", "20230517", empty) == []

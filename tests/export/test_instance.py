@@ -207,7 +207,14 @@ def _varied(n: int, charset: str | None) -> Dataset:
     reference.ReferencedSOPClassUID = ds.SOPClassUID
     reference.ReferencedSOPInstanceUID = f.uid(1, 1 + n % 2, n + 1)
     reference.add_new(0x00091010, "LO", "private in an item")
+    # Text where a number belongs (the review flags it), in an item and at the top level:
+    # both paths find it alike, and pass over the well-formed numbers.
+    reference._dict[BaseTag(0x00180050)] = RawDataElement(
+        BaseTag(0x00180050), "DS", 6, b"thin\\1" if n % 2 else b"1.25\\1", 0, False, True)
     ds.ReferencedImageSequence = Sequence([reference])
+    if n % 3 == 0:
+        ds._dict[BaseTag(0x00180086)] = RawDataElement(BaseTag(0x00180086), "IS", 8,
+                                                       b"second  ", 0, False, True)
     # Nested: an item holding a sequence, UIDs and a date.
     outer = Dataset()
     outer.StudyInstanceUID = ds.StudyInstanceUID

@@ -70,6 +70,36 @@ def test_values_the_spec_sets_are_not_flagged_but_a_leak_still_is():
     assert ("OperatorsName", "person name") in _reasons(ds)
 
 
+def _with_raw(**values: tuple[str, bytes]) -> tuple[Dataset, bytes]:
+    """A written data set with elements set from raw bytes (keyword → (VR, value)): values
+    pydicom would refuse to set, as a malformed source file holds them."""
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    ds, _ = _written()
+    for keyword, (vr, value) in values.items():
+        tag = tag_for_keyword(keyword)
+        ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    data = write_instance(ds)
+    return read_instance(data, "x.dcm"), data
+
+
+def test_text_typed_into_a_number_time_or_age_is_flagged_as_the_review_does():
+    ds, _ = _with_raw(SliceThickness=("DS", b"Kari Nordmann "),
+                      InstanceNumber=("IS", b"EX-0001 "),
+                      PatientAge=("AS", b"45 years"),
+                      AcquisitionTime=("TM", b"kl 10:15 "),
+                      PixelSpacing=("DS", b"0.48828125\\0.48828125 "),
+                      EchoTime=("DS", b"2.46"))
+    found = _reasons(ds)
+    for keyword, vr in (("SliceThickness", "DS"), ("InstanceNumber", "IS"),
+                        ("PatientAge", "AS"), ("AcquisitionTime", "TM")):
+        assert (keyword, f"not a valid {vr} value (text where a number, time or age "
+                         "belongs)") in found
+    assert ("InstanceNumber", "research participant ID") in found
+    assert not {k for k, _ in found} & {"PixelSpacing", "EchoTime"}
+
+
 def test_bytes_are_searched_for_the_instances_own_uids_and_research_id():
     _, data = _written()
     data += b"\x00private\x00" + ARCHIVE_UID.encode() + b"EX-0001"

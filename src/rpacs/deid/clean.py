@@ -49,6 +49,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
 from .patterns import PHONE_NUMBER
 
 REPLACEMENT = "***"

@@ -24,6 +24,8 @@ from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
+
 #: Explicit VR encodings with a 4-byte length (PS3.5 Table 7.1-1).
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
 #: VRs whose value is character text (PS3.5 6.2), possibly multi-valued with backslashes.

@@ -28,6 +28,7 @@ from pydicom.uid import (
 )
 
 from ..errors import DeidentificationError, DicomInputError
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
 from .encoding import element_text, encode_text, encoder, number_bytes, raw_element
 from .sop import Deidentifier
 

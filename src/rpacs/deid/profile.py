@@ -32,6 +32,7 @@ import yaml
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..errors import InvalidInputError
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
 from .enum import Option
 from .private import SafePrivateElement
 

@@ -30,6 +30,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
 from .clean import _IDENTIFYING_TAGS, TextCleaner
 from .encoding import (
     effective_vr,

@@ -75,6 +75,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 from ..errors import DeidentificationError
+from . import quiet  # noqa: F401  (pydicom's value warnings off)
 from .clean import TextCleaner, value_list
 from .dates import shift_da, shift_dt
 from .encoding import (

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from ..db import Series, Study, TagInventory, TagValue
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import InvalidInputError, NotFoundError, ResidualPhiError
 from ..export import ExportSpec, beside, run_export
 from ..ingest import import_paths

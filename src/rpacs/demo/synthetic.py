@@ -33,6 +33,8 @@ from pydicom.filewriter import correct_ambiguous_vr, write_data_element
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
+
 #: pydicom's UID root, under which example data may mint UIDs.
 _ROOT = "1.2.826.0.1.3680043.8.498.7"
 #: The (fictional) scanner's software writes files with this implementation class.

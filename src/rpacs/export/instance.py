@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pydicom import Dataset
 from pydicom.tag import BaseTag
 
-from ..deid import PlainFile, parse_plain, read_instance, write_instance, write_plain
+from ..deid import (
+    PlainFile,
+    parse_plain,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
+    read_instance,
+    write_instance,
+    write_plain,
+)
 from ..deid.encoding import element_text, vr_acted_on
 from .content import Finding
 from .rewrite import RawChanges, Rewriter, Subject

@@ -27,6 +27,7 @@ from ..deid import (
     PlainFile,
     keeps_uid,
     parse_items,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
     shift_da,
     shift_dt,
     splice_item,

@@ -3,7 +3,8 @@
 With ``identity: random`` no research participant ID and no archive UID may appear in any
 file (DICOM, JSON sidecar, CSV), nor — unless the spec keeps dates — any of an instance's
 archive dates. The review's flags (:func:`rpacs.review.value_flags`) run on every exported
-tag as well, against the export's own identifiers and its (shifted) study dates. Values the
+tag as well, against the export's own identifiers and its (shifted) study dates: text, and
+numbers, times and ages (IS, DS, TM, AS) for a value that is not one. Values the
 spec itself adds (``set``, ``from_sidecar``) are the spec author's decision and are not
 flagged. Findings name the file and tag; values are masked.
 """
@@ -23,7 +24,10 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
-from ..deid import parse_items
+from ..deid import (
+    parse_items,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
+)
 from ..deid.encoding import (
     decode_text,
     effective_vr,
@@ -31,13 +35,24 @@ from ..deid.encoding import (
     text_codec,
     vr_acted_on,
 )
-from ..review import ReviewContext, value_flags
+from ..review import NUMBER_FORMS, ReviewContext, value_flags
 from .content import Finding
 
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI",
                        "UR", "UT"})
-#: The VRs of the elements the scan reads: text, and sequences for the text in them.
-SCANNED_VRS = _TEXT_VRS | {"SQ"}
+#: The VRs of a number, a time or an age written as text. Their values are judged only
+#: when they are not of that form: text typed where a number belongs (the review's flag).
+_NUMBER_VRS = frozenset(NUMBER_FORMS)
+#: Those forms on a value's bytes, several values and padding included. Most of a file's
+#: numbers are of this form and are passed over before any decoding; the rest are judged
+#: as text. ASCII digits only: a value this misses is judged, never passed over. Atomic
+#: groups: a long malformed value fails in linear time.
+_NUMBER_BYTES = {
+    vr: re.compile(rb"(?>%s)?(?:\\(?>%s)?)*+[ \x00]*+" % ((form.pattern.encode(),) * 2))
+    for vr, form in NUMBER_FORMS.items()}
+#: The VRs of the elements the scan reads: text, numbers written as text, and sequences
+#: for the values in them.
+SCANNED_VRS = _TEXT_VRS | _NUMBER_VRS | {"SQ"}
 _MEMO_ENTRIES = 100_000
 _UID_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
 #: Research IDs shorter than this are not searched for in binary values (pixel data would
@@ -155,8 +170,14 @@ class InstanceScan:
         memo = self._memo
         found: list[Entry] = []
         for number, vr, value in elements:
-            if (vr not in _TEXT_VRS and vr != "SQ") or not value:
+            if not value:
                 continue  # an empty value has nothing to find
+            number_form = _NUMBER_BYTES.get(vr)
+            if number_form is not None:
+                if number_form.fullmatch(value):
+                    continue
+            elif vr not in _TEXT_VRS and vr != "SQ":
+                continue
             entries = memo.get(("", number, vr, value, codec, implicit))
             if entries is None:
                 entries = self._raw_entries("", number, vr, value, codec, implicit)
@@ -187,7 +208,13 @@ class InstanceScan:
                     if raw_vr == "UN" and start < end:
                         return None  # pydicom may read it as a sequence of its own kind
                     item_vr = raw_vr if raw_vr is not None else vr_acted_on(raw_vr, tag)
-                    if (item_vr not in _TEXT_VRS and item_vr != "SQ") or start == end:
+                    if start == end:
+                        continue
+                    number_form = _NUMBER_BYTES.get(item_vr)
+                    if number_form is not None:
+                        if number_form.fullmatch(value, start, end):
+                            continue
+                    elif item_vr not in _TEXT_VRS and item_vr != "SQ":
                         continue
                     inner = self._raw_entries(path, tag, item_vr, value[start:end], codec,
                                               implicit)
@@ -242,7 +269,7 @@ class InstanceScan:
             if vr is None or vr == "UN" or len(vr) != 2:  # implicit, unknown or ambiguous
                 vr = effective_vr(element, number)
             is_sequence = vr == "SQ"
-            if vr not in _TEXT_VRS and not is_sequence:
+            if vr not in _TEXT_VRS and not is_sequence and vr not in _NUMBER_VRS:
                 continue
             raw = type(element) is RawDataElement and element.value is not None
             key = (prefix, number, vr, element.value, codec, element.is_implicit_VR) \
@@ -266,6 +293,8 @@ class InstanceScan:
     def _judged(self, path: str, number: int, vr: str, text: str, prefix: str) -> list[Entry]:
         if not text:
             return []
+        if vr in _NUMBER_VRS and not value_flags(path, vr, text, self.rules.context):
+            return []  # a number: nothing of anyone in it (the raw path skips these early)
         reasons: list[tuple[str, str]] = []
         # Values the spec itself sets are its author's decision.
         if not (number in self.rules.spec_tags and not prefix):

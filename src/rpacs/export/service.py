@@ -34,7 +34,14 @@ from sqlalchemy.orm import Session
 
 from ..audit import record_event
 from ..db import ExportId, ExportRun, Instance, Participant, Project, Series, Study
-from ..deid import Option, date_offset_days, read_instance, shift_da, write_instance
+from ..deid import (
+    Option,
+    date_offset_days,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
+    read_instance,
+    shift_da,
+    write_instance,
+)
 from ..errors import ConflictError, InvalidInputError, NotFoundError, ResidualPhiError
 from ..installation import Installation
 from ..projects import date_offset_for, deid_profile, get_project

@@ -30,6 +30,7 @@ from ..deid import (
     RawResult,
     deidentify_raw,
     looks_like_dicom,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
     read_instance,
     write_instance,
 )

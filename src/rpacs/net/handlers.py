@@ -16,6 +16,7 @@ from pydicom import Dataset, dcmread
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import DicomInputError, RpacsError
 from ..installation import Installation
 from ..quarantine import Arrival, Quarantine, utcnow

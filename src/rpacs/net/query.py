@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..db import Instance, Participant, Project, Series, Study
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..installation import Installation
 
 

@@ -25,6 +25,8 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
+
 #: Files one received instance; its status: (association, SOP class UID, SOP instance UID,
 #: transfer syntax UID, the data set's bytes) -> DIMSE status.
 StoreFunction = Callable[[Association, str, str, str, bytes], int]

@@ -28,6 +28,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..installation import Installation
 from ..quarantine import Quarantine
 from .handlers import (

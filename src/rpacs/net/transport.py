@@ -50,6 +50,7 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 from pynetdicom.transport import AssociationSocket
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from .receiver import StoreFunction, StoreReceiver, send_command, store_response_command
 
 #: Longest a waiting reactor sleeps before it looks at its timers and flags again.

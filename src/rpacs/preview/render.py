@@ -14,6 +14,8 @@ from PIL import Image
 from pydicom import Dataset
 from pydicom.pixels import apply_modality_lut
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
+
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIZE = 160
 

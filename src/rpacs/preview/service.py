@@ -16,6 +16,7 @@ import pydicom
 from sqlalchemy import select
 
 from ..db import Instance, Project, Series, Study
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import NotFoundError
 from ..installation import Installation
 from .render import render_png

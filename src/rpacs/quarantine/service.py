@@ -24,7 +24,11 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Project, QuarantineInstance, QuarantineStudy, upsert
-from ..deid import TextCleaner, identifying_values
+from ..deid import (
+    TextCleaner,
+    identifying_values,
+    quiet,  # noqa: F401  (pydicom's value warnings off)
+)
 from ..errors import DicomInputError, NotFoundError, StorageError
 from ..ingest import patient_key
 from ..installation import Installation

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from .checks import CheckMark, mark_checked, tag_checks
     from .content import InstanceEntries, TagEntry
     from .entries import file_meta_entries, tag_entries, written_groups
-    from .flags import ReviewContext, value_flags
+    from .flags import NUMBER_FORMS, ReviewContext, value_flags
     from .inventory import add_to_inventory, remove_from_inventory
     from .package import PackageReview, record_zip_review, review_zip
     from .service import TagReview, review_project
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .values import TagValues, tag_values
 
 __all__ = [
+    "NUMBER_FORMS",
     "CheckMark",
     "InstanceEntries",
     "PackageReview",
@@ -47,7 +48,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     ".checks": ("CheckMark", "mark_checked", "tag_checks"),
     ".content": ("InstanceEntries", "TagEntry"),
     ".entries": ("file_meta_entries", "tag_entries", "written_groups"),
-    ".flags": ("ReviewContext", "value_flags"),
+    ".flags": ("NUMBER_FORMS", "ReviewContext", "value_flags"),
     ".inventory": ("add_to_inventory", "remove_from_inventory"),
     ".package": ("PackageReview", "record_zip_review", "review_zip"),
     ".service": ("TagReview", "review_project"),

@@ -26,6 +26,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag
 
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from .content import BINARY_VRS, VALUE_LENGTH, InstanceEntries, TagEntry
 from .flags import ReviewContext, can_flag, value_flags
 

@@ -41,7 +41,10 @@ from ..deid.patterns import PHONE_NUMBER
 
 _DIGITS = re.compile(r"\d{6,}")
 _PHONE = re.compile(PHONE_NUMBER)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# Every pattern here fails in linear time, however long the value (a UT may hold
+# megabytes): an e-mail is looked for only where a run of its characters starts, and a
+# DS's digits before and after its point are told apart by the point.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+")
 _ADDRESS = re.compile(
     # Norwegian compound street names with a number: Storgata 12, Kirkeveien 5B, Fjellvn. 3
     r"\b\w*(?i:gata|gaten|gate|veien|vegen|vei|veg|allé|alle|plass|vn\.|gt\.)\s+\d{1,4}"
@@ -60,7 +63,7 @@ _NEVER_FLAGGED_VRS = frozenset({
 #: 6.2), each of several values: anything else is text typed where it does not belong.
 NUMBER_FORMS = {
     "IS": re.compile(r" *[+-]?\d+(?:\.0*)? *"),  # 1.0: not PS3.5's, but common and a number
-    "DS": re.compile(r" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *"),
+    "DS": re.compile(r" *[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)? *"),
     "TM": re.compile(r"\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)? *"),
     "AS": re.compile(r"\d{3}[DWMY]"),
 }

@@ -17,6 +17,7 @@ import pydicom
 from sqlalchemy import func, select
 
 from ..db import Instance, Participant, Project, Series, Study, TagInventory, TagValue
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import NotFoundError
 from ..installation import Installation
 from .content import PATH_LENGTH

@@ -28,6 +28,7 @@ from ..db import (
     RoutingRule,
     Withdrawal,
 )
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import ConflictError, InvalidInputError, NotFoundError, RpacsError
 from ..ingest import import_paths
 from ..installation import Installation

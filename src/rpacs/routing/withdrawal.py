@@ -26,6 +26,7 @@ from ..db import (
     Study,
     Withdrawal,
 )
+from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
 from ..errors import NotFoundError
 from ..installation import Installation
 from ..projects import get_project
