@@ -38,7 +38,7 @@ from statistics import median
 from typing import Any
 
 from rpacs.demo import write_mr_study
-from rpacs.export.nifti import dcm2niix_binary
+from rpacs.export.nifti import DCM2NIIX_OPTIONS, dcm2niix_binary
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PARTICIPANTS = 4
@@ -111,9 +111,8 @@ def _dcm2niix(series_dirs: list[Path], out: Path) -> tuple[float, float]:
         index, folder = index_and_dir
         target = out / f"{index:03d}"
         target.mkdir(parents=True)
-        subprocess.run([dcm2niix_binary(), "-z", "y", "-ba", "y", "-b", "y", "-f", "series",
-                        "-w", "1", "-o", str(target), str(folder)], check=True,
-                       capture_output=True)
+        subprocess.run([dcm2niix_binary(), *DCM2NIIX_OPTIONS, "-o", str(target), str(folder)],
+                       check=True, capture_output=True)
 
     cpu = _cpu()
     start = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 import stat
@@ -17,6 +18,7 @@ from pydicom import dcmread
 from sqlalchemy import select
 
 from rpacs.db import AuditEvent, ExportId, Instance, Study
+from rpacs.demo import write_mr_study
 from rpacs.errors import InvalidInputError, ResidualPhiError
 from rpacs.export import ExportSpec, plan_export, run_export
 from rpacs.export.enum import TagAction
@@ -155,6 +157,18 @@ def test_the_issue_spec_end_to_end(archive, issue_spec, sidecar, tmp_path):
         assert event.details["spec_sha256"] == ExportSpec.from_yaml(ISSUE_SPEC).sha256
         assert event.count == len(members)
         assert event.actor
+
+
+def test_a_nifti_header_holds_nothing_of_the_image_comments(tmp_path):
+    """dcm2niix copies ImageComments into the header's aux_file; the sidecar leaves the
+    field out, and so does the image."""
+    paths = write_mr_study(tmp_path / "series", seed=5, n_series=1, slices=3, rows=8, cols=8)
+    assert "urolig" in dcmread(paths[0]).ImageComments
+    image = next(p for p in convert_series(paths[0].parent, tmp_path / "out")
+                 if p.name.endswith(".nii.gz"))
+    with gzip.open(image, "rb") as fh:
+        header = fh.read(348)
+    assert header[228:252] == bytes(24)  # aux_file
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(archive, issue_spec, sidecar, tmp_path):

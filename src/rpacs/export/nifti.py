@@ -32,6 +32,8 @@ IDENTIFYING_FIELDS = frozenset({
 })
 #: Bytes of a NIfTI file the scan reads: the 352-byte header and room for extensions.
 HEADER_BYTES = 8192
+#: dcm2niix's options, the output folder and the input aside (see :func:`convert_series`).
+DCM2NIIX_OPTIONS = ("-z", "y", "-ba", "y", "-b", "y", "-c", "", "-f", "series", "-w", "1")
 #: Conversion of a series taking longer than this is given up (and reported).
 TIMEOUT_SECONDS = 600
 
@@ -54,11 +56,12 @@ def convert_series(dicom_dir: Path, out_dir: Path, rules: tuple[TagRule, ...] = 
     with the spec's tag ``rules`` and the ``subject`` whose series it is).
 
     ``-z y`` gzips with dcm2niix's own zlib (no pigz: the same bytes on every machine),
-    ``-ba y`` lets dcm2niix itself leave patient fields out of the sidecar.
+    ``-ba y`` lets dcm2niix itself leave patient fields out of the sidecar, and ``-c ""``
+    leaves the image header's ``aux_file`` empty, which would otherwise hold the archive's
+    ImageComments (free text the sidecar leaves out and the spec's rules may change).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    command = [dcm2niix_binary(), "-z", "y", "-ba", "y", "-b", "y", "-f", "series",
-               "-w", "1", "-o", str(out_dir), str(dicom_dir)]
+    command = [dcm2niix_binary(), *DCM2NIIX_OPTIONS, "-o", str(out_dir), str(dicom_dir)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT_SECONDS,
                               check=False)
