@@ -338,6 +338,9 @@ def test_withdrawal_deletes_the_studies_and_refuses_the_patient(
         inventory_before = session.scalar(select(func.sum(TagInventory.n_instances)))
     result = rpacs("participant", "withdraw", "TESTPROJ", "TP-0002", "--yes")
     assert result.exit_code == 0, result.output
+    assert "later studies of the same patient will be refused" in result.output
+    again = rpacs("participant", "withdraw", "TESTPROJ", "TP-0002", "--yes")
+    assert again.exit_code == 0 and "refusals recorded then stand" in again.output
     assert archive_count(installation) == 2
     stored = list((installation.settings.store_dir / "TESTPROJ").rglob("*.dcm"))
     assert len(stored) == 2

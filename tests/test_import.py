@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from sqlalchemy import select
 
+from rpacs.db import Instance, Participant, Project
 from rpacs.ingest import import_paths, patient_key, studies_of_patient
 from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project
@@ -141,11 +143,35 @@ def test_duplicate_sop_instance_uid_with_other_content_is_rejected(inst, tmp_pat
 
 
 def test_study_cannot_change_participant(inst, tmp_path):
-    paths = f.write_study(tmp_path / "in", series=1, per_series=2)
+    paths = f.write_study(tmp_path / "in", series=2, per_series=2)
     _import(inst, paths[0])
     summary = _import(inst, paths[1], participant="IMP-0002")
     assert summary.stored == 0 and len(summary.rejected) == 1
     assert "another participant" in summary.rejected[0].reason
+    # The second series at the wrong event: refused, and nothing of it left in the store
+    # (its files blocked the right import, and a withdrawal never found them).
+    summary = _import(inst, *paths[2:], event="followup")
+    assert summary.stored == 0 and len(summary.rejected) == 2
+    with inst.db.session() as session:
+        indexed = set(session.scalars(select(Instance.path)))
+    assert {p.relative_to(inst.settings.store_dir).as_posix()
+            for p in inst.settings.store_dir.rglob("*.dcm")} == indexed
+    assert _import(inst, *paths[1:]).stored == 3
+
+
+def test_withdrawing_a_participant_with_nothing_stored_says_none_can_be_refused(
+        inst, tmp_path, rpacs):
+    from rpacs.routing import withdraw_participant
+
+    paths = f.write_study(tmp_path / "in", series=1, per_series=1)
+    _import(inst, *paths)
+    with inst.db.session() as session:
+        session.add(Participant(project_id=session.scalar(select(Project.id)),
+                                research_id="IMP-0003"))
+    result = rpacs("participant", "withdraw", ACRONYM, "IMP-0003", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "0 studies" in result.output and "none can be refused" in result.output
+    assert withdraw_participant(inst, ACRONYM, "IMP-0003").already_withdrawn
 
 
 def test_zip_input_and_zip_slip_refused(inst, tmp_path):

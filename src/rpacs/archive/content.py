@@ -42,3 +42,6 @@ class StoredInstance:
     #: The instance's tag inventory entries, in groups shared with the other instances of
     #: its series (see :data:`~rpacs.review.InstanceEntries`).
     tag_groups: InstanceEntries = ()
+    #: Whether this import wrote the file (rather than found it there): a file the index
+    #: then rejects is removed again, so that a refused assignment leaves nothing behind.
+    created: bool = False

@@ -26,6 +26,11 @@ def withdraw(acronym: str, research_id: str, yes: bool) -> None:
         click.confirm(f"Delete every study of {research_id} from {acronym}?", abort=True)
     with installation() as inst:
         summary = withdraw_participant(inst, acronym, research_id)
+    if summary.refused_patients:
+        refusal = "later studies of the same patient will be refused"
+    elif summary.already_withdrawn:
+        refusal = "withdrawn before: the refusals recorded then stand"
+    else:
+        refusal = "no original patient is known (nothing was stored), so none can be refused"
     click.echo(f"withdrew {research_id} from {acronym}: {summary.studies} studies "
-               f"({summary.instances} instances) deleted; later studies of the same patient "
-               "will be refused")
+               f"({summary.instances} instances) deleted; {refusal}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
-from ..db import AuditEvent, Project, RefusedPatient, Study
+from ..db import AuditEvent, Instance, Project, RefusedPatient, Study
 from ..deid.identity import Identity
 from ..installation import Installation
 from ..projects import (
@@ -200,6 +200,7 @@ def import_paths(
             row = session.get(Project, project.id)
             assert row is not None
             person = get_or_create_participant(session, row, participant)
+            unwanted: list[str] = []
             for result in record_instances(session, row, person, event, pending):
                 if result.outcome is IndexOutcome.STORED:
                     summary.stored += 1
@@ -207,9 +208,20 @@ def import_paths(
                     summary.present += 1
                 else:
                     summary.rejected.append(Rejection(result.instance.source, result.reason))
+                    if result.instance.created:
+                        unwanted.append(result.instance.relative_path)
                     continue
                 studies.add(result.instance.study_uid)
                 series.add(result.instance.series_uid)
+            # What this import wrote for an instance the index refused (a study already
+            # stored for another participant or event) goes again, unless another import
+            # indexed the same file meanwhile.
+            indexed = set(session.scalars(select(Instance.path).where(
+                Instance.project_id == project.id, Instance.path.in_(unwanted)))) \
+                if unwanted else set()
+        for relative in unwanted:
+            if relative not in indexed:
+                plan.store.remove(relative)
         pending.clear()
 
     handled = 0

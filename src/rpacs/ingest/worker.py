@@ -175,6 +175,7 @@ class Worker:
             series_uid=series_uid,
             sop_uid=sop_uid,
             tag_groups=groups,
+            created=outcome is PutOutcome.CREATED,
             **fields,
         )
 
