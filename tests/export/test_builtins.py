@@ -16,7 +16,7 @@ from pydicom.fileset import FileSet
 from sqlalchemy import select
 
 from rpacs.db import ExportId, Study
-from rpacs.export import builtin_spec, package, risk_report, run_export
+from rpacs.export import ExportSpec, builtin_spec, package, risk_report, run_export
 from rpacs.export.package import Span, write_zip
 from rpacs.ingest import import_paths
 
@@ -48,6 +48,16 @@ def test_study_builtin_is_a_dicomdir_folder_with_a_new_id(archive, tmp_path):
     with archive.inst.db.session() as session:
         assert session.scalars(select(ExportId)).first() is None
     assert not list((tmp_path / "out").glob("*coupling*"))
+
+
+def test_a_dicomdir_with_research_ids_kept(archive, tmp_path):
+    """No key replaces the UIDs then: the file-set UID is the plan's own all the same."""
+    spec = ExportSpec.from_yaml("name: dd\nselect: {participants: [EX-0001]}\n"
+                                "dicomdir: true\n")
+    package = Path(run_export(archive.inst, archive.acronym, spec, tmp_path / "out").package)
+    fileset = FileSet(dcmread(package / "DICOMDIR"))
+    assert {instance.PatientID for instance in fileset} == {"EX-0001"}
+    assert fileset.UID.is_valid and fileset.UID.startswith("2.25.")
 
 
 def test_research_package_keeps_research_ids(archive, tmp_path):

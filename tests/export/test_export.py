@@ -312,6 +312,9 @@ def test_a_finding_removes_the_package(archive, tmp_path):
     kept = run_export(archive.inst, archive.acronym, spec, tmp_path / "kept",
                       allow_findings=True)
     assert kept.findings and Path(kept.package).is_dir()
+    # What was let through is on record beside the package.
+    allowed = json.loads((tmp_path / "kept" / "leaky.scan-findings.json").read_text())
+    assert allowed == findings
     spec_file = tmp_path / "leaky.yaml"
     spec_file.write_text(text)
     refused = _cli(archive, "export", archive.acronym, "--spec", str(spec_file), "--out",
@@ -388,6 +391,12 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
         run_export(archive.inst, archive.acronym,
                    ExportSpec.from_yaml("name: x\nselect: {modalities: [CT]}"),
                    tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # A mistyped participant is not left out without a word.
+    with pytest.raises(InvalidInputError, match=r"select\.participants: EX-O001 is not a "
+                       "participant of"):
+        run_export(archive.inst, archive.acronym, ExportSpec.from_yaml(
+            "name: x\nselect: {participants: [EX-0001, EX-O001]}"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
     # On the command line, with the spec's other problems and its file's name.
     bad = tmp_path / "bad.yaml"

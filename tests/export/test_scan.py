@@ -68,6 +68,9 @@ def test_values_the_spec_sets_are_not_flagged_but_a_leak_still_is():
     assert _reasons(ds) == set()
     ds, _ = _written(OperatorsName="Hansen^Kari")
     assert ("OperatorsName", "person name") in _reasons(ds)
+    # A research ID is a leak whoever wrote it (a sidecar column's row, a careless set).
+    ds, _ = _written(StudyDescription="sibling of EX-0002")
+    assert _reasons(ds) == {("StudyDescription", "research participant ID")}
 
 
 def _with_raw(**values: tuple[str, bytes]) -> tuple[Dataset, bytes]:

@@ -4,9 +4,10 @@ With ``identity: random`` no research participant ID and no archive UID may appe
 file (DICOM, JSON sidecar, CSV), nor — unless the spec keeps dates — any of an instance's
 archive dates. The review's flags (:func:`rpacs.review.value_flags`) run on every exported
 tag as well, against the export's own identifiers and its (shifted) study dates: text, and
-numbers, times and ages (IS, DS, TM, AS) for a value that is not one. Values the
-spec itself adds (``set``, ``from_sidecar``) are the spec author's decision and are not
-flagged. Findings name the file and tag; values are masked.
+numbers, times and ages (IS, DS, TM, AS) for a value that is not one. Values the spec
+itself adds (``set``, ``from_sidecar``) are the spec author's decision as far as those
+flags go, never for a research ID, archive UID or archive date. Findings name the file and
+tag; values are masked.
 """
 
 from __future__ import annotations
@@ -296,12 +297,14 @@ class InstanceScan:
         if vr in _NUMBER_VRS and not value_flags(path, vr, text, self.rules.context):
             return []  # a number: nothing of anyone in it (the raw path skips these early)
         reasons: list[tuple[str, str]] = []
-        # Values the spec itself sets are its author's decision.
+        if self._ids is not None and vr != "UI":
+            match = self._ids.search(text)
+            if match:
+                reasons.append(("research participant ID", match.group(0)))
+        # What a value the spec itself sets looks like is its author's decision; a research
+        # ID, an archive UID or date in it is a leak all the same (a sidecar's column holds
+        # whatever its rows hold).
         if not (number in self.rules.spec_tags and not prefix):
-            if self._ids is not None and vr != "UI":
-                match = self._ids.search(text)
-                if match:
-                    reasons.append(("research participant ID", match.group(0)))
             reasons.extend((r, text) for r in value_flags(path, vr, text, self.rules.context))
         entries: list[Entry] = []
         if reasons or (vr == "UI" and self._uids) or (vr in ("DA", "DT") and self._dates):

@@ -40,6 +40,7 @@ from ..deid import (
     quiet,  # noqa: F401  (pydicom's value warnings off)
     read_instance,
     shift_da,
+    uid_for,
     write_instance,
 )
 from ..errors import ConflictError, InvalidInputError, NotFoundError, ResidualPhiError
@@ -222,12 +223,18 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
     if unknown:
         raise InvalidInputError(f"select.events: {', '.join(unknown)} is not an event of "
                                 f"{project.acronym} (one of: {', '.join(project.events)})")
+    all_research = _project_research_ids(inst, project)
+    # A typo would otherwise leave its participant out of the package without a word.
+    strangers = sorted(set(spec.select.participants or ()) - set(all_research))
+    if strangers:
+        raise InvalidInputError(f"select.participants: {', '.join(strangers)} "
+                                f"{'is' if len(strangers) == 1 else 'are'} not a participant "
+                                f"of {project.acronym}")
     rows = _rows(inst, project, spec)
     if not rows:
         raise NotFoundError(f"spec {spec.name}: select matches no stored instance of "
                             f"{project.acronym}")
     research_ids = sorted({r.research_id for r in rows})
-    all_research = _project_research_ids(inst, project)
     random_key = spec.random_identity and not spec.identity.coupling_list
     if random_key and run_key is None:
         run_key = secrets.token_bytes(32)
@@ -593,8 +600,12 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
     tree.mkdir(parents=True, exist_ok=True)
     rows = [row for r in results for row in r.rows]
     if spec.dicomdir:
-        moved = write_dicomdir(tree, [tree / r.path for r in rows],
-                               prepared.rewrite.uid(f"dicomdir/{prepared.digest}"))
+        # A UID of this plan's own: keyed like the others with new IDs; with research IDs
+        # kept there is no key, and the seed alone is not a UID.
+        seed = f"dicomdir/{prepared.digest}"
+        fileset_uid = (prepared.rewrite.uid(seed) if prepared.rewrite.uid_key is not None
+                       else uid_for(prepared.digest.encode(), "dicomdir"))
+        moved = write_dicomdir(tree, [tree / r.path for r in rows], fileset_uid)
         rows = [replace(r, path=moved[tree / r.path].relative_to(tree).as_posix(),
                         sha256=sha256_file(moved[tree / r.path])) for r in rows]
         rows.append(replace(rows[0], path="DICOMDIR", modality="", series="",
@@ -616,15 +627,19 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
     for name, text in texts.items():
         findings.extend(scan_text(name, text, prepared.scan, frozenset()))
     # A path quotes the data its layout is made of: what a report names is masked too.
-    findings = [replace(f, file=prepared.scan.masked_path(f.file)) for f in findings]
+    # In path order, as the workers' order is not: the same export gives the same report.
+    findings = sorted((replace(f, file=prepared.scan.masked_path(f.file)) for f in findings),
+                      key=lambda f: (f.file, f.tag, f.reason, f.masked))
     traits: dict[str, list[dict[str, str]]] = defaultdict(list)
     for series, result in _paired(plan.series, results):
         traits[series.participant].append(result.traits)
     risk = _risk(prepared, traits, k)
-    if findings and not allow_findings:
+    if findings:
+        # Also when allowed: the record of what was let through.
         report = beside(out, spec, "scan-findings.json")
         write_atomic(report, json.dumps([f.__dict__ for f in findings], indent=2).encode(),
                      0o600)
+    if findings and not allow_findings:
         shutil.rmtree(work, ignore_errors=True)
         with inst.db.session() as session:
             _audit(session, prepared, actor, "export.refused", out, len(rows), len(findings))
