@@ -284,6 +284,14 @@ def test_colliding_paths_are_an_error(archive, tmp_path):
         run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
     assert "EX-0001/baseline/00001.dcm" in str(clash.value)  # as the path would be spelt
     assert not (tmp_path / "out" / "flat").exists()
+    # Its folders are made of data: what would be a finding is masked, as in a report.
+    spec = ExportSpec.from_yaml(
+        'name: quoted\nidentity: random\nselect: {series_description: "(?i)t1|flair"}\n'
+        'layout: "{participant}/{series_description}/{instance_number:05d}.dcm"\n'
+        'tags: [{tag: SeriesDescription, replace: {pattern: ".*", with: "EX-0002 ref"}}]\n')
+    with pytest.raises(InvalidInputError, match="more than one file") as clash:
+        run_export(archive.inst, archive.acronym, spec, tmp_path / "out")
+    assert "EX-0002" not in str(clash.value) and "… (" in str(clash.value)
     # Two descriptions that differ in letter case only: one folder on Windows and macOS.
     spec = ExportSpec.from_yaml(
         'name: cased\nlayout: "{participant}/{event}/{series_description}/'

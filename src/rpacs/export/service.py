@@ -253,7 +253,6 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
                       date_offset=extra_offset, rules=spec.tags)
     subjects = {r: Subject(r, ids[r], dicom_added[r]) for r in research_ids}
     series = _plan_series(spec, rows, rewrite, subjects)
-    _check_collisions(spec, series)
     study_ids = {rewrite.study_id(r.study_uid, r.study_id) for r in rows}
     dates = sorted(d for d in {rewrite.date(r.study_date) for r in rows} if d)
     context = ReviewContext(
@@ -269,6 +268,7 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
         context=context,
         spec_tags=frozenset(r.tag for r in spec.tags
                             if r.action in (TagAction.SET, TagAction.FROM_SIDECAR)))
+    _check_collisions(spec, series, scan.masked_path)
     digest = hashlib.sha256(json.dumps(
         [spec.sha256, [(s.key, [(i.stored_path, i.path) for i in s.instances])
                        for s in series], sorted(r.sha256 for r in rows),
@@ -343,8 +343,10 @@ def _plan_series(spec: ExportSpec, rows: Sequence[Any], rewrite: Rewrite,
     return planned
 
 
-def _check_collisions(spec: ExportSpec, series: list[PlannedSeries]) -> None:
-    """Two files on one path (letter case ignored: Windows and macOS do) is an error."""
+def _check_collisions(spec: ExportSpec, series: list[PlannedSeries],
+                      masked: Callable[[str], str]) -> None:
+    """Two files on one path (letter case ignored: Windows and macOS do) is an error. The
+    paths it names are ``masked`` as a scan's report masks them: they are made of data."""
     # By folded name, keeping the first spelling met: the error shows a real path.
     seen: dict[tuple[str, str], list[str]] = defaultdict(list)
     for s in series:
@@ -356,10 +358,10 @@ def _check_collisions(spec: ExportSpec, series: list[PlannedSeries]) -> None:
             seen[(s.container, path.lower())].append(path)
     for name in RESERVED_NAMES:
         seen[("", name.lower())].append(name)
-    clashes = sorted(paths[0] for paths in seen.values() if len(paths) > 1)
+    clashes = sorted(masked(paths[0]) for paths in seen.values() if len(paths) > 1)
     if clashes:
-        cased = sorted(tuple(sorted(set(paths))[:2]) for paths in seen.values()
-                       if len(set(paths)) > 1)
+        cased = sorted(tuple(masked(p) for p in sorted(set(paths))[:2])
+                       for paths in seen.values() if len(set(paths)) > 1)
         raise InvalidInputError(
             f"layout: {len(clashes)} path(s) would hold more than one file, e.g. "
             f"{', '.join(clashes[:3])} (add {{series_number}}, {{sop_uid}} or "
