@@ -198,6 +198,25 @@ def test_dry_run_prints_the_plan_and_writes_nothing(archive, issue_spec, sidecar
         assert session.scalars(select(ExportId)).first() is None
 
 
+def test_a_dry_run_masks_an_original_the_scan_would_find():
+    from pydicom import Dataset
+
+    from rpacs.export.scan import ScanRules
+    from rpacs.export.service import _changes
+    from rpacs.review import ReviewContext
+
+    rules = ScanRules(research_ids=frozenset({"EX-0001"}), archive_uids=frozenset(),
+                      check_dates=True, context=ReviewContext(frozenset(), "", ""))
+    before, after = Dataset(), Dataset()
+    before.SeriesDescription, after.SeriesDescription = "t1 EX-0001 scan", "t1 OSL0001 scan"
+    before.ImageComments, after.ImageComments = "call 55 97 50 00", "call"
+    before.ProtocolName, after.ProtocolName = "t1_mprage", "t1-mprage"
+    shown = {c.tag: (c.before, c.after) for c in _changes(before, after, rules)}
+    assert shown["SeriesDescription"] == ("t1… (15 chars)", "t1 OSL0001 scan")
+    assert shown["ImageComments"] == ("ca… (16 chars)", "call")
+    assert shown["ProtocolName"] == ("t1_mprage", "t1-mprage")  # nothing to hide
+
+
 def test_the_same_spec_gives_byte_identical_packages(archive, issue_spec, sidecar, tmp_path):
     spec = ExportSpec.from_yaml(ISSUE_SPEC)
     packages = []

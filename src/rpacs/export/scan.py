@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from pydicom import Dataset
@@ -113,25 +113,36 @@ class ScanRules:
                                                              reverse=True))
         return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
+    @cached_property
+    def _ids(self) -> re.Pattern[str] | None:
+        return self.id_pattern()
+
+    def _links_back(self, text: str) -> bool:
+        """Whether ``text`` holds a research ID or an archive UID."""
+        return bool((self._ids is not None and self._ids.search(text))
+                    or any(t in self.archive_uids for t in _uid_tokens(text)))
+
+    def identifies(self, keyword: str, vr: str, text: str) -> bool:
+        """Whether ``text``, the value of ``keyword``, would be a finding of the scan: a
+        research ID or archive UID in it, or a review flag."""
+        return self._links_back(text) or bool(value_flags(keyword, vr, text, self.context))
+
     def masked_path(self, file: str) -> str:
         """``file`` as a report may name it. Layout paths are made of the data (a series
         description is a folder's name), so a component that would be a finding as a
         description is masked: one holding a research ID, an archive UID, a run of digits,
         an e-mail or an address. Zip members (``a.zip!b/c``) are read alike."""
-        ids = self.id_pattern()
+        window = self.context.date_range
 
         def identifying(name: str) -> bool:
-            if (ids is not None and ids.search(name)) or any(
-                    t in self.archive_uids for t in _uid_tokens(name)):
-                return True
             # The layout's study dates and UIDs are the export's own (shifted, new): as runs
             # of digits they would mask every file's name alike. Other numbers (a birth
             # date typed into a description) still mask the component.
-            window = self.context.date_range
             rest = _LAYOUT_NUMBERS.sub(
                 lambda m: "" if m[0].startswith("2.25.") or (
                     window is not None and window[0] <= m[0] <= window[1]) else m[0], name)
-            return bool(value_flags("SeriesDescription", "LO", rest, self.context))
+            return self._links_back(name) or bool(
+                value_flags("SeriesDescription", "LO", rest, self.context))
 
         return "".join(part if part in ("", "/", "!") or not identifying(part) else mask(part)
                        for part in re.split(r"([/!])", file))

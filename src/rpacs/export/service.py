@@ -405,12 +405,12 @@ def plan_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *
         before = read_instance((store / first.stored_path).read_bytes(), series.key)
         after = read_instance(write_instance(before), series.key)
         rewriter.apply(after, prepared.subjects[series.research_id])
-        prepared.plan.changes[series.key] = _changes(before, after)
+        prepared.plan.changes[series.key] = _changes(before, after, prepared.scan)
         traits[series.participant].append(traits_of(after))
     return prepared.plan, _risk(prepared, traits, k)
 
 
-def _changes(before: Any, after: Any) -> list[TagChange]:
+def _changes(before: Any, after: Any, scan: ScanRules) -> list[TagChange]:
     from pydicom.datadict import keyword_for_tag
 
     from ..deid.encoding import TEXT_VRS, effective_vr, element_text
@@ -428,12 +428,13 @@ def _changes(before: Any, after: Any) -> list[TagChange]:
         new_text = element_text(new) if new is not None else "(removed)"
         if old_text == new_text:
             continue
-        # What links to the archive: UIDs, dates, names, the PatientID and the StudyID
-        # (derived from the archive's StudyInstanceUID).
-        if old is not None and (vr in ("UI", "DA", "DT", "PN")
-                                or int(tag) in (0x00100020, 0x00200010)):
-            old_text = mask(old_text)
         name = keyword_for_tag(int(tag)) or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
+        # What links to the archive — UIDs, dates, names, the PatientID and the StudyID
+        # (derived from the archive's StudyInstanceUID) — and any text the scan would find.
+        if old is not None and (vr in ("UI", "DA", "DT", "PN")
+                                or int(tag) in (0x00100020, 0x00200010)
+                                or scan.identifies(name, vr, old_text)):
+            old_text = mask(old_text)
         changes.append(TagChange(name, old_text, new_text))
     return changes
 
