@@ -208,6 +208,16 @@ def test_deid_folder_to_folder_keeps_no_file_names(rpacs, tmp_path):
     into_file = rpacs("deid", str(tmp_path / "in"), str(written[-1]), "--project", "CLITEST",
                       "--participant", "CLI-002")
     assert into_file.exit_code == 2 and "is a file" in into_file.output
+    # SRC and DST holding one another: the output would be read as input, or the
+    # originals handed on among the de-identified files. Nothing is written.
+    source = tmp_path / "in"
+    for dst in (source, source / "out", tmp_path):
+        before = sorted(tmp_path.rglob("*"))
+        overlap = rpacs("deid", str(source), str(dst), "--project", "CLITEST",
+                        "--participant", "CLI-002")
+        assert overlap.exit_code == 2, overlap.output
+        assert ("DST is inside SRC" if dst != tmp_path else "DST holds SRC") in overlap.output
+        assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_a_file_as_rpacs_home_is_named(rpacs, cli_env, tmp_path):

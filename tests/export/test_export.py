@@ -419,6 +419,12 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
                    ExportSpec.from_yaml("name: x\nselect: {modalities: [CT]}"),
                    tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # Not into the archive's own folders.
+    store = archive.inst.settings.store_dir / archive.acronym
+    with pytest.raises(InvalidInputError, match="--out is inside the archive's store"):
+        run_export(archive.inst, archive.acronym, ExportSpec.from_yaml("name: x\n"),
+                   store / "exports")
+    assert not (store / "exports").exists()
     # A mistyped participant is not left out without a word.
     with pytest.raises(InvalidInputError, match=r"select\.participants: EX-O001 is not a "
                        "participant of"):

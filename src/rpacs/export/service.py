@@ -480,6 +480,7 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
                actor: str | None = None) -> ExportResult:
     """Export ``spec`` of project ``acronym`` into ``out``; resumes a killed run."""
     out = Path(out).absolute()  # a relative --out: pydicom gives the file-set absolute paths
+    _check_outside(inst, out)
     target = _package_path(out, spec)
     if target.exists():
         raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
@@ -507,6 +508,18 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
         return _finish(inst, prepared, work, out, results, resumed, k, allow_findings,
                        actor or _os_user(), side is not None,
                        workers or inst.settings.worker_count)
+
+
+def _check_outside(inst: Installation, out: Path) -> None:
+    """A package inside the store or the quarantine would be taken for their contents
+    (and the store's files are the archive's alone)."""
+    where = out.resolve()
+    for name, folder in (("store", inst.settings.store_dir),
+                         ("quarantine", inst.settings.quarantine_dir)):
+        folder = folder.resolve()
+        if where == folder or folder in where.parents:
+            raise InvalidInputError(f"{out}: --out is inside the archive's {name} ({folder}); "
+                                    "choose a folder outside it")
 
 
 def _os_user() -> str:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
 from ..db import AuditEvent, Instance, Project, RefusedPatient, Study
 from ..deid.identity import Identity
+from ..errors import InvalidInputError
 from ..installation import Installation
 from ..projects import (
     check_assignment,
@@ -241,6 +242,18 @@ def import_paths(
     return summary
 
 
+def _check_apart(src: Path, dst: Path) -> None:
+    """SRC and DST must not hold one another: the output would be read as input (and
+    de-identified again), or the originals would sit in the folder handed on as
+    de-identified."""
+    src, dst = src.resolve(), dst.resolve()
+    if src == dst or src in dst.parents:
+        raise InvalidInputError(f"{dst}: DST is inside SRC ({src}); choose a folder outside it")
+    if dst in src.parents:
+        raise InvalidInputError(f"{dst}: DST holds SRC ({src}), so the originals would be "
+                                "among the de-identified files; choose another folder")
+
+
 def deidentify_tree(
     inst: Installation,
     acronym: str,
@@ -265,6 +278,7 @@ def deidentify_tree(
     event = event or project.events[0]
     check_assignment(project, participant, event)
     dst = Path(dst)
+    _check_apart(Path(src), dst)
     tmp_dir = dst / ".rpacs-tmp"
     store = FileStore(dst, tmp_dir)
     summary = ImportSummary()
