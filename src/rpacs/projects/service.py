@@ -19,9 +19,11 @@ from .content import ProjectSpec
 if TYPE_CHECKING:
     from ..deid import Profile
 
-#: A research ID becomes PatientID (LO) and PatientName (PN) of every stored instance: at most
-#: 64 characters, printable, and without the backslash that separates DICOM values.
-RESEARCH_ID = re.compile(r"[^\\\x00-\x1f\x7f]{1,64}")
+#: A research ID as it can be written into PatientID (LO) and PatientName (PN) of every
+#: instance: ASCII, as a file declaring no character set holds only that; no backslash (a
+#: value separator) or caret (PN's component separator); no space at either end (DICOM
+#: pads values with spaces and readers strip them).
+RESEARCH_ID = re.compile(r"[!-\[\]-\]_-~](?:[ -\[\]-\]_-~]{0,62}[!-\[\]-\]_-~])?")
 
 
 def _find(session: Session, acronym: str) -> Project | None:
@@ -157,14 +159,16 @@ def deid_profile(project: Project) -> Profile:
 def check_assignment(project: Project, participant_id: str, event: str) -> None:
     """A participant ID must fit the project's rule and the event must be one of its own.
 
-    The ID is matched with ``re.fullmatch`` and must also be a valid DICOM PatientID (1-64
-    printable characters, no backslash), since it is written into every stored instance.
+    The ID is matched with ``re.fullmatch`` and must also be a valid DICOM PatientID and
+    PatientName (:data:`RESEARCH_ID`), since it is written into every stored instance.
     """
     problems = []
     participant_id = participant_id or ""
     if not RESEARCH_ID.fullmatch(participant_id):
         problems.append(
-            "--participant: a research ID must be 1-64 printable characters without '\\'"
+            "--participant: a research ID must be 1-64 ASCII letters, digits, punctuation "
+            "or inner spaces, without '\\' or '^' (it is written into PatientID and "
+            "PatientName, in DICOM's default character set)"
         )
     elif not re.fullmatch(project.participant_pattern, participant_id):
         # The ID is not echoed: a mistyped one may be a patient's name or national ID.
