@@ -87,6 +87,28 @@ def test_nothing_identifying_anywhere_under_home(inst, tmp_path):
     assert found == []
 
 
+def test_uids_and_dates_written_into_text_and_vendor_blobs_are_not_kept(inst, tmp_path):
+    """A comment naming its study's UID, a Siemens protocol naming the frame of reference
+    by a UID that spells the acquisition's date, and the study's date, unshifted."""
+    vendor_uid = "1.3.12.2.1107.5.2.43.67040.1.20210517081023456.0.0.0"
+    for n in (1, 2):
+        ds = f.mr_dataset(f.Instance(1, 1, n))
+        ds.ImageComments = f"derived from study {ds.StudyInstanceUID}"
+        ds.add_new(0x00291020, "OB", (b'SV10\x04\x03### ASCCONV BEGIN ###\n'
+                                      b'tReferenceImage0 = ""' + vendor_uid.encode() + b'""\n'
+                                      b'sStudyDate = ""' + f.STUDY_DATE.encode() + b'""\n'
+                                      b"### ASCCONV END ###\x00"))
+        f.write(ds, tmp_path / "in" / f"{n}.dcm")
+    original_uid = f.mr_dataset(f.Instance(1, 1, 1)).StudyInstanceUID
+    assert _import(inst, tmp_path / "in").stored == 2
+    inst.close()
+    for planted in (original_uid, vendor_uid, f.STUDY_DATE):
+        assert not [path for path, data in _all_bytes_under(inst.settings.home)
+                    if planted.encode() in data], planted
+    stored = dcmread(next(inst.settings.store_dir.rglob("*.dcm")))
+    assert stored.ImageComments == "derived from study ***"
+
+
 def test_pixels_survive_byte_for_byte(inst, tmp_path):
     paths = f.write_study(tmp_path / "in", series=1, per_series=2)
     _import(inst, tmp_path / "in")

@@ -156,6 +156,8 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("SliceLocation", "DS", "1234567.5", False),
     ("ImageComments", "LT", "call 55 97 50 00", True),
     ("ImageComments", "LT", "ref 12345678", True),
+    ("DerivationDescription", "ST", "compression ratio 0.084906", False),
+    ("ImageComments", "LT", "ref.123456", True),
     ("ImageComments", "LT", "mail ola@example.org", True),
     ("ImageComments", "LT", "Patient Testesen scanned today", True),
     ("ImageComments", "LT", "Patient *** *** scanned. Fine.", False),

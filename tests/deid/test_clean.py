@@ -42,6 +42,10 @@ def test_the_instances_own_values_are_cut(cleaner: TextCleaner, leak: str):
     "20210304", "2021-03-04", "04.03.2021", "4/3/2021", "04-03-21",  # anyone's dates
     "kari.nordmann@example.no", "+47 55 97 50 00", "55975000", "912-34-567", "22 11 88 44",
     "2211-8844",
+    # UIDs: they lead back to the PACS, and a vendor's spells the acquisition's date.
+    "1.2.826.0.1.3680043.8.498.777888999000111222",
+    "1.3.12.2.1107.5.2.43.67040.1.20210517081023456.0.0.0",
+    "2.25.329800735698586629295641978511506172918",
 ])
 def test_identifying_patterns_are_cut_whoever_they_belong_to(cleaner: TextCleaner, leak: str):
     assert cleaner.clean(f"see {leak}.") == "see ***."
@@ -50,6 +54,7 @@ def test_identifying_patterns_are_cut_whoever_they_belong_to(cleaner: TextCleane
 @pytest.mark.parametrize("text", [
     "t1_mprage_sag_p2_iso 0.9mm", "ep2d_diff_mddw_30 b1000", "Axial T2 FLAIR",
     "TR 2300 TE 2.98 TI 900", "1.2.840.10008", "Dose 100 mGy", "3.14159265",
+    "1.2.840.10008.5.1.4.1.1.4", "syngo 2.1.0.4", "IP 192.168.1.10", "ratio 0.084906",
     # Lists of b-values and delays, which researchers select series by: not phone numbers.
     "DWI b0 500 1000", "pCASL PLD 1800 2000 2200", "DTI 30dir b 0 1000 2000",
     "1000 2000 5 dirs",
@@ -75,6 +80,23 @@ def test_binary_values_are_cleaned_in_place(cleaner: TextCleaner):
     assert len(cleaned) == len(blob)
     assert b"TESTESEN" not in cleaned and b"OLA" not in cleaned and b"12345" not in cleaned
     assert b"TR 2300000" in cleaned and cleaned.startswith(b"SV10")
+
+
+def test_a_vendor_blob_loses_uids_and_the_instances_own_dates():
+    """A Siemens protocol names the frame of reference and the study by their original
+    UIDs, which spell the acquisition's date, and may write the study's date."""
+    ds = f.mr_dataset()
+    ds.StudyDate = ds.SeriesDate = "20210517"
+    cleaner = TextCleaner.from_dataset(ds)
+    blob = (b'SV10\x04\x03### ASCCONV BEGIN ###\ntReferenceImage0 = ""1.3.12.2.1107.5.2.43.'
+            b'67040.1.20210517081023456.0.0.0""\nsStudyDate = ""20210517""\n'
+            b'sSliceArray.asSlice[0].dThickness = 1.0\nlRepetitions = 20210518\n'
+            b'sClass = ""1.2.840.10008.5.1.4.1.1.4""\n### ASCCONV END ###')
+    cleaned = cleaner.clean_bytes(blob)
+    assert len(cleaned) == len(blob)
+    assert b"1107" not in cleaned and b"20210517" not in cleaned
+    assert b"dThickness = 1.0" in cleaned and b"lRepetitions = 20210518" in cleaned
+    assert b"1.2.840.10008.5.1.4.1.1.4" in cleaned
 
 
 def test_binary_values_are_cleaned_in_utf8_and_latin1():
@@ -118,7 +140,10 @@ def _one_pattern(values: tuple[str, ...]) -> re.Pattern[bytes]:
     national identity numbers, then every spelling of the values, longest first, ASCII
     letters in any case, short values only where no ASCII letter or digit adjoins."""
     forms = clean._byte_forms(values)
-    parts = [clean._PATTERNS[0]]
+    # A UID where one of the roots begins (the blob is searched only there).
+    roots = "|".join(re.escape(r.decode()) for r in clean._UID_ROOTS)
+    uid = clean.UID_IN_TEXT.replace("(?<![\\w.])", f"(?<![\\w.])(?={roots})", 1)
+    parts = [clean._PATTERNS[0], uid]
     for form in sorted(forms, key=lambda f: (-len(f), f)):
         literal = re.escape(form).decode("latin-1")
         parts.append(literal if forms[form] >= 4
@@ -150,6 +175,8 @@ def _cleaner() -> TextCleaner:
     b"Al, Axial, xAl, Al1, _Al_, AL.",  # a short value: whole words only
     b"TestesenTestesen olaola 1978-05-12 12.05.1978",
     b"120578 1234512057812345",  # a value inside a number, a number inside digits
+    b"ref 1.2.3.4.5 and x1.2.3.4.5 and 1.2.3.4. and 2.25.1234567890 and 1.1.2.3.4.5",
+    b"1.2.840.10008.1.2.1 1.3.12.2.1107.5 Testesen1.2.3.4.5",
 ])
 def test_binary_cleaning_cuts_what_one_pattern_would(blob: bytes):
     """The searches that replaced one regular expression cut exactly what it cut."""
@@ -164,7 +191,8 @@ def test_binary_cleaning_agrees_with_the_pattern_on_random_blobs():
     pattern = _one_pattern(cleaner.values)
     pieces = [*(v.encode(e) for v in cleaner.values for e in ("utf-8", "latin-1")
                 if v.isascii() or e == "utf-8"), b"\xd8sterb\xf8", b"12057812345",
-              b"120578 12345", b"1", b"12", b"123456", b"a", b"A", b" ", b".", b"\x00", b"_"]
+              b"120578 12345", b"1", b"12", b"123456", b"a", b"A", b" ", b".", b"\x00", b"_",
+              b"1.2.", b"1.3.", b"2.25.", b"2.16.", b"5.7.9"]
     rng = random.Random(20261202)
     for _ in range(3000):
         blob = b"".join(
