@@ -283,7 +283,11 @@ def test_unlisted_names_go_unlisted_text_is_cleaned_unknown_tags_go():
     code.CodeMeaning = "Lung"
     ds.AnatomicRegionSequence = Sequence([code])
     ds.add_new(0x00101999, "UN", b"Testesen")  # in no dictionary: removed
+    # A URL the table does not list loses the patient's own values too.
+    ds.add_new(0x00081190, "UR", f"http://pacs.example.no/wado?patientID={f.PATIENT_ID}"
+               f"&acc={f.ACCESSION}&name=Testesen")  # RetrieveURL
     back = _roundtrip(ds)
+    assert back.RetrieveURL == "http://pacs.example.no/wado?patientID=***&acc=***&name=***"
     assert back[0x00142006].value == ""
     assert back.Manufacturer == "*** Medical 20240101"
     assert back.SoftwareVersions == "syngo MR E11 12345678"

@@ -131,8 +131,10 @@ _DATE_VRS = ("DA", "DT")
 #: Free text the table does not list is cleaned in full (values and patterns).
 _FREE_TEXT_VRS = ("ST", "LT", "UT")
 #: Short text the table does not list loses only the instance's own identifying values:
-#: patterns would cut code values, coil names and version numbers.
-_SHORT_TEXT_VRS = ("LO", "SH", "UC")
+#: patterns would cut code values, coil names and version numbers. A URL too
+#: (RetrieveURL: ``…?patientID=…``). Not CS: a code that equals a name part (a patient
+#: called Head, the prefix Mr) would lose BodyPartExamined HEAD or the Modality MR.
+_SHORT_TEXT_VRS = ("LO", "SH", "UC", "UR")
 
 
 @cache

@@ -165,6 +165,9 @@ class InstanceScan:
         self.rules = rules
         self._ids = rules.id_pattern()
         self._memo: dict[tuple, list[Entry]] = {}
+        #: Values of a number VR already seen to be of its form (most recur slice after
+        #: slice: a set lookup is cheaper than the form's match).
+        self._numbers: set[tuple[str, bytes]] = set()
         self._uids = bool(rules.archive_uids)
         self._dates = rules.check_dates
 
@@ -179,14 +182,18 @@ class InstanceScan:
         """:meth:`scan` of a data set's top-level raw elements, given as (tag, VR acted on,
         value) in the data set's order; None when a sequence's items are not plain (see
         :func:`~rpacs.deid.parse_items`): they need the data set."""
-        memo = self._memo
+        memo, numbers = self._memo, self._numbers
         found: list[Entry] = []
         for number, vr, value in elements:
             if not value:
                 continue  # an empty value has nothing to find
             number_form = _NUMBER_BYTES.get(vr)
             if number_form is not None:
+                if (vr, value) in numbers:
+                    continue
                 if number_form.fullmatch(value):
+                    if len(numbers) < _MEMO_ENTRIES:
+                        numbers.add((vr, value))
                     continue
             elif vr not in _TEXT_VRS and vr != "SQ":
                 continue
