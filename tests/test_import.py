@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -281,6 +282,35 @@ def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
     assert done.returncode == 0, done.stderr
     rows, files = _consistent(home)
     assert rows == files == total
+
+
+def test_two_imports_of_one_study_at_once_both_end_well(tmp_path):
+    """Both find the study new; the second to commit met a unique constraint and ended in
+    a traceback. It now indexes its batch again and finds the other's rows."""
+    home = tmp_path / "home"
+    env = {**os.environ, "RPACS_HOME": str(home)}
+    rpacs = [sys.executable, "-m", "rpacs.cli.main"]
+    subprocess.run(
+        [*rpacs, "project", "create", ACRONYM, "--rek", "1", "--pi-name", "PI",
+         "--pi-email", "pi@example.org", "--start", "2023-01-01", "--end", "2027-01-01",
+         "--participant-pattern", r"^IMP-\d{4}$", "--events", "baseline"],
+        env=env, check=True, capture_output=True,
+    )
+    for study in range(1, 4):
+        f.write_study(tmp_path / f"in{study}", study=study, series=2, per_series=10)
+        runs = [subprocess.Popen(
+            [*rpacs, "import", str(tmp_path / f"in{study}"), "--project", ACRONYM,
+             "--participant", "IMP-0001", "--event", "baseline", "--workers", "1", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+        outputs = [run.communicate(timeout=120) for run in runs]
+        for run, (_, stderr) in zip(runs, outputs, strict=True):
+            assert run.returncode == 0 and "Traceback" not in stderr, stderr
+        counts = [json.loads(stdout) for stdout, _ in outputs]
+        assert sum(c["stored"] for c in counts) == 20
+        assert sum(c["present"] for c in counts) == 20
+    rows, files = _consistent(home)
+    assert rows == files == 60
 
 
 def test_a_zip_cut_short_is_rejected_and_nothing_stored_registers_no_participant(inst,

@@ -20,11 +20,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from ..archive import FileStore, IndexOutcome, StoredInstance, record_instances
+from ..archive import (
+    FileStore,
+    IndexOutcome,
+    IndexResult,
+    StoredInstance,
+    record_instances,
+)
 from ..db import AuditEvent, Instance, Project, RefusedPatient, Study
 from ..deid.identity import Identity
-from ..errors import InvalidInputError
+from ..errors import ConflictError, InvalidInputError
 from ..installation import Installation
 from ..projects import (
     check_assignment,
@@ -130,6 +137,41 @@ def _drive(plan: WorkPlan, sources: Sequence[Source], workers: int, pool: Worker
             progress(done, total)
 
 
+#: Times a batch is indexed again after another import's transaction clashed with it.
+INDEX_ATTEMPTS = 3
+
+
+def _index_batch(inst: Installation, project_id: int, participant: str, event: str,
+                 batch: list[StoredInstance]) -> tuple[list[IndexResult], set[str]]:
+    """Index ``batch`` in one transaction: its results, and which of the paths of the
+    instances it refused are indexed all the same (by another import).
+
+    Two imports of one study at the same time (two staff members with the same CD, the
+    DICOM service and a command line) may both find the study new, and the second to
+    commit breaks a unique constraint. Its transaction is rolled back whole and the batch
+    indexed again, now finding the other's rows.
+    """
+    for attempt in range(1, INDEX_ATTEMPTS + 1):
+        try:
+            with inst.db.session() as session:
+                row = session.get(Project, project_id)
+                assert row is not None
+                person = get_or_create_participant(session, row, participant)
+                results = list(record_instances(session, row, person, event, batch))
+                refused = [r.instance.relative_path for r in results
+                           if r.outcome is IndexOutcome.REJECTED and r.instance.created]
+                indexed = set(session.scalars(select(Instance.path).where(
+                    Instance.project_id == project_id, Instance.path.in_(refused)))) \
+                    if refused else set()
+            return results, indexed
+        except IntegrityError as exc:
+            if attempt == INDEX_ATTEMPTS:
+                raise ConflictError(
+                    "another import of the same studies kept changing the index; run this "
+                    "import again (what is stored stays, and is found present)") from exc
+    raise AssertionError("unreachable")
+
+
 def _collect(paths: Sequence[Path], summary: ImportSummary) -> list[Source]:
     sources: list[Source] = []
     for item in iter_sources(paths):
@@ -197,32 +239,25 @@ def import_paths(
                     item.source, "refused: this patient withdrew from the project"))
             if not pending:
                 return
-        with inst.db.session() as session:
-            row = session.get(Project, project.id)
-            assert row is not None
-            person = get_or_create_participant(session, row, participant)
-            unwanted: list[str] = []
-            for result in record_instances(session, row, person, event, pending):
-                if result.outcome is IndexOutcome.STORED:
-                    summary.stored += 1
-                elif result.outcome is IndexOutcome.PRESENT:
-                    summary.present += 1
-                else:
-                    summary.rejected.append(Rejection(result.instance.source, result.reason))
-                    if result.instance.created:
-                        unwanted.append(result.instance.relative_path)
-                    continue
-                studies.add(result.instance.study_uid)
-                series.add(result.instance.series_uid)
-            # What this import wrote for an instance the index refused (a study already
-            # stored for another participant or event) goes again, unless another import
-            # indexed the same file meanwhile.
-            indexed = set(session.scalars(select(Instance.path).where(
-                Instance.project_id == project.id, Instance.path.in_(unwanted)))) \
-                if unwanted else set()
+        results, indexed = _index_batch(inst, project.id, participant, event, pending)
+        unwanted: list[str] = []
+        for result in results:
+            if result.outcome is IndexOutcome.STORED:
+                summary.stored += 1
+            elif result.outcome is IndexOutcome.PRESENT:
+                summary.present += 1
+            else:
+                summary.rejected.append(Rejection(result.instance.source, result.reason))
+                # What this import wrote for an instance the index refused (a study
+                # already stored for another participant or event) goes again, unless
+                # another import indexed the same file meanwhile.
+                if result.instance.created and result.instance.relative_path not in indexed:
+                    unwanted.append(result.instance.relative_path)
+                continue
+            studies.add(result.instance.study_uid)
+            series.add(result.instance.series_uid)
         for relative in unwanted:
-            if relative not in indexed:
-                plan.store.remove(relative)
+            plan.store.remove(relative)
         pending.clear()
 
     handled = 0
