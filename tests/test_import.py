@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from rpacs.db import Instance, Participant, Project
+from rpacs.db import Instance, Participant, Project, RefusedPatient, StudyPatientKey
 from rpacs.ingest import import_paths, patient_key, studies_of_patient
 from rpacs.installation import Installation
 from rpacs.projects import ProjectSpec, create_project
@@ -231,6 +231,27 @@ def test_patient_key_links_studies_without_the_id(inst, tmp_path):
     found = studies_of_patient(inst, key)
     assert len(found) == 1 and found[0][0] == ACRONYM
     assert f.PATIENT_ID not in key
+
+
+def test_a_study_that_arrived_under_two_patient_ids_is_found_by_either(inst, tmp_path, rpacs):
+    """A trauma patient registered under a temporary ID, then under the real one: asking
+    for the real one found nothing, and a withdrawal refused only the temporary one."""
+    temporary, real = "TEMP123", "15037512345"
+    first = f.write_study(tmp_path / "a", study=1, series=1, per_series=2, patient_id=temporary)
+    later = f.write_study(tmp_path / "b", study=1, series=2, per_series=1, patient_id=real)
+    _import(inst, *first)
+    _import(inst, later[-1])  # the second series, same study
+    _import(inst, later[0])  # a file of the first series again, now under the real ID
+    secret = inst.settings.installation_secret
+    for patient in (temporary, real):
+        assert [uid for _, uid in studies_of_patient(inst, patient_key(secret, patient))] \
+            and len(studies_of_patient(inst, patient_key(secret, patient))) == 1, patient
+    with inst.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(StudyPatientKey)) == 1
+    assert rpacs("participant", "withdraw", ACRONYM, "IMP-0001", "--yes").exit_code == 0
+    with inst.db.session() as session:
+        refused = set(session.scalars(select(RefusedPatient.patient_key)))
+    assert refused == {patient_key(secret, temporary), patient_key(secret, real)}
 
 
 def _consistent(home: Path) -> tuple[int, int]:

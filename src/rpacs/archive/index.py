@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ..db import Instance, Participant, Project, Series, Study
+from ..db import Instance, Participant, Project, Series, Study, StudyPatientKey
 from ..review import add_to_inventory
 from .content import StoredInstance
 
@@ -67,6 +67,8 @@ def record_instances(
     }
     series_cache: dict[tuple[int, str], Series] = {}
     new_entries = []
+    # Original patients a study arrived under besides its first (StudyPatientKey).
+    other_keys: set[tuple[int, str]] = set()
     # Instance rows go in as one executemany at the end: an ORM object per file cost more
     # than the whole insert.
     rows: list[dict[str, object]] = []
@@ -75,6 +77,9 @@ def record_instances(
         if existing is not None:
             if existing == item.sha256:
                 results.append(IndexResult(item, IndexOutcome.PRESENT))
+                present = studies.get(item.study_uid)
+                if present is not None and item.patient_key not in ("", present.patient_key):
+                    other_keys.add((present.id, item.patient_key))
             else:
                 results.append(
                     IndexResult(
@@ -111,6 +116,8 @@ def record_instances(
                 )
             )
             continue
+        if item.patient_key not in ("", study.patient_key):
+            other_keys.add((study.id, item.patient_key))
         series = series_cache.get((study.id, item.series_uid))
         if series is None:
             series = session.scalar(
@@ -159,5 +166,11 @@ def record_instances(
     session.flush()
     if rows:
         session.execute(insert(Instance), rows)
+    if other_keys:
+        recorded = set(session.execute(
+            select(StudyPatientKey.study_id, StudyPatientKey.patient_key).where(
+                StudyPatientKey.study_id.in_({study_id for study_id, _ in other_keys}))))
+        session.add_all(StudyPatientKey(study_id=study_id, patient_key=key)
+                        for study_id, key in sorted(other_keys - recorded))
     add_to_inventory(session, project.id, new_entries)
     return results

@@ -110,6 +110,23 @@ class Study(Base):
     series: Mapped[list["Series"]] = relationship(back_populates="study")
 
 
+class StudyPatientKey(Base):
+    """Another original patient (keyed hash) whose PatientID came with a study's instances.
+
+    A study may arrive under more than one PatientID: a trauma patient first registered
+    under a temporary ID, then merged; one CD mixing IDs. ``Study.patient_key`` holds the
+    first; the others are kept here, so that asking which projects hold a patient's data,
+    and refusing a withdrawn patient's studies, find every one.
+    """
+
+    __tablename__ = "study_patient_keys"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
 class Series(Base):
     __tablename__ = "series"
     __table_args__ = (UniqueConstraint("study_id", "series_uid"),)

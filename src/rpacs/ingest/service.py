@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..archive import (
@@ -29,7 +29,7 @@ from ..archive import (
     StoredInstance,
     record_instances,
 )
-from ..db import AuditEvent, Instance, Project, RefusedPatient, Study
+from ..db import AuditEvent, Instance, Project, RefusedPatient, Study, StudyPatientKey
 from ..deid.identity import Identity
 from ..errors import ConflictError, InvalidInputError
 from ..installation import Installation
@@ -371,12 +371,14 @@ def refused_patients(inst: Installation, project_id: int) -> set[str]:
 
 
 def studies_of_patient(inst: Installation, patient_key: str) -> list[tuple[str, str]]:
-    """(project acronym, StudyInstanceUID) of every stored study with this patient key."""
+    """(project acronym, StudyInstanceUID) of every stored study with this patient key:
+    the first a study arrived under, or another (:class:`~rpacs.db.StudyPatientKey`)."""
+    others = select(StudyPatientKey.study_id).where(StudyPatientKey.patient_key == patient_key)
     with inst.db.session() as session:
         rows = session.execute(
             select(Project.acronym, Study.study_uid)
             .join(Study, Study.project_id == Project.id)
-            .where(Study.patient_key == patient_key)
-            .order_by(Project.acronym)
+            .where(or_(Study.patient_key == patient_key, Study.id.in_(others)))
+            .order_by(Project.acronym, Study.study_uid)
         )
         return [(a, s) for a, s in rows]

@@ -24,6 +24,7 @@ from ..db import (
     RefusedPatient,
     Series,
     Study,
+    StudyPatientKey,
     Withdrawal,
 )
 from ..deid import quiet  # noqa: F401  (pydicom's value warnings off)
@@ -65,6 +66,8 @@ def withdraw_participant(inst: Installation, acronym: str, research_id: str,
                 select(Instance.id, Instance.path).join(Series, Series.id == Instance.series_id)
                 .where(Series.study_id.in_(study_ids))))
             keys = {s.patient_key for s in studies if s.patient_key}
+            keys |= set(session.scalars(select(StudyPatientKey.patient_key).where(
+                StudyPatientKey.study_id.in_(study_ids))))
             keys |= set(session.scalars(select(AutoIdMapping.patient_key).where(
                 AutoIdMapping.project_id == project.id,
                 AutoIdMapping.research_id == research_id)))
