@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from rpacs.errors import ConflictError
 from rpacs.export import ExportSpec, Finding, ManifestRow, run_export
 from rpacs.export.content import SeriesResult
 
@@ -57,6 +60,42 @@ def test_killed_export_resumes_and_gives_the_same_package(archive, tmp_path):
     fresh = run_export(archive.inst, archive.acronym, spec, tmp_path / "fresh", workers=2)
     assert fresh.resumed == 0
     assert _files(out) == _files(tmp_path / "fresh")
+
+
+def test_a_kill_just_after_the_package_appears_leaves_its_record_and_no_key(
+        archive, tmp_path, monkeypatch):
+    """Killed as the work folder goes: the package has its audit record (written with it,
+    not after), and the next run of the spec removes the folder, whose key would link the
+    new IDs back to research IDs though no coupling list was to be kept."""
+    from sqlalchemy import select
+
+    import rpacs.export.service as service
+    from rpacs.db import AuditEvent
+
+    anonymous = SPEC.replace("pattern: \"R{n:04d}\"", "coupling_list: false").replace(
+        "[dicom, nifti]", "[dicom]")
+    spec = ExportSpec.from_yaml(anonymous)
+    out = tmp_path / "out"
+    real_rmtree = service.shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        if Path(path).name == ".resumable.export-work":
+            raise KeyboardInterrupt  # the kill
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(service.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_export(archive.inst, archive.acronym, spec, out)
+    monkeypatch.setattr(service.shutil, "rmtree", real_rmtree)
+    work = out / ".resumable.export-work"
+    assert (out / "resumable.zip").is_file() and work.is_dir()
+    assert json.loads((work / "state.json").read_text())["run_key"]
+    with archive.inst.db.session() as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert "export" in actions
+    with pytest.raises(ConflictError, match="already exists"):
+        run_export(archive.inst, archive.acronym, spec, out)
+    assert not work.exists()
 
 
 def test_a_changed_spec_starts_over(archive, tmp_path):

@@ -22,7 +22,7 @@ import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -482,10 +482,15 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
     out = Path(out).absolute()  # a relative --out: pydicom gives the file-set absolute paths
     _check_outside(inst, out)
     target = _package_path(out, spec)
+    work = out / f".{spec.name}.export-work"
     if target.exists():
+        if work.is_dir():
+            # Left by the run that made the package, killed just after: it holds that
+            # run's key, which must not outlive it (a coupling list by another name).
+            with suppress(ConflictError), _locked(work):
+                shutil.rmtree(work, ignore_errors=True)
         raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
     side = Sidecar.read(sidecar) if sidecar else None
-    work = out / f".{spec.name}.export-work"
     # Planned before the work folder is made: a spec, sidecar or layout problem leaves
     # nothing behind.
     state = _state(work)
@@ -679,14 +684,20 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
     if blobs is not None:
         sources.update({path: Span(blobs / name, offset, size, crc) for r in results
                         for path, (name, offset, size, crc) in r.spans.items()})
-    _assemble(spec, work, tree, texts, rows, sources, target, workers)
-    shutil.rmtree(work, ignore_errors=True)
+    built = _assemble(spec, work, tree, texts, rows, sources, target, workers)
     with inst.db.session() as session:  # the export's record and its audit event together
         session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,
                               spec_sha256=spec.sha256, content_sha256=prepared.digest,
                               made_on=made_on, output=str(target), n_files=len(rows)))
         _audit(session, prepared, actor, "export", target, len(rows), len(findings),
                sidecar=with_sidecar)
+        session.flush()
+        # The package appears as the records are committed: a failed rename rolls them
+        # back, and a kill can fall only in the moment between the two.
+        os.replace(built, target)
+    # Only then the work folder (with the run's key, when no coupling list is kept): a
+    # kill before this leaves it to the next run of the spec (see run_export).
+    shutil.rmtree(work, ignore_errors=True)
     return ExportResult(
         package=str(target), files=len(rows), participants=len(plan.participants),
         series=len(plan.series), instances=plan.n_instances,
@@ -721,14 +732,13 @@ def _made_on(inst: Installation, prepared: _Prepared) -> dt.date:
 
 def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
               rows: list[Any], sources: dict[str, Path | Span], target: Path,
-              workers: int) -> None:
-    """Lay the finished files out as the package kind says, then rename it into place
-    (``sources``: where each row's bytes are)."""
+              workers: int) -> Path:
+    """Lay the finished files out as the package kind says, in the work folder; the
+    package, ready to be renamed into place (``sources``: where each row's bytes are)."""
     if spec.package is PackageKind.DIRECTORY:
         for name, text in texts.items():
             write_atomic(tree / name, text.encode("utf-8"))
-        os.replace(tree, target)
-        return
+        return tree
     if spec.package is PackageKind.ZIP:
         for name, text in texts.items():
             write_atomic(tree / name, text.encode("utf-8"))
@@ -736,8 +746,7 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
         entries.update({name: tree / name for name in texts})
         zip_path = work / target.name
         write_zip(zip_path, entries)
-        os.replace(zip_path, target)
-        return
+        return zip_path
     package = work / "package"
     shutil.rmtree(package, ignore_errors=True)
     package.mkdir()
@@ -755,7 +764,7 @@ def _assemble(spec: ExportSpec, work: Path, tree: Path, texts: dict[str, str],
             write_zip(target_zip, entries)
     for name, text in texts.items():
         write_atomic(package / name, text.encode("utf-8"))
-    os.replace(package, target)
+    return package
 
 
 def _audit(session: Session, prepared: _Prepared, actor: str, action: str, target: Path,
