@@ -147,8 +147,11 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("StudyID", "SH", "0123456789012345", False),
     ("InstitutionName", "LO", "TESTPROJ", False),
     ("StudyDate", "DA", "20200615", False),
-    ("StudyDate", "DA", "20191231", False),  # a day either side
-    ("StudyDate", "DA", "20191230", True),
+    ("StudyDate", "DA", "20191231", False),
+    ("InstanceCreationDate", "DA", "20210130", False),  # made weeks after its study
+    ("SeriesDate", "DA", "20191202", False),  # 30 days either side
+    ("StudyDate", "DA", "20191201", True),
+    ("StudyDate", "DA", "20210131", True),
     ("AcquisitionDateTime", "DT", "20230517101500", True),
     ("ContentDate", "DA", "19000101", False),  # the de-identifier's dummy
     ("CalibrationDate", "DA", "20200601\\19780512", True),

@@ -8,8 +8,9 @@ StudyIDs derived from the new StudyInstanceUIDs, and the de-identifier's dummy v
 
 - a person name (VR PN);
 - a PatientID that is not one of the project's participant IDs;
-- a date (DA, DT) outside the range of the project's stored, shifted study dates (± 1 day)
-  — a date that escaped shifting stands out there (no study dates yet: no date flags);
+- a date (DA, DT) more than 30 days outside the range of the project's stored, shifted
+  study dates (:data:`DATE_MARGIN_DAYS`) — a date that escaped shifting stands out there
+  (no study dates yet: no date flags);
 - text with a run of 6 or more digits, or 8 or more digits spaced like a phone number (an
   ID, a phone or a national identity number; not a list of round numbers such as b-values:
   :data:`~rpacs.deid.patterns.PHONE_NUMBER`), except in code strings (CS) and in tags that
@@ -92,6 +93,12 @@ DESCRIPTIONS = frozenset({
 })
 
 
+#: Days either side of the study dates in which a date is not flagged: a series or an
+#: instance made days after its study (a reconstruction, a report) is shifted like it,
+#: while a date left unshifted lies a year or more away (the shift is 365 to 3,650 days).
+DATE_MARGIN_DAYS = 30
+
+
 @dataclass(frozen=True)
 class ReviewContext:
     """What the flags compare against: the project's own identifiers and its date range."""
@@ -104,10 +111,12 @@ class ReviewContext:
 
     @property
     def date_range(self) -> tuple[str, str] | None:
-        """The dates no flag is raised for: the study dates ± 1 day (None: no dates yet)."""
+        """The dates no flag is raised for: the study dates ± :data:`DATE_MARGIN_DAYS`
+        (None: no dates yet)."""
         if not self.first_date:
             return None
-        return _shift_day(self.first_date, -1), _shift_day(self.last_date, +1)
+        return (_shift_day(self.first_date, -DATE_MARGIN_DAYS),
+                _shift_day(self.last_date, +DATE_MARGIN_DAYS))
 
 
 def _shift_day(date: str, days: int) -> str:
