@@ -58,6 +58,18 @@ def test_a_dicomdir_with_research_ids_kept(archive, tmp_path):
     fileset = FileSet(dcmread(package / "DICOMDIR"))
     assert {instance.PatientID for instance in fileset} == {"EX-0001"}
     assert fileset.UID.is_valid and fileset.UID.startswith("2.25.")
+    # The dry run says the layout's paths become the file-set's names.
+    from click.testing import CliRunner
+
+    from rpacs.cli import cli
+
+    spec_file = tmp_path / "dd.yaml"
+    spec_file.write_text("name: dd\nselect: {participants: [EX-0001]}\ndicomdir: true\n")
+    env = {"RPACS_HOME": str(archive.home), "RPACS_DATABASE_URL": None, "RPACS_CONFIG": None,
+           "RPACS_WORKERS": None}
+    dry = CliRunner().invoke(cli, ["export", archive.acronym, "--spec", str(spec_file),
+                                   "--out", str(tmp_path / "dry"), "--dry-run"], env=env)
+    assert dry.exit_code == 0 and "PT000000/ST000000/SE000000/IM000000" in dry.output
 
 
 def test_research_package_keeps_research_ids(archive, tmp_path):

@@ -24,7 +24,9 @@ def _print_plan(plan: ExportPlan, risk: RiskReport) -> None:
     if plan.fresh_every_run:
         click.echo("  (no coupling list: the IDs and UIDs shown are examples, every run draws "
                    "new ones)")
-    click.echo("  first paths:")
+    click.echo("  first paths:" if not plan.file_set else
+               "  first paths, in the layout (a DICOMDIR file-set then names the files "
+               "PT000000/ST000000/SE000000/IM000000 and on, in this order):")
     for path in plan.first_paths():
         click.echo(f"    {path}")
     for series in plan.series:

@@ -146,6 +146,9 @@ class ExportPlan:
     output: str
     #: New IDs and UIDs are drawn afresh on every run (no coupling list).
     fresh_every_run: bool = False
+    #: A DICOMDIR file-set: its files are renamed PT…/ST…/SE…/IM… as media must be, in
+    #: the layout's order.
+    file_set: bool = False
     #: One instance of each series: the tags that change (dry run only).
     changes: dict[str, list[TagChange]] = field(default_factory=dict)
 

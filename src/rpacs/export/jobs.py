@@ -349,7 +349,7 @@ def dry_run(inst: Installation, project: Project, spec: ExportSpec,
         "instances": plan.n_instances, "fresh_every_run": plan.fresh_every_run,
         "counts": [dict(zip(("participant", "event", "modality", "series", "instances"),
                             row, strict=True)) for row in plan.counts()],
-        "first_paths": plan.first_paths(), "changes": changes,
+        "first_paths": plan.first_paths(), "file_set": plan.file_set, "changes": changes,
         "more_series": max(0, len(plan.series) - series_shown),
         "risk": risk.as_dict(), "risk_text": risk.render(),
     }

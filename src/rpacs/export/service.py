@@ -276,7 +276,8 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
     plan = ExportPlan(spec_name=spec.name, spec_sha256=spec.sha256, project=project.acronym,
                       series=series, participants=ids,
                       added={ids[r]: v for r, v in table_added.items()},
-                      output=str(_package_path(out, spec)), fresh_every_run=random_key)
+                      output=str(_package_path(out, spec)), fresh_every_run=random_key,
+                      file_set=spec.dicomdir)
     return _Prepared(plan, spec, project, rewrite, subjects, scan,
                      run_key if random_key else None, new_ids, digest)
 
