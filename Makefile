@@ -1,14 +1,18 @@
 # Two commands on a fresh Debian machine with Python 3.11: `make demo` and `make test`.
-# The venv's interpreter: Debian's own (/usr/bin/python3) when it is 3.11 or newer, else the
-# first python3 on PATH; `make PYTHON=...` chooses another. Debian's is the one apt keeps
-# patched, and it is built with profile-guided optimisation: faster than a default build
-# from source, such as pyenv's (docs/operations.md has the figures).
+# The venv's interpreter: Debian's own (/usr/bin/python3) when it is 3.11 or newer and can
+# make a venv (or root can install python3-venv for it), else the first python3 on PATH;
+# `make PYTHON=...` chooses another. Debian's is the one apt keeps patched, and it is built
+# with profile-guided optimisation: faster than a default build from source, such as
+# pyenv's (docs/operations.md has the figures).
 SYSTEM_PYTHON := /usr/bin/python3
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-                  2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
+                  2>/dev/null && { $(SYSTEM_PYTHON) -c 'import ensurepip' 2>/dev/null \
+                  || [ "$$(id -u)" = 0 ]; } && echo $(SYSTEM_PYTHON) || echo python3)
 endif
-PYTHON_PATH := $(shell readlink -f "$$(command -v $(PYTHON))")
+# The interpreter itself (not a pyenv shim in front of it) and its version.
+PYTHON_PATH := $(shell $(PYTHON) -c 'import os, sys; \
+                 print(os.path.realpath(sys.executable), sys.version.split()[0])' 2>/dev/null)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

@@ -169,7 +169,7 @@ def test_a_research_id_must_be_a_valid_patient_id(make_project):
     check_assignment(project, "ANY-ID 7", "baseline")
     # Not ASCII (BJØRN was written as a Latin-1 byte into files declaring no character
     # set), a value or name-component separator, a space at an end (readers strip it).
-    for bad_id in ("A\\B", "A" * 65, "tab\there", "BJØRN-1", "A^B", " A", "A "):
+    for bad_id in ("A\\B", "A" * 65, "tab\there", "BJØRN-1", "A^B", "P=1", " A", "A "):
         with pytest.raises(InvalidInputError, match="1-64 ASCII letters"):
             check_assignment(project, bad_id, "baseline")
 

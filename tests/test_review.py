@@ -160,6 +160,9 @@ CONTEXT = ReviewContext(frozenset({"TP-0001", "baseline", "TESTPROJ", "012345678
     ("ImageComments", "LT", "call 55 97 50 00", True),
     ("ImageComments", "LT", "ref 12345678", True),
     ("DerivationDescription", "ST", "compression ratio 0.084906", False),
+    ("DerivationDescription", "ST", "ratio 0.08490612345 or 12.1234567", False),
+    ("ImageComments", "LT", "seen 1234567.5 mm away", True),
+    ("ImageComments", "LT", "from study 1.2.3.604688119", True),  # a UID typed into text
     ("ImageComments", "LT", "ref.123456", True),
     ("ImageComments", "LT", "mail ola@example.org", True),
     ("ImageComments", "LT", "Patient Testesen scanned today", True),

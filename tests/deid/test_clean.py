@@ -46,6 +46,7 @@ def test_the_instances_own_values_are_cut(cleaner: TextCleaner, leak: str):
     "1.2.826.0.1.3680043.8.498.777888999000111222",
     "1.3.12.2.1107.5.2.43.67040.1.20210517081023456.0.0.0",
     "2.25.329800735698586629295641978511506172918",
+    "1.2.276.0.7230010.3.1.4.0123",  # a leading zero: a time of day in a vendor's UID
 ])
 def test_identifying_patterns_are_cut_whoever_they_belong_to(cleaner: TextCleaner, leak: str):
     assert cleaner.clean(f"see {leak}.") == "see ***."
@@ -142,7 +143,8 @@ def _one_pattern(values: tuple[str, ...]) -> re.Pattern[bytes]:
     forms = clean._byte_forms(values)
     # A UID where one of the roots begins (the blob is searched only there).
     roots = "|".join(re.escape(r.decode()) for r in clean._UID_ROOTS)
-    uid = clean.UID_IN_TEXT.replace("(?<![\\w.])", f"(?<![\\w.])(?={roots})", 1)
+    uid = clean.UID_IN_TEXT.replace("(?<![\\d.])", f"(?<![\\d.])(?={roots})", 1)
+    assert uid != clean.UID_IN_TEXT
     parts = [clean._PATTERNS[0], uid]
     for form in sorted(forms, key=lambda f: (-len(f), f)):
         literal = re.escape(form).decode("latin-1")
@@ -177,6 +179,7 @@ def _cleaner() -> TextCleaner:
     b"120578 1234512057812345",  # a value inside a number, a number inside digits
     b"ref 1.2.3.4.5 and x1.2.3.4.5 and 1.2.3.4. and 2.25.1234567890 and 1.1.2.3.4.5",
     b"1.2.840.10008.1.2.1 1.3.12.2.1107.5 Testesen1.2.3.4.5",
+    b"IM_1.3.12.2.1107.5.2.43_0001.dcm and 1.2.840.113619.2.55.3.0123\x00",
 ])
 def test_binary_cleaning_cuts_what_one_pattern_would(blob: bytes):
     """The searches that replaced one regular expression cut exactly what it cut."""

@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -342,6 +343,11 @@ def test_a_finding_removes_the_package(archive, tmp_path):
     # What was let through is on record beside the package.
     allowed = json.loads((tmp_path / "kept" / "leaky.scan-findings.json").read_text())
     assert allowed == findings
+    # A clean run into the same folder leaves no earlier run's report beside its package.
+    shutil.rmtree(tmp_path / "kept" / "leaky")
+    run_export(archive.inst, archive.acronym, ExportSpec.from_yaml("name: leaky\n"),
+               tmp_path / "kept")
+    assert not (tmp_path / "kept" / "leaky.scan-findings.json").exists()
     spec_file = tmp_path / "leaky.yaml"
     spec_file.write_text(text)
     refused = _cli(archive, "export", archive.acronym, "--spec", str(spec_file), "--out",

@@ -98,6 +98,39 @@ def test_a_kill_just_after_the_package_appears_leaves_its_record_and_no_key(
     assert not work.exists()
 
 
+def test_a_commit_that_fails_takes_the_package_back(archive, tmp_path, monkeypatch):
+    """The package and its records go together: if the commit fails after the rename (a
+    locked database, a dropped connection), the package is not left without them."""
+    import rpacs.export.service as service
+
+    spec = ExportSpec.from_yaml(SPEC.replace("[dicom, nifti]", "[dicom]"))
+    out = tmp_path / "out"
+    real = service._audit
+
+    def audit_then_fail(session, *args, **kwargs):
+        real(session, *args, **kwargs)
+        session.info["fail"] = True
+
+    def fail_on_commit(session):
+        if session.info.pop("fail", False):
+            raise RuntimeError("the database went away")
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    monkeypatch.setattr(service, "_audit", audit_then_fail)
+    event.listen(Session, "before_commit", fail_on_commit)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            run_export(archive.inst, archive.acronym, spec, out)
+    finally:
+        event.remove(Session, "before_commit", fail_on_commit)
+    monkeypatch.setattr(service, "_audit", real)
+    assert not (out / "resumable.zip").exists()
+    result = run_export(archive.inst, archive.acronym, spec, out)  # resumes, and is recorded
+    assert Path(result.package).is_file() and result.resumed > 0
+
+
 def test_a_changed_spec_starts_over(archive, tmp_path):
     out = tmp_path / "out"
     work = out / ".resumable.export-work"

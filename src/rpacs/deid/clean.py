@@ -62,8 +62,10 @@ REPLACEMENT = "***"
 #: UID: the instance's own and a referenced study's alike lead back to the hospital's PACS,
 #: and a vendor's UID often spells the acquisition's date and time. Not the standard's own
 #: (1.2.840.10008…: SOP classes, transfer syntaxes), which say nothing of anyone.
-UID_IN_TEXT = (r"(?<![\w.])(?!1\.2\.840\.10008(?!\d))"
-               r"(?:[0-2](?:\.(?:0|[1-9]\d*)){4,}|2\.25\.[1-9]\d{9,})(?!\w|\.\d)")
+#: Components as vendors write them, leading zeros too (a time of day, ``.0930``), and
+#: letters may touch it (``IM_1.3.12…_0001.dcm``).
+UID_IN_TEXT = (r"(?<![\d.])(?!1\.2\.840\.10008(?!\d))"
+               r"(?:[0-2](?:\.\d+){4,}|2\.25\.\d{10,})(?!\d|\.\d)")
 
 _PATTERNS = [
     r"(?<!\d)\d{6} ?\d{5}(?!\d)",  # 11-digit national identity number

@@ -33,7 +33,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..audit import record_event
-from ..db import ExportId, ExportRun, Instance, Participant, Project, Series, Study
+from ..db import (
+    ExportId,
+    ExportRun,
+    Instance,
+    Participant,
+    Project,
+    Series,
+    Study,
+    Withdrawal,
+)
 from ..deid import (
     Option,
     date_offset_days,
@@ -144,6 +153,12 @@ def _project_research_ids(inst: Installation, project: Project) -> set[str]:
             select(Participant.research_id).where(Participant.project_id == project.id)))
 
 
+def _withdrawn(inst: Installation, project: Project) -> set[str]:
+    with inst.db.session() as session:
+        return set(session.scalars(
+            select(Withdrawal.research_id).where(Withdrawal.project_id == project.id)))
+
+
 def _stored_ids(inst: Installation, project: Project, spec: ExportSpec) -> dict[str, str]:
     with inst.db.session() as session:
         rows = session.execute(select(ExportId.research_id, ExportId.export_id).where(
@@ -225,7 +240,9 @@ def _prepare(inst: Installation, acronym: str, spec: ExportSpec, out: Path,
                                 f"{project.acronym} (one of: {', '.join(project.events)})")
     all_research = _project_research_ids(inst, project)
     # A typo would otherwise leave its participant out of the package without a word.
-    strangers = sorted(set(spec.select.participants or ()) - set(all_research))
+    # (A withdrawn participant is gone on purpose: a saved spec that names one still runs.)
+    strangers = sorted(set(spec.select.participants or ()) - set(all_research)
+                       - _withdrawn(inst, project))
     if strangers:
         raise InvalidInputError(f"select.participants: {', '.join(strangers)} "
                                 f"{'is' if len(strangers) == 1 else 'are'} not a participant "
@@ -656,11 +673,13 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
     for series, result in _paired(plan.series, results):
         traits[series.participant].append(result.traits)
     risk = _risk(prepared, traits, k)
+    report = beside(out, spec, "scan-findings.json")
     if findings:
         # Also when allowed: the record of what was let through.
-        report = beside(out, spec, "scan-findings.json")
         write_atomic(report, json.dumps([f.__dict__ for f in findings], indent=2).encode(),
                      0o600)
+    else:
+        report.unlink(missing_ok=True)  # an earlier run's, which is not this package's
     if findings and not allow_findings:
         shutil.rmtree(work, ignore_errors=True)
         with inst.db.session() as session:
@@ -686,16 +705,24 @@ def _finish(inst: Installation, prepared: _Prepared, work: Path, out: Path,
         sources.update({path: Span(blobs / name, offset, size, crc) for r in results
                         for path, (name, offset, size, crc) in r.spans.items()})
     built = _assemble(spec, work, tree, texts, rows, sources, target, workers)
-    with inst.db.session() as session:  # the export's record and its audit event together
-        session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,
-                              spec_sha256=spec.sha256, content_sha256=prepared.digest,
-                              made_on=made_on, output=str(target), n_files=len(rows)))
-        _audit(session, prepared, actor, "export", target, len(rows), len(findings),
-               sidecar=with_sidecar)
-        session.flush()
-        # The package appears as the records are committed: a failed rename rolls them
-        # back, and a kill can fall only in the moment between the two.
-        os.replace(built, target)
+    placed = False
+    try:
+        with inst.db.session() as session:  # the export's record and its audit event
+            session.add(ExportRun(project_id=prepared.project.id, spec_name=spec.name,
+                                  spec_sha256=spec.sha256, content_sha256=prepared.digest,
+                                  made_on=made_on, output=str(target), n_files=len(rows)))
+            _audit(session, prepared, actor, "export", target, len(rows), len(findings),
+                   sidecar=with_sidecar)
+            session.flush()
+            # The package appears as the records are committed: a failed rename rolls
+            # them back, a failed commit takes the package back, and a kill can fall
+            # only in the moment between the two.
+            os.replace(built, target)
+            placed = True
+    except BaseException:
+        if placed:
+            os.replace(target, built)
+        raise
     # Only then the work folder (with the run's key, when no coupling list is kept): a
     # kill before this leaves it to the next run of the spec (see run_export).
     shutil.rmtree(work, ignore_errors=True)

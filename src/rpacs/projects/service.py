@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 #: A research ID as it can be written into PatientID (LO) and PatientName (PN) of every
 #: instance: ASCII, as a file declaring no character set holds only that; no backslash (a
-#: value separator) or caret (PN's component separator); no space at either end (DICOM
-#: pads values with spaces and readers strip them).
-RESEARCH_ID = re.compile(r"[!-\[\]-\]_-~](?:[ -\[\]-\]_-~]{0,62}[!-\[\]-\]_-~])?")
+#: value separator), caret or equals sign (PN's component and component-group
+#: separators); no space at either end (DICOM pads values with spaces and readers strip
+#: them).
+RESEARCH_ID = re.compile(r"[!-<>-\[\]-\]_-~](?:[ -<>-\[\]-\]_-~]{0,62}[!-<>-\[\]-\]_-~])?")
 
 
 def _find(session: Session, acronym: str) -> Project | None:
@@ -167,7 +168,7 @@ def check_assignment(project: Project, participant_id: str, event: str) -> None:
     if not RESEARCH_ID.fullmatch(participant_id):
         problems.append(
             "--participant: a research ID must be 1-64 ASCII letters, digits, punctuation "
-            "or inner spaces, without '\\' or '^' (it is written into PatientID and "
+            "or inner spaces, without '\\', '^' or '=' (it is written into PatientID and "
             "PatientName, in DICOM's default character set)"
         )
     elif not re.fullmatch(project.participant_pattern, participant_id):

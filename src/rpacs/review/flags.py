@@ -40,8 +40,21 @@ from dataclasses import dataclass
 
 from ..deid.patterns import PHONE_NUMBER
 
-# Not a decimal fraction's digits (a compression ratio of 0.084906).
-_DIGITS = re.compile(r"(?<!\d\.)\d{6,}")
+#: A number as written in text: digits, with dotted parts (a decimal, a UID, a version).
+_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)\d+(?:\.\d+)*")
+
+
+def _long_number(value: str) -> bool:
+    """Whether ``value`` holds a run of 6 or more digits that may be an ID: in a whole
+    number, a decimal's whole part, or any part of a dotted one (a UID typed into text) —
+    not in a decimal's fraction (a compression ratio of 0.0849061)."""
+    for match in _NUMBER.finditer(value):
+        parts = match.group().split(".")
+        if any(len(part) >= 6 for part in (parts[:1] if len(parts) == 2 else parts)):
+            return True
+    return False
+
+
 _PHONE = re.compile(PHONE_NUMBER)
 # Every pattern here fails in linear time, however long the value (a UT may hold
 # megabytes): an e-mail is looked for only where a run of its characters starts, and a
@@ -168,7 +181,7 @@ def value_flags(keyword_path: str, vr: str, value: str, context: ReviewContext) 
         reasons.append("looks like a street address")
     if keyword in DEVICE_TEXT:
         return reasons
-    if vr != "CS" and (_DIGITS.search(value) or _PHONE.search(value)):
+    if vr != "CS" and (_long_number(value) or _PHONE.search(value)):
         reasons.append("long run of digits (an ID or phone number?)")
     words = value.split()
     if vr in _FREE_TEXT_VRS and keyword not in DESCRIPTIONS and len(words) >= 3 and any(
