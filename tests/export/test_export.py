@@ -437,6 +437,16 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
         run_export(archive.inst, archive.acronym, ExportSpec.from_yaml(
             "name: x\nselect: {participants: [EX-0001, EX-O001]}"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # A withdrawn one is gone on purpose: a saved spec that names it still runs.
+    from rpacs.db import Project, Withdrawal
+
+    with archive.inst.db.session() as session:
+        project_id = session.scalar(select(Project.id))
+        session.add(Withdrawal(project_id=project_id, research_id="EX-0099", paths=[],
+                               files_removed=True))
+    plan, _ = plan_export(archive.inst, archive.acronym, ExportSpec.from_yaml(
+        "name: x\nselect: {participants: [EX-0001, EX-0099]}"), tmp_path / "out")
+    assert set(plan.participants) == {"EX-0001"}
     # On the command line, with the spec's other problems and its file's name.
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncolour: red\nselect: {events: [week12]}\n")
