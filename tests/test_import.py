@@ -270,8 +270,9 @@ def _consistent(home: Path) -> tuple[int, int]:
     return len(rows), len(list((home / "store").rglob("*.dcm")))
 
 
-def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
-    home = tmp_path / "home"
+def _command_line(home: Path) -> tuple[dict[str, str], list[str]]:
+    """The environment and command of ``rpacs`` in a process of its own, with the project
+    made in ``home``."""
     env = {**os.environ, "RPACS_HOME": str(home)}
     rpacs = [sys.executable, "-m", "rpacs.cli.main"]
     subprocess.run(
@@ -280,6 +281,12 @@ def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
          "--participant-pattern", r"^IMP-\d{4}$", "--events", "baseline"],
         env=env, check=True, capture_output=True,
     )
+    return env, rpacs
+
+
+def test_killed_import_is_consistent_and_a_rerun_completes(tmp_path):
+    home = tmp_path / "home"
+    env, rpacs = _command_line(home)
     for study in range(1, 9):
         f.write_study(tmp_path / "in", study=study, series=4, per_series=40)
     total = 8 * 4 * 40
@@ -309,14 +316,7 @@ def test_two_imports_of_one_study_at_once_both_end_well(tmp_path):
     """Both find the study new; the second to commit met a unique constraint and ended in
     a traceback. It now indexes its batch again and finds the other's rows."""
     home = tmp_path / "home"
-    env = {**os.environ, "RPACS_HOME": str(home)}
-    rpacs = [sys.executable, "-m", "rpacs.cli.main"]
-    subprocess.run(
-        [*rpacs, "project", "create", ACRONYM, "--rek", "1", "--pi-name", "PI",
-         "--pi-email", "pi@example.org", "--start", "2023-01-01", "--end", "2027-01-01",
-         "--participant-pattern", r"^IMP-\d{4}$", "--events", "baseline"],
-        env=env, check=True, capture_output=True,
-    )
+    env, rpacs = _command_line(home)
     for study in range(1, 4):
         f.write_study(tmp_path / f"in{study}", study=study, series=2, per_series=10)
         runs = [subprocess.Popen(
