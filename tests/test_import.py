@@ -171,6 +171,8 @@ def test_study_cannot_change_participant(inst, tmp_path):
     summary = _import(inst, paths[1], participant="IMP-0002")
     assert summary.stored == 0 and len(summary.rejected) == 1
     assert "another participant" in summary.rejected[0].reason
+    with inst.db.session() as session:  # and no participant with nothing stored
+        assert set(session.scalars(select(Participant.research_id))) == {"IMP-0001"}
     # The second series at the wrong event: refused, and nothing of it left in the store
     # (its files blocked the right import, and a withdrawal never found them).
     summary = _import(inst, *paths[2:], event="followup")

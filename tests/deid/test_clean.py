@@ -92,10 +92,12 @@ def test_a_vendor_blob_loses_uids_and_the_instances_own_dates():
     blob = (b'SV10\x04\x03### ASCCONV BEGIN ###\ntReferenceImage0 = ""1.3.12.2.1107.5.2.43.'
             b'67040.1.20210517081023456.0.0.0""\nsStudyDate = ""20210517""\n'
             b'sSliceArray.asSlice[0].dThickness = 1.0\nlRepetitions = 20210518\n'
+            b'tDate = 2021-05-17 and 17.05.2021\n'
             b'sClass = ""1.2.840.10008.5.1.4.1.1.4""\n### ASCCONV END ###')
     cleaned = cleaner.clean_bytes(blob)
     assert len(cleaned) == len(blob)
     assert b"1107" not in cleaned and b"20210517" not in cleaned
+    assert b"2021-05-17" not in cleaned and b"17.05.2021" not in cleaned
     assert b"dThickness = 1.0" in cleaned and b"lRepetitions = 20210518" in cleaned
     assert b"1.2.840.10008.5.1.4.1.1.4" in cleaned
 

@@ -131,6 +131,18 @@ def test_a_commit_that_fails_takes_the_package_back(archive, tmp_path, monkeypat
     assert Path(result.package).is_file() and result.resumed > 0
 
 
+def test_a_package_placed_but_not_recorded_is_named_so(archive, tmp_path):
+    """Killed between the rename and the commit: the next run says the package has no
+    record, rather than only that it exists."""
+    spec = ExportSpec.from_yaml(SPEC.replace("[dicom, nifti]", "[dicom]"))
+    out = tmp_path / "out"
+    (out / ".resumable.export-work").mkdir(parents=True)
+    (out / "resumable.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(ConflictError, match="has no export record"):
+        run_export(archive.inst, archive.acronym, spec, out)
+    assert not (out / ".resumable.export-work").exists()
+
+
 def test_a_changed_spec_starts_over(archive, tmp_path):
     out = tmp_path / "out"
     work = out / ".resumable.export-work"

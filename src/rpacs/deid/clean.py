@@ -36,8 +36,9 @@ its birth-date part). The engine cuts each cleaned value to its VR's maximum len
 Binary values (a Siemens CSA header) are cleaned with a same-length ``*`` run per match, so
 that offsets inside the binary structure stay valid; there only the instance's own values
 (as UTF-8 and as Latin-1 bytes, in upper, lower and their own case; ASCII letters in any
-case) — its dates (StudyDate, SeriesDate, AcquisitionDate, ContentDate as YYYYMMDD)
-among them — national identity numbers and UIDs are cut, because such blobs carry
+case) — its dates (StudyDate, SeriesDate, AcquisitionDate, ContentDate, in the birth
+date's spellings of eight characters or more) among them — national identity numbers and
+UIDs are cut, because such blobs carry
 technical numbers as text (protocol parameters, slice times).
 """
 
@@ -114,12 +115,14 @@ def identifying_values(ds: Dataset) -> tuple[str, ...]:
                       if len(p) >= _WHOLE_WORD_BELOW and not p.isdigit())
     if "PatientBirthDate" in ds:
         values.extend(_birth_date_spellings(str(ds.PatientBirthDate or "")))
-    # The instance's own dates, as a vendor's blob writes them (sStudyDate = "20210517"):
-    # text loses every date by pattern, a binary value only these.
+    # The instance's own dates, as a vendor's blob writes them (sStudyDate = "20210517",
+    # tDate = 2021-05-17): text loses every date by pattern, a binary value only these, in
+    # the spellings of eight digits or more (six-digit ones are too like other numbers).
     for keyword in _OWN_DATES:
         if keyword in ds:
-            values.extend(d for d in (str(v).strip() for v in value_list(ds[keyword].value))
-                          if len(d) == 8 and d.isdigit())
+            for date in (str(v).strip() for v in value_list(ds[keyword].value)):
+                if len(date) == 8 and date.isdigit():
+                    values.extend(s for s in _birth_date_spellings(date) if len(s) >= 8)
     return tuple(sorted({v for v in values if len(v) >= 2}, key=lambda v: (-len(v), v)))
 
 

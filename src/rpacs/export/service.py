@@ -502,12 +502,20 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
     target = _package_path(out, spec)
     work = out / f".{spec.name}.export-work"
     if target.exists():
+        unrecorded = ""
         if work.is_dir():
             # Left by the run that made the package, killed just after: it holds that
             # run's key, which must not outlive it (a coupling list by another name).
             with suppress(ConflictError), _locked(work):
                 shutil.rmtree(work, ignore_errors=True)
-        raise ConflictError(f"{target} already exists (remove it, or choose another --out)")
+            with inst.db.session() as session:
+                if session.scalar(select(ExportRun.id).where(
+                        ExportRun.output == str(target)).limit(1)) is None:
+                    unrecorded = ("; it has no export record, as the run that made it was "
+                                  "killed as it finished: check it, or remove it and export "
+                                  "again")
+        raise ConflictError(f"{target} already exists (remove it, or choose another --out)"
+                            + unrecorded)
     side = Sidecar.read(sidecar) if sidecar else None
     # Planned before the work folder is made: a spec, sidecar or layout problem leaves
     # nothing behind.

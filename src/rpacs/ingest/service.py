@@ -158,6 +158,12 @@ def _index_batch(inst: Installation, project_id: int, participant: str, event: s
                 assert row is not None
                 person = get_or_create_participant(session, row, participant)
                 results = list(record_instances(session, row, person, event, batch))
+                if all(r.outcome is IndexOutcome.REJECTED for r in results) and \
+                        session.scalar(select(Study.id).where(
+                            Study.participant_id == person.id).limit(1)) is None:
+                    # Nothing of the batch stored, and nothing before: no phantom
+                    # participant (a study refused as another participant's, say).
+                    session.delete(person)
                 refused = [r.instance.relative_path for r in results
                            if r.outcome is IndexOutcome.REJECTED and r.instance.created]
                 indexed = set(session.scalars(select(Instance.path).where(
