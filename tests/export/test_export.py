@@ -431,6 +431,10 @@ def test_an_unknown_event_or_empty_selection_is_named(archive, tmp_path):
         run_export(archive.inst, archive.acronym, ExportSpec.from_yaml("name: x\n"),
                    store / "exports")
     assert not (store / "exports").exists()
+    for into in (archive.inst.settings.home, archive.inst.settings.tmp_dir / "x"):
+        with pytest.raises(InvalidInputError, match="--out is"):
+            run_export(archive.inst, archive.acronym, ExportSpec.from_yaml("name: x\n"),
+                       into)
     # A mistyped participant is not left out without a word.
     with pytest.raises(InvalidInputError, match=r"select\.participants: EX-O001 is not a "
                        "participant of"):

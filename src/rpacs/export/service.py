@@ -542,11 +542,17 @@ def run_export(inst: Installation, acronym: str, spec: ExportSpec, out: Path, *,
 
 
 def _check_outside(inst: Installation, out: Path) -> None:
-    """A package inside the store or the quarantine would be taken for their contents
-    (and the store's files are the archive's alone)."""
+    """A package inside the store, the quarantine or the temporary folder would be taken
+    for their contents (the store's files are the archive's alone, and the temporary
+    folder is cleaned), and one in the data folder itself would sit beside the index and
+    the installation's key."""
     where = out.resolve()
+    if where == inst.settings.home.resolve():
+        raise InvalidInputError(f"{out}: --out is the data folder (RPACS_HOME) itself; "
+                                "choose a folder outside it")
     for name, folder in (("store", inst.settings.store_dir),
-                         ("quarantine", inst.settings.quarantine_dir)):
+                         ("quarantine", inst.settings.quarantine_dir),
+                         ("temporary folder", inst.settings.tmp_dir)):
         folder = folder.resolve()
         if where == folder or folder in where.parents:
             raise InvalidInputError(f"{out}: --out is inside the archive's {name} ({folder}); "
