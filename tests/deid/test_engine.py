@@ -9,6 +9,7 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -93,6 +94,17 @@ def test_uids_are_keyed_deterministic_and_valid():
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_text_appended_to_a_kept_class_uid_goes():
+    """A class UID is kept as it is, but a name typed after it is no part of it."""
+    ds = f.mr_dataset()
+    junk = b"1.2.840.10008.5.1.4.1.1.4 Wenche Warn"
+    ds._dict[BaseTag(0x00080016)] = RawDataElement(BaseTag(0x00080016), "UI", len(junk),
+                                                   junk, 0, False, True)
+    back = _roundtrip(ds)
+    assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+    assert b"Wenche" not in deidentify_instance(f.encoded(ds), "t.dcm", _engine())[0]
+
+
 def test_uids_from_files_with_invalid_uids_become_valid():
     ds = f.mr_dataset()
     ds.SeriesInstanceUID = "1.2.840.0010.0.05"

@@ -137,6 +137,15 @@ _FREE_TEXT_VRS = ("ST", "LT", "UT")
 _SHORT_TEXT_VRS = ("LO", "SH", "UC", "UR")
 
 
+_UID_PART = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def _uid_part(value: str) -> str:
+    """The UID at the start of ``value`` (padding aside); what follows it is not a UID's."""
+    match = _UID_PART.match(value.strip(" \x00"))
+    return match.group() if match else ""
+
+
 @cache
 def _class_uid_tags() -> frozenset[int]:
     """Attributes whose UID names a kind of thing (class, syntax, scheme), not an instance."""
@@ -526,8 +535,13 @@ class Deidentifier:
                 return [] if texts else _KEEP
             if vr in _DATE_VRS:
                 return self._shifted(vr, texts)
-            if vr == "UI" and number not in self._class_uids and not self._retain_uids:
-                return self._mapped(texts)
+            if vr == "UI":
+                if number not in self._class_uids and not self._retain_uids:
+                    return self._mapped(texts)
+                # Kept as it is (a class's UID, or every UID when they are retained), but
+                # only the UID: text appended to it ('… Wenche Warn') is someone's.
+                kept = [_uid_part(t) for t in texts]
+                return kept if kept != texts else _KEEP
             if vr in _FREE_TEXT_VRS:
                 return self._cleaned(vr, texts, cleaner)
             if vr in _SHORT_TEXT_VRS:
