@@ -103,6 +103,14 @@ def test_text_appended_to_a_kept_class_uid_goes():
     back = _roundtrip(ds)
     assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
     assert b"Wenche" not in deidentify_instance(f.encoded(ds), "t.dcm", _engine())[0]
+    # With the Retain UIDs option every UID is kept so: only the UID.
+    junk = b"1.2.3.4.5 Hansen"
+    ds._dict[BaseTag(0x00080018)] = RawDataElement(BaseTag(0x00080018), "UI", len(junk),
+                                                   junk, 0, False, True)
+    retained = _engine(Profile(options=Profile.default().options | {Option.RETAIN_UIDS}))
+    back = _roundtrip(ds, retained)
+    assert (back.SOPClassUID, back.SOPInstanceUID) == ("1.2.840.10008.5.1.4.1.1.4",
+                                                       "1.2.3.4.5")
 
 
 def test_uids_from_files_with_invalid_uids_become_valid():

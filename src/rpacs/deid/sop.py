@@ -324,10 +324,9 @@ class Deidentifier:
         dates = _DATE_VRS if self._shift_dates else ()
         work: frozenset[str] | None = None
         if rule == "K":
-            work = frozenset(("SQ", *dates))
+            work = frozenset(("SQ", "UI", *dates))  # a kept UID loses what is not one
         elif rule == _UNLISTED:
-            work = frozenset(("SQ", "PN", *dates, *_FREE_TEXT_VRS, *_SHORT_TEXT_VRS,
-                              *(() if self._retain_uids else ("UI",))))
+            work = frozenset(("SQ", "PN", "UI", *dates, *_FREE_TEXT_VRS, *_SHORT_TEXT_VRS))
         plan[number] = (rule, work)
         return rule, work
 
@@ -529,6 +528,8 @@ class Deidentifier:
         if rule == "Z":
             return [] if texts else _KEEP
         if rule == "K":
+            if vr == "UI":
+                return self._uid_kept(texts)
             return self._shifted(vr, texts) if vr in _DATE_VRS else _KEEP
         if rule == _UNLISTED:
             if vr == "PN":
@@ -538,10 +539,7 @@ class Deidentifier:
             if vr == "UI":
                 if number not in self._class_uids and not self._retain_uids:
                     return self._mapped(texts)
-                # Kept as it is (a class's UID, or every UID when they are retained), but
-                # only the UID: text appended to it ('… Wenche Warn') is someone's.
-                kept = [_uid_part(t) for t in texts]
-                return kept if kept != texts else _KEEP
+                return self._uid_kept(texts)
             if vr in _FREE_TEXT_VRS:
                 return self._cleaned(vr, texts, cleaner)
             if vr in _SHORT_TEXT_VRS:
@@ -593,6 +591,12 @@ class Deidentifier:
             return _KEEP
         shift = shift_da if vr == "DA" else shift_dt
         return [shift(t, self.offset) for t in texts]
+
+    def _uid_kept(self, texts: list[str]) -> Any:
+        """A UID kept as it is (a class's, or every UID when they are retained), but only
+        the UID: text appended to it ('… Wenche Warn') is someone's."""
+        kept = [_uid_part(t) for t in texts]
+        return kept if kept != texts else _KEEP
 
     def _mapped(self, texts: list[str]) -> Any:
         mapped = [self._uid(t) for t in texts]
