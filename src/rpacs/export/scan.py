@@ -106,20 +106,18 @@ class ScanRules:
     #: Tags whose values the spec sets: never flagged.
     spec_tags: frozenset[int] = frozenset()
 
-    def id_pattern(self) -> re.Pattern[str] | None:
+    @cached_property
+    def ids(self) -> re.Pattern[str] | None:
+        """The research IDs as one pattern, each a whole word (None with identity: keep)."""
         if not self.research_ids:
             return None
         alternatives = "|".join(re.escape(r) for r in sorted(self.research_ids, key=len,
                                                              reverse=True))
         return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
-    @cached_property
-    def _ids(self) -> re.Pattern[str] | None:
-        return self.id_pattern()
-
     def _links_back(self, text: str) -> bool:
         """Whether ``text`` holds a research ID or an archive UID."""
-        return bool((self._ids is not None and self._ids.search(text))
+        return bool((self.ids is not None and self.ids.search(text))
                     or any(t in self.archive_uids for t in _uid_tokens(text)))
 
     def identifies(self, keyword: str, vr: str, text: str) -> bool:
@@ -163,7 +161,7 @@ class InstanceScan:
 
     def __init__(self, rules: ScanRules):
         self.rules = rules
-        self._ids = rules.id_pattern()
+        self._ids = rules.ids
         self._memo: dict[tuple, list[Entry]] = {}
         #: Values of a number VR already seen to be of its form (most recur slice after
         #: slice: a set lookup is cheaper than the form's match).
@@ -365,7 +363,7 @@ def scan_text(name: str, text: str, rules: ScanRules, dates: frozenset[str]) -> 
     """Findings in a CSV, TSV or JSON file written into the package. A JSON sidecar's
     fields named like a DICOM text attribute are also judged by the review's flags, as
     the attribute is in the files."""
-    ids = rules.id_pattern()
+    ids = rules.ids
     cells = list(_cells(name, text))
     flagged = _sidecar_flags(name, cells, rules) if name.endswith(".json") else []
     # The manifest has a cell per file and column, and almost never a finding: the values

@@ -554,7 +554,7 @@ def _check_outside(inst: Installation, out: Path) -> None:
                          ("quarantine", inst.settings.quarantine_dir),
                          ("temporary folder", inst.settings.tmp_dir)):
         folder = folder.resolve()
-        if where == folder or folder in where.parents:
+        if where.is_relative_to(folder):
             raise InvalidInputError(f"{out}: --out is inside the archive's {name} ({folder}); "
                                     "choose a folder outside it")
 

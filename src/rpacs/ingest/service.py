@@ -151,7 +151,8 @@ def _index_batch(inst: Installation, project_id: int, participant: str, event: s
     commit breaks a unique constraint. Its transaction is rolled back whole and the batch
     indexed again, now finding the other's rows.
     """
-    for attempt in range(1, INDEX_ATTEMPTS + 1):
+    clash: IntegrityError | None = None
+    for _ in range(INDEX_ATTEMPTS):
         try:
             with inst.db.session() as session:
                 row = session.get(Project, project_id)
@@ -171,11 +172,10 @@ def _index_batch(inst: Installation, project_id: int, participant: str, event: s
                     if refused else set()
             return results, indexed
         except IntegrityError as exc:
-            if attempt == INDEX_ATTEMPTS:
-                raise ConflictError(
-                    "another import of the same studies kept changing the index; run this "
-                    "import again (what is stored stays, and is found present)") from exc
-    raise AssertionError("unreachable")
+            clash = exc
+    raise ConflictError(
+        "another import of the same studies kept changing the index; run this import "
+        "again (what is stored stays, and is found present)") from clash
 
 
 def _collect(paths: Sequence[Path], summary: ImportSummary) -> list[Source]:
@@ -288,9 +288,9 @@ def _check_apart(src: Path, dst: Path) -> None:
     de-identified again), or the originals would sit in the folder handed on as
     de-identified."""
     src, dst = src.resolve(), dst.resolve()
-    if src == dst or src in dst.parents:
+    if dst.is_relative_to(src):
         raise InvalidInputError(f"{dst}: DST is inside SRC ({src}); choose a folder outside it")
-    if dst in src.parents:
+    if src.is_relative_to(dst):
         raise InvalidInputError(f"{dst}: DST holds SRC ({src}), so the originals would be "
                                 "among the de-identified files; choose another folder")
 
